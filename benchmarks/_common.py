@@ -1,0 +1,65 @@
+"""Shared helpers for sprig's benchmarks: interleaved timing and result tables (markdown + JSON)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def time_interleaved(
+    fns: Mapping[str, Callable[[], object]], rounds: int = 15, warmup: int = 3
+) -> dict[str, float]:
+    """Median seconds per call of each function, calling them in turn each round.
+
+    Interleaving keeps slow drifts of a shared machine (other processes, turbo) out of the
+    ratios: every candidate sees the same conditions.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+    }
+
+
+def write_table(
+    name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], extra: Mapping[str, Any]
+) -> Path:
+    """Write ``results/<name>.md`` and ``results/<name>.json``; return the markdown path."""
+    RESULTS.mkdir(exist_ok=True)
+    fmt = [f"{c:.3f}" if isinstance(c, float) else str(c) for c in columns]
+    lines = ["| " + " | ".join(fmt) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [f"{c:.3g}" if isinstance(c, float) else str(c) for c in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    md = RESULTS / f"{name}.md"
+    md.write_text(f"# {name}\n\n" + "\n".join(lines) + "\n\n" + json.dumps(machine()) + "\n")
+    (RESULTS / f"{name}.json").write_text(
+        json.dumps(
+            {"columns": list(columns), "rows": [list(r) for r in rows], **extra, **machine()},
+            indent=1,
+        )
+    )
+    return md

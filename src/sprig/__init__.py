@@ -1,0 +1,47 @@
+"""sprig: sparse neural networks on PyTorch that are sparse for real.
+
+Density (the fraction of weights kept, in (0, 1]) is the one word sprig uses for how sparse
+something is: density 0.1 is "90% sparse".
+
+    >>> import torch, sprig
+    >>> net = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2))
+    >>> _ = sprig.sparsify(net, density=0.1)
+    >>> round(sprig.density(net), 3)
+    0.1
+"""
+
+__version__ = "0.1.0"
+
+from .io import SprigFileError, load, load_state, load_state_dict, save
+from .masks import (
+    apply_mask,
+    bake,
+    density,
+    get_mask,
+    make_mask,
+    masked_parameters,
+    remove_mask,
+    sparsify,
+    summary,
+)
+from .nn import SparseLinear, SparseMLP
+
+__all__ = [
+    "SparseLinear",
+    "SparseMLP",
+    "SprigFileError",
+    "__version__",
+    "apply_mask",
+    "bake",
+    "density",
+    "get_mask",
+    "load",
+    "load_state",
+    "load_state_dict",
+    "make_mask",
+    "masked_parameters",
+    "remove_mask",
+    "save",
+    "sparsify",
+    "summary",
+]

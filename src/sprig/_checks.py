@@ -1,0 +1,41 @@
+"""Validation of user input at sprig's boundary, with messages that name the value and the fix."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any
+
+import torch
+
+
+def check_density(density: Any, what: str = "density") -> float:
+    """Return ``density`` as a float in (0, 1], or raise ValueError saying how to fix it."""
+    if isinstance(density, bool) or not isinstance(density, (int, float)):
+        raise TypeError(f"{what} must be a number in (0, 1], got {density!r}")
+    d = float(density)
+    if not math.isfinite(d) or not 0.0 < d <= 1.0:
+        raise ValueError(
+            f"{what} must be in (0, 1] (the fraction of weights kept), got {density!r}; "
+            "sprig speaks density, not sparsity: sparsity 0.9 is density 0.1"
+        )
+    return d
+
+
+def make_generator(seed: int | torch.Generator | None) -> torch.Generator:
+    """A CPU generator from a seed, a generator (returned as is) or None (seeded from torch)."""
+    if isinstance(seed, torch.Generator):
+        return seed
+    gen = torch.Generator()
+    if seed is None:
+        gen.manual_seed(int(torch.randint(0, 2**62, ()).item()))
+    else:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, a torch.Generator or None, got {seed!r}")
+        gen.manual_seed(seed)
+    return gen
+
+
+def sub_seed(seed: int, *names: object) -> int:
+    """A stable sub-seed for ``names`` (crc32; Python's ``hash`` is salted per process)."""
+    return zlib.crc32(":".join(str(n) for n in (seed, *names)).encode()) & 0x7FFFFFFF

@@ -1,0 +1,193 @@
+"""sprig's model format: one safetensors file holding weights and masks, with a JSON manifest
+(module configs, mask patterns, versions) in the safetensors header's metadata.
+
+Nothing here unpickles: safetensors stores raw tensors and the manifest is JSON, so loading a
+file never executes code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from .. import __version__
+from ..masks import MASK_SUFFIX, apply_mask, get_mask, mask_pattern, masked_parameters
+from ..nn import MODULES, module_config
+from ._atomic import write_atomic
+
+FORMAT = "sprig.model"
+FORMAT_VERSION = 1
+
+
+class SprigFileError(ValueError):
+    """A file that is not a readable sprig file, or does not fit the model it is loaded into."""
+
+
+def manifest_for(model: nn.Module, **extra: Any) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "sprig_version": __version__,
+        "torch_version": torch.__version__,
+        "model": module_config(model),
+        "masks": {mp.qualname: mp.pattern for mp in masked_parameters(model)},
+        **extra,
+    }
+
+
+def save(model: nn.Module, path: str | os.PathLike[str]) -> Path:
+    """Write ``model``'s weights and masks (safetensors) and a JSON manifest to ``path``.
+
+    The write is atomic: a temporary file is written and renamed, so an interrupted save never
+    leaves a half-written file where a good one was.
+
+    Example:
+        >>> import tempfile, sprig
+        >>> mlp = sprig.SparseMLP([2, 8, 1], densities=0.5)
+        >>> path = save(mlp, tempfile.mkdtemp() + "/mlp.safetensors")
+        >>> bool(torch.equal(sprig.load(path).layers[0].weight, mlp.layers[0].weight))
+        True
+    """
+    # clone: safetensors refuses tensors that share memory (tied weights)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    meta = {"sprig": json.dumps(manifest_for(model))}
+    return write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+
+def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Tensors and manifest of a sprig file, with a clear error if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no sprig file at {path}")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise SprigFileError(
+            f"{path} is not a readable sprig file (corrupt or truncated?): {err}"
+        ) from None
+    try:
+        manifest = json.loads(meta["sprig"])
+        fmt, version = manifest["format"], int(manifest["format_version"])
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+        raise SprigFileError(
+            f"{path} is a safetensors file without a sprig manifest; save it with sprig.save"
+        ) from None
+    if fmt != FORMAT:
+        raise SprigFileError(f"{path} holds {fmt!r}, not a sprig model")
+    if version > FORMAT_VERSION:
+        raise SprigFileError(
+            f"{path} was written by sprig {manifest.get('sprig_version')} in format "
+            f"v{version}; this sprig reads up to v{FORMAT_VERSION}: upgrade sprig"
+        )
+    return tensors, manifest
+
+
+def _split(qual: str) -> tuple[str, str]:
+    mod, _, name = qual.rpartition(".")
+    return mod, name
+
+
+def load_state_dict(
+    model: nn.Module,
+    state_dict: Mapping[str, Tensor],
+    patterns: Mapping[str, str] | None = None,
+    strict: bool = True,
+) -> nn.Module:
+    """Load weights and masks into ``model``, adding masks the model does not have yet.
+
+    Mask entries are ``<param>_mask`` tensors beside their parameter. Everything is checked
+    before anything changes: on a mismatch the model is left as it was.
+
+    Args:
+        model: the model to load into (a user's own model or a sprig one).
+        state_dict: e.g. from ``sparse_model.state_dict()`` or :func:`read_file`.
+        patterns: pattern labels of the masks (qualified parameter name -> label).
+        strict: whether keys must match exactly (after adding the masks).
+    """
+    modules = dict(model.named_modules())
+    params = dict(model.named_parameters())
+    new_masks: dict[str, Tensor] = {}
+    for key, value in state_dict.items():
+        if not key.endswith(MASK_SUFFIX):
+            continue
+        qual = key[: -len(MASK_SUFFIX)]
+        if qual not in params:
+            continue  # an ordinary buffer that happens to end in _mask
+        mod_name, name = _split(qual)
+        if get_mask(modules[mod_name], name) is None:
+            if tuple(value.shape) != tuple(params[qual].shape):
+                raise SprigFileError(
+                    f"mask {key} has shape {tuple(value.shape)} but {qual} has shape "
+                    f"{tuple(params[qual].shape)}: the file does not fit this model"
+                )
+            new_masks[qual] = value
+    expected = dict(model.state_dict())
+    expected.update({q + MASK_SUFFIX: m for q, m in new_masks.items()})
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    if strict and (missing or unexpected):
+        raise SprigFileError(
+            "state does not fit the model: "
+            + (f"missing {missing[:5]}{'...' if len(missing) > 5 else ''} " if missing else "")
+            + (
+                f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+                if unexpected
+                else ""
+            )
+            + "; was it saved from a model of another shape?"
+        )
+    for key, value in state_dict.items():
+        if key in expected and tuple(value.shape) != tuple(expected[key].shape):
+            raise SprigFileError(
+                f"{key} has shape {tuple(value.shape)} in the file but "
+                f"{tuple(expected[key].shape)} in the model"
+            )
+    for qual, mask in new_masks.items():
+        mod_name, name = _split(qual)
+        label = (patterns or {}).get(qual, "custom")
+        apply_mask(modules[mod_name], name, mask, pattern=label)
+    # existing masks keep their label unless the file names one
+    for qual, label in (patterns or {}).items():
+        mod_name, name = _split(qual)
+        if qual not in new_masks and mask_pattern(modules[mod_name], name) is not None:
+            apply_mask(modules[mod_name], name, state_dict[qual + MASK_SUFFIX], pattern=label)
+    model.load_state_dict(dict(state_dict), strict=strict)
+    return model
+
+
+def load_state(model: nn.Module, path: str | os.PathLike[str], strict: bool = True) -> nn.Module:
+    """Restore weights and masks saved by :func:`save` into ``model`` (e.g. a user's own model)."""
+    tensors, manifest = read_file(path)
+    return load_state_dict(model, tensors, manifest.get("masks", {}), strict=strict)
+
+
+def load(path: str | os.PathLike[str]) -> nn.Module:
+    """Rebuild a sprig model saved by :func:`save` (weights, masks and all).
+
+    For a user's own model class, build the model and call :func:`load_state` instead.
+    """
+    tensors, manifest = read_file(path)
+    spec = manifest.get("model")
+    if not spec:
+        raise SprigFileError(
+            f"{path} holds the state of a model sprig cannot rebuild by itself (not a sprig "
+            "module); build your model, then call sprig.load_state(model, path)"
+        )
+    try:
+        cls = MODULES.get(spec["class"])
+    except ValueError as err:
+        raise SprigFileError(f"{path}: {err}") from None
+    model = cls(**spec["config"])
+    return load_state_dict(model, tensors, manifest.get("masks", {}))

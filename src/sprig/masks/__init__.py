@@ -1,0 +1,50 @@
+"""Masks: the one mask mechanism, sparsity patterns, layer-wise densities, sparsify/summary."""
+
+from ._distributions import DISTRIBUTIONS, layer_counts
+from ._mechanism import (
+    MASK_SUFFIX,
+    MaskedParameter,
+    apply_mask,
+    get_mask,
+    mask_pattern,
+    masked_parameters,
+    remove_mask,
+)
+from ._patterns import PATTERNS, PatternSpec, count_for, make_mask, parse_pattern
+from ._sparsify import (
+    Summary,
+    SummaryRow,
+    bake,
+    density,
+    is_sparse,
+    sparsifiable_names,
+    sparsifiable_parameters,
+    sparsify,
+    summary,
+)
+
+__all__ = [
+    "DISTRIBUTIONS",
+    "MASK_SUFFIX",
+    "PATTERNS",
+    "MaskedParameter",
+    "PatternSpec",
+    "Summary",
+    "SummaryRow",
+    "apply_mask",
+    "bake",
+    "count_for",
+    "density",
+    "get_mask",
+    "is_sparse",
+    "layer_counts",
+    "make_mask",
+    "mask_pattern",
+    "masked_parameters",
+    "parse_pattern",
+    "remove_mask",
+    "sparsifiable_names",
+    "sparsifiable_parameters",
+    "sparsify",
+    "summary",
+]

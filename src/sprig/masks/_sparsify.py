@@ -1,0 +1,226 @@
+"""Make any model sparse, measure it, and bake its masks away."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from .._checks import check_density, sub_seed
+from ._distributions import DISTRIBUTIONS, layer_counts
+from ._mechanism import apply_mask, get_mask, mask_pattern, masked_parameters, remove_mask
+from ._patterns import make_mask, parse_pattern
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def sparsifiable_names(module: nn.Module) -> list[str]:
+    """Names of ``module``'s own parameters that sprig masks by default (weights, not biases).
+
+    A module can choose by defining ``sparsifiable_parameters() -> list[str]``.
+    """
+    own = getattr(module, "sparsifiable_parameters", None)
+    if callable(own):
+        return list(own())
+    if isinstance(module, (nn.Linear, *_CONV)):
+        return ["weight"]
+    if isinstance(module, nn.RNNBase):
+        return [n for n, _ in module.named_parameters(recurse=False) if n.startswith("weight_")]
+    return []
+
+
+def sparsifiable_parameters(
+    model: nn.Module,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+) -> Iterator[tuple[str, nn.Module, str]]:
+    """(qualified name, owning module, parameter name) for each weight sprig would mask.
+
+    ``include``/``exclude`` are shell-style patterns matched against the parameter's qualified
+    name (``"layers.0.weight"``) and its module's name (``"layers.0"``).
+    """
+    for mod_name, module in model.named_modules():
+        for name in sparsifiable_names(module):
+            qual = f"{mod_name}.{name}" if mod_name else name
+
+            def hit(patterns: Sequence[str], qual: str = qual, mod_name: str = mod_name) -> bool:
+                return any(
+                    fnmatch.fnmatchcase(qual, p) or fnmatch.fnmatchcase(mod_name, p)
+                    for p in patterns
+                )
+
+            if include is not None and not hit(include):
+                continue
+            if exclude is not None and hit(exclude):
+                continue
+            yield qual, module, name
+
+
+def sparsify(
+    model: nn.Module,
+    density: float | None = None,
+    *,
+    distribution: str = "erk",
+    pattern: str = "unstructured",
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    seed: int = 0,
+) -> nn.Module:
+    """Mask the weights of ``model`` in place to a global ``density`` and return the model.
+
+    Weights of ``nn.Linear``, ``nn.Conv1d/2d/3d``, ``nn.RNN/GRU/LSTM`` (every ``weight_ih_l*``
+    and ``weight_hh_l*``) and sprig's layers are masked; biases are not. A model that is already
+    masked is re-masked cleanly (new masks replace the old ones, never stack). If any layer
+    cannot take the pattern, nothing is changed.
+
+    Args:
+        model: any ``nn.Module``.
+        density: global fraction of weights kept, in (0, 1]. None only for N:M patterns.
+        distribution: how the density is shared among layers: ``"erk"``, ``"er"``, ``"uniform"``.
+        pattern: ``"unstructured"``, ``"row"``, ``"column"``, ``"block:4x4"``, ``"2:4"``...
+        include: shell patterns of parameter or module names to mask (default: all eligible).
+        exclude: shell patterns of names to leave dense.
+        seed: seed for the random masks (each layer derives its own stable sub-seed).
+
+    Returns:
+        ``model``, masked.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 2))
+        >>> _ = sparsify(net, density=0.1, distribution="uniform")
+        >>> round(density(net), 3)
+        0.1
+    """
+    spec = parse_pattern(pattern)
+    DISTRIBUTIONS.get(distribution)  # fail early on unknown names
+    targets = list(sparsifiable_parameters(model, include, exclude))
+    if not targets:
+        raise ValueError(
+            f"found nothing to sparsify in {type(model).__name__} "
+            f"(include={include!r}, exclude={exclude!r}); sprig masks the weights of Linear, "
+            "Conv and RNN layers and of sprig's own layers"
+        )
+    shapes = {q: tuple(mod._parameters[n].shape) for q, mod, n in targets}  # type: ignore[union-attr]
+    if spec.fixed_density is not None:
+        if density is not None and abs(check_density(density) - spec.fixed_density) > 1e-9:
+            raise ValueError(
+                f"pattern {spec} fixes density at {spec.fixed_density:g}, but density={density!r}"
+                " was given; pass density=None"
+            )
+        per_layer: dict[str, float | None] = {q: None for q in shapes}
+    else:
+        if density is None:
+            raise ValueError("sparsify needs a density in (0, 1], e.g. density=0.1")
+        counts = layer_counts(shapes, check_density(density), distribution)
+        per_layer = {q: counts[q] / math.prod(shapes[q]) for q in shapes}
+    # Build every mask first: a layer that cannot take the pattern leaves the model untouched.
+    masks: list[tuple[nn.Module, str, Tensor]] = []
+    for qual, module, name in targets:
+        try:
+            mask = make_mask(shapes[qual], per_layer[qual], spec, generator=sub_seed(seed, qual))
+        except ValueError as err:
+            raise ValueError(f"{qual}: {err}") from None
+        masks.append((module, name, mask))
+    for module, name, mask in masks:
+        apply_mask(module, name, mask, pattern=str(spec))
+    return model
+
+
+def density(model: nn.Module) -> float:
+    """Fraction of sparsifiable weights that are kept: mask counts where masked, nonzeros elsewhere.
+
+    Example:
+        >>> density(nn.Linear(3, 3))
+        1.0
+    """
+    kept = total = 0
+    for _, module, name in sparsifiable_parameters(model):
+        param = module._parameters[name]
+        assert param is not None
+        mask = get_mask(module, name)
+        kept += int(mask.sum()) if mask is not None else int(param.count_nonzero())
+        total += param.numel()
+    if total == 0:
+        raise ValueError(f"{type(model).__name__} has no weights that sprig can measure")
+    return kept / total
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    tensor: str
+    shape: tuple[int, ...]
+    nnz: int
+    numel: int
+    pattern: str
+
+    @property
+    def density(self) -> float:
+        return self.nnz / self.numel
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Per-tensor sparsity of a model; ``str()`` gives a table."""
+
+    rows: tuple[SummaryRow, ...]
+
+    @property
+    def nnz(self) -> int:
+        return sum(r.nnz for r in self.rows)
+
+    @property
+    def numel(self) -> int:
+        return sum(r.numel for r in self.rows)
+
+    @property
+    def density(self) -> float:
+        return self.nnz / self.numel if self.numel else 1.0
+
+    def __str__(self) -> str:
+        head = ("tensor", "shape", "nnz", "density", "pattern")
+        body = [
+            (r.tensor, "x".join(map(str, r.shape)), str(r.nnz), f"{r.density:.4f}", r.pattern)
+            for r in self.rows
+        ]
+        body.append(("total", "", str(self.nnz), f"{self.density:.4f}", ""))
+        widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in (head,)]
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
+        return "\n".join(lines)
+
+
+def summary(model: nn.Module) -> Summary:
+    """A table of every sparsifiable tensor: name, shape, nnz, density, pattern.
+
+    Example:
+        >>> print(summary(nn.Linear(2, 2)))  # doctest: +NORMALIZE_WHITESPACE
+        tensor  shape  nnz  density  pattern
+        ------  -----  ---  -------  -------
+        weight  2x2    4    1.0000   dense
+        total          4    1.0000
+    """
+    rows = []
+    for qual, module, name in sparsifiable_parameters(model):
+        param = module._parameters[name]
+        assert param is not None
+        mask = get_mask(module, name)
+        nnz = int(mask.sum()) if mask is not None else int(param.count_nonzero())
+        pattern = mask_pattern(module, name) or "dense"
+        rows.append(SummaryRow(qual, tuple(param.shape), nnz, param.numel(), pattern))
+    return Summary(tuple(rows))
+
+
+def bake(model: nn.Module) -> nn.Module:
+    """Remove every mask from ``model``; the pruned weights stay zero but become trainable."""
+    for mp in list(masked_parameters(model)):
+        remove_mask(mp.module, mp.name)
+    return model
+
+
+def is_sparse(model: nn.Module) -> bool:
+    """True when any parameter of ``model`` is masked."""
+    return any(True for _ in masked_parameters(model))

@@ -1,0 +1,33 @@
+import pytest
+import torch
+
+import sprig
+
+
+def test_sparse_linear():
+    layer = sprig.SparseLinear(30, 20, density=0.1, seed=0)
+    assert int(layer.weight_mask.sum()) == 60
+    assert isinstance(layer, torch.nn.Linear)
+    assert layer(torch.randn(4, 30)).shape == (4, 20)
+    assert sprig.SparseLinear(8, 4, pattern="2:4").density == 0.5
+    assert "density=0.1" in repr(layer)
+
+
+def test_sparse_mlp_article_shape():
+    mlp = sprig.SparseMLP([2, 16, 16, 1], densities=[1.0, 0.1, 0.2], seed=0)
+    assert [int(layer.weight_mask.sum()) for layer in mlp.layers] == [32, 26, 3]
+    assert mlp(torch.randn(5, 2)).shape == (5, 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"sizes": [2], "densities": 1.0}, "at least input and output"),
+        ({"sizes": [2, 3, 1], "densities": [1.0]}, "2 layers .* need 2 densities"),
+        ({"sizes": [2, 3], "densities": 1.0, "activation": "swish2"}, "valid names are"),
+        ({"sizes": [2, 3], "densities": 1.2}, r"\(0, 1\]"),
+    ],
+)
+def test_mlp_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sprig.SparseMLP(**kwargs)
