@@ -5,10 +5,13 @@ from ._mechanism import (
     MASK_SUFFIX,
     MaskedParameter,
     apply_mask,
+    dense_gradients,
+    get_dense_grad,
     get_mask,
     mask_pattern,
     masked_parameters,
     remove_mask,
+    wants_dense_grad,
 )
 from ._patterns import PATTERNS, PatternSpec, count_for, make_mask, parse_pattern
 from ._sparsify import (
@@ -34,7 +37,9 @@ __all__ = [
     "apply_mask",
     "bake",
     "count_for",
+    "dense_gradients",
     "density",
+    "get_dense_grad",
     "get_mask",
     "is_sparse",
     "layer_counts",
@@ -47,4 +52,5 @@ __all__ = [
     "sparsifiable_parameters",
     "sparsify",
     "summary",
+    "wants_dense_grad",
 ]

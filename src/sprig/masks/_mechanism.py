@@ -23,6 +23,7 @@ travel with ``state_dict``, ``.to()`` and ``deepcopy`` on their own.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,8 +60,14 @@ class _GradMask:
         if param.grad is None:
             return
         mult = self.multiplier(param.grad)
-        if mult is not None:
-            param.grad.mul_(mult)
+        if mult is None:
+            return
+        module = self.module_ref()
+        guard = None if module is None else _guard(module)
+        if guard is not None and guard.capture_dense:
+            # RigL and friends score pruned entries by their dense gradient
+            guard.dense_grads[self.name] = param.grad.detach().clone()
+        param.grad.mul_(mult)
 
     def rezero(self, param: Tensor) -> None:
         mult = self.multiplier(param)
@@ -81,6 +88,8 @@ class _MaskGuard:
         self._hooks: dict[str, _GradMask] = {}
         self._hooked: dict[str, weakref.ref[Tensor]] = {}
         self._mult: dict[str, tuple[weakref.ref[Tensor], int, Tensor]] = {}
+        self.capture_dense = False
+        self.dense_grads: dict[str, Tensor] = {}
 
     # forward pre-hook
     def __call__(self, module: nn.Module, args: Any) -> None:
@@ -271,3 +280,44 @@ def masked_parameters(model: nn.Module) -> Iterator[MaskedParameter]:
             assert param is not None and mask is not None
             qual = f"{mod_name}.{name}" if mod_name else name
             yield MaskedParameter(qual, module, name, param, mask, pattern)
+
+
+@contextlib.contextmanager
+def dense_gradients(model: nn.Module) -> Iterator[None]:
+    """Within this block, backward passes also record each masked parameter's *dense* gradient.
+
+    The masked gradient (zero at pruned entries) still lands in ``param.grad``; the dense one,
+    including pruned entries, is kept for :func:`get_dense_grad`. Mask-update methods (RigL)
+    use this on the steps where they grow connections; sparse kernels that skip pruned
+    entries check :func:`wants_dense_grad` and compute the full gradient instead.
+
+    Example:
+        >>> lin = nn.Linear(3, 2); apply_mask(lin, "weight", torch.eye(2, 3))
+        >>> with dense_gradients(lin):
+        ...     lin(torch.ones(1, 3)).sum().backward()
+        >>> bool((get_dense_grad(lin, "weight") != 0).all())
+        True
+        >>> bool((lin.weight.grad[0, 1:] == 0).all())
+        True
+    """
+    guards = [g for m in model.modules() if (g := _guard(m)) is not None]
+    for g in guards:
+        g.dense_grads.clear()
+        g.capture_dense = True
+    try:
+        yield
+    finally:
+        for g in guards:
+            g.capture_dense = False
+
+
+def wants_dense_grad(module: nn.Module) -> bool:
+    """True inside :func:`dense_gradients` for a masked module (for sparse backward kernels)."""
+    guard = _guard(module)
+    return guard is not None and guard.capture_dense
+
+
+def get_dense_grad(module: nn.Module, name: str) -> Tensor | None:
+    """The dense gradient of ``module.<name>`` recorded by the last :func:`dense_gradients`."""
+    guard = _guard(module)
+    return None if guard is None else guard.dense_grads.get(name)
