@@ -27,6 +27,16 @@ class Split:
         return int(torch.cat([self.y_train, self.y_test]).max()) + 1
 
 
+def _as_split(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> Split:
+    def f(a: np.ndarray) -> Tensor:
+        return torch.as_tensor(np.asarray(a), dtype=torch.float32)
+
+    def i(a: np.ndarray) -> Tensor:
+        return torch.as_tensor(np.asarray(a), dtype=torch.int64)
+
+    return Split(f(x), i(y), f(x_test), i(y_test))
+
+
 def _split(x: np.ndarray, y: np.ndarray, n_test: int) -> Split:
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.int64)
