@@ -12,6 +12,7 @@ something is: density 0.1 is "90% sparse".
 
 __version__ = "0.1.0"
 
+from .compress import compress, decompress
 from .io import SprigFileError, load, load_state, load_state_dict, save
 from .masks import (
     apply_mask,
@@ -33,6 +34,8 @@ __all__ = [
     "__version__",
     "apply_mask",
     "bake",
+    "compress",
+    "decompress",
     "density",
     "get_mask",
     "load",

@@ -1,0 +1,101 @@
+"""``compress``/``decompress``: swap masked modules for compressed ones and back.
+
+Each masked module kind has one converter, registered by the module type it handles
+(``register_compressor(nn.Linear)``). A converter returns a :class:`CompressedModule`, which
+knows how to give back its masked-dense twin (``decompress_module``). ``compress`` walks a copy
+of the model and replaces every module whose type (or a base of it) has a converter and that
+holds a sprig mask.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from torch import nn
+
+from ..masks import is_sparse, masked_parameters
+
+Converter = Callable[..., nn.Module]
+COMPRESSORS: dict[type[nn.Module], Converter] = {}
+
+C = TypeVar("C", bound=Converter)
+
+
+def register_compressor(module_type: type[nn.Module]) -> Callable[[C], C]:
+    """Register ``fn(module, **options) -> CompressedModule`` for masked modules of this type."""
+
+    def deco(fn: C) -> C:
+        if module_type in COMPRESSORS:
+            raise ValueError(f"a compressor for {module_type.__name__} is already registered")
+        COMPRESSORS[module_type] = fn
+        return fn
+
+    return deco
+
+
+class CompressedModule(nn.Module):
+    """Base of modules that store only nonzeros; ``decompress_module`` returns the masked twin."""
+
+    def decompress_module(self) -> nn.Module:
+        raise NotImplementedError
+
+
+def _converter(module: nn.Module) -> Converter | None:
+    for cls in type(module).__mro__:
+        fn = COMPRESSORS.get(cls)
+        if fn is not None:
+            return fn
+    return None
+
+
+def _own_masks(module: nn.Module) -> bool:
+    return any(mp.module is module for mp in masked_parameters(module))
+
+
+def _swap(model: nn.Module, make: Callable[[nn.Module], nn.Module | None]) -> nn.Module:
+    """Return ``model`` with each module replaced by ``make(module)`` where that is not None."""
+    root = make(model)
+    if root is not None:
+        return root
+    for name, child in list(model.named_children()):
+        setattr(model, name, _swap(child, make))
+    return model
+
+
+def compress(model: nn.Module, **options: Any) -> nn.Module:
+    """A copy of ``model`` whose masked layers store only their nonzeros and run sparse kernels.
+
+    The original model is left unchanged. Outputs match the masked-dense model's. A model with
+    no masks is returned unchanged (a copy) with a warning.
+
+    Args:
+        model: a model masked by sprig (``sparsify``, sprig's layers, pruning...).
+        options: passed to each converter (e.g. a kernel backend).
+    """
+    if not is_sparse(model):
+        warnings.warn(
+            f"{type(model).__name__} has no sprig masks, so there is nothing to compress; "
+            "mask it first (sprig.sparsify) — returning an unchanged copy",
+            stacklevel=2,
+        )
+        return copy.deepcopy(model)
+
+    def make(module: nn.Module) -> nn.Module | None:
+        fn = _converter(module)
+        if fn is None or not _own_masks(module):
+            return None
+        return fn(module, **options)
+
+    return _swap(copy.deepcopy(model), make)
+
+
+def decompress(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every compressed module turned back into its masked-dense twin."""
+
+    def make(module: nn.Module) -> nn.Module | None:
+        return module.decompress_module() if isinstance(module, CompressedModule) else None
+
+    return _swap(copy.deepcopy(model), make)
