@@ -1,6 +1,8 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
@@ -14,3 +16,10 @@ def _load(name: str):
 
 def test_mask_any_model():
     assert _load("mask_any_model").main(steps=150) > 0.9
+
+
+@pytest.mark.slow
+def test_keras_sparse_layer():
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("keras is not installed (pip install 'sprig[keras]')")
+    assert _load("keras_sparse_layer").main(n_train=800, n_test=300, epochs=4) > 0.85
