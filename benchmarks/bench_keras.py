@@ -10,12 +10,13 @@ Candidates, timed interleaved in one run (Keras on its torch backend, CPU, float
 Each is called as a layer under ``torch.no_grad()`` (how ``model.predict`` runs it), so Keras's
 per-call layer overhead is in every number. Ratios are each candidate's time over SparseDense's.
 
-    python benchmarks/bench_keras.py [--n 4096] [--density 0.05] [--rounds 15]
+    python benchmarks/bench_keras.py [--n 4096] [--density 0.05] [--rounds 15] [--sweep]
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -43,6 +44,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4096)
     ap.add_argument("--density", type=float, default=0.05)
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--sweep", action="store_true", help="also CSR vs dense over densities")
     args = ap.parse_args()
     n = args.n
     keras.utils.set_random_seed(0)
@@ -88,6 +90,32 @@ def main() -> None:
     )
     print(md.read_text())
     print(f"nnz {int(np.count_nonzero(kernel.numpy()))} of {n * n}")
+    if args.sweep:
+        print(breakeven(n, args.rounds).read_text())
+
+
+def breakeven(n: int, rounds: int) -> Path:
+    """SparseDense's CSR inference against its masked dense matmul over densities: where the
+    ``inference="auto"`` threshold (``CSR_MAX_DENSITY``) comes from."""
+    rows = []
+    for density in (0.02, 0.05, 0.1, 0.2, 0.3):
+        csr = SparseDense(n, density=density, seed=0, inference="csr")
+        csr.build((None, n))
+        dense = SparseDense(n, density=density, seed=0, inference="dense")
+        dense.build((None, n))
+        dense.set_weights(csr.get_weights())
+        for batch in (1, 64):
+            x = torch.randn(batch, n)
+            with torch.no_grad():
+                fns = {"csr": lambda c=csr, x=x: c(x), "dense": lambda d=dense, x=x: d(x)}
+                t = time_interleaved(fns, rounds)
+            rows.append([density, batch, t["csr"] * 1e3, t["dense"] * 1e3, t["dense"] / t["csr"]])
+    return write_table(
+        "keras_breakeven",
+        ["density", "batch", "csr ms", "masked dense ms", "dense / csr"],
+        rows,
+        {"n": n, "note": "CPU shared with other jobs while measured; ratios from one run"},
+    )
 
 
 if __name__ == "__main__":

@@ -21,17 +21,22 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
+def arr(t) -> np.ndarray:
+    """A Keras variable's or a tensor's values as a numpy array (from any device)."""
+    return (t.value if hasattr(t, "value") else t).detach().cpu().numpy()
+
+
 def reference(layer: SparseDense, x: np.ndarray) -> np.ndarray:
     """The layer's output by plain numpy: x @ (kernel * mask) + bias, in float64."""
-    k = layer.kernel.value.detach().numpy().astype(np.float64) * layer.mask.value.numpy()
+    k = arr(layer.kernel).astype(np.float64) * arr(layer.mask)
     y = x.astype(np.float64) @ k
     if layer.bias is not None:
-        y = y + layer.bias.value.detach().numpy()
+        y = y + arr(layer.bias)
     return y
 
 
 def pruned_values(layer: SparseDense) -> np.ndarray:
-    return layer.kernel.value.detach().numpy()[~layer.mask.value.numpy()]
+    return arr(layer.kernel)[~arr(layer.mask)]
 
 
 def test_fit_on_moons_keeps_zeros_saves_and_reloads(tmp_path):
@@ -48,22 +53,22 @@ def test_fit_on_moons_keeps_zeros_saves_and_reloads(tmp_path):
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
     sparse = model.layers[1]
-    before = sparse.kernel.value.detach().numpy().copy()
+    before = arr(sparse.kernel).copy()
     model.fit(x, y, epochs=40, batch_size=32, verbose=0)
     acc = float(((model.predict(x, verbose=0)[:, 0] > 0.5) == y).mean())
     assert acc > 0.9
     for layer in model.layers[1:]:
         assert np.count_nonzero(pruned_values(layer)) == 0  # exactly zero after Adam
-    assert not np.array_equal(sparse.kernel.value.detach().numpy(), before)  # it did train
-    assert int(sparse.mask.value.numpy().sum()) == round(0.1 * 32 * 32)
+    assert not np.array_equal(arr(sparse.kernel), before)  # it did train
+    assert int(arr(sparse.mask).sum()) == round(0.1 * 32 * 32)
 
     path = tmp_path / "moons.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
     assert isinstance(loaded.layers[1], SparseDense)
     for a, b in zip(model.layers[1:], loaded.layers[1:]):
-        assert np.array_equal(a.mask.value.numpy(), b.mask.value.numpy())
-        assert np.array_equal(a.kernel.value.detach().numpy(), b.kernel.value.detach().numpy())
+        assert np.array_equal(arr(a.mask), arr(b.mask))
+        assert np.array_equal(arr(a.kernel), arr(b.kernel))
     assert np.array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
 
 
@@ -75,12 +80,12 @@ def test_functional_api_and_config_round_trip():
     x = np.random.default_rng(0).standard_normal((16, 12)).astype("float32")
     model.fit(x, np.ones((16, 4), "float32"), epochs=1, verbose=0)
     layer = model.layers[1]
-    mask = layer.mask.value.numpy()
+    mask = arr(layer.mask)
     # 2:4 along the inputs: every 4 consecutive inputs of each output keep exactly 2
     assert (mask.T.reshape(4, 3, 4).sum(-1) == 2).all()
     clone = SparseDense.from_config(layer.get_config())
     clone.build((None, 12))
-    assert np.array_equal(clone.mask.value.numpy(), mask)  # the stored seed rebuilds the same mask
+    assert np.array_equal(arr(clone.mask), mask)  # the stored seed rebuilds the same mask
     assert clone.density == 0.5 and clone.pattern == "2:4"
 
 
@@ -93,7 +98,7 @@ def test_constraint_remasks_after_any_optimizer_step():
     assert np.count_nonzero(pruned_values(layer)) > 0
     model.train_on_batch(np.ones((4, 5), "float32"), np.zeros((4, 6), "float32"))
     assert np.count_nonzero(pruned_values(layer)) == 0
-    norms = np.sqrt((layer.kernel.value.detach().numpy() ** 2).sum(axis=0))
+    norms = np.sqrt((arr(layer.kernel) ** 2).sum(axis=0))
     assert (norms <= 0.5 + 1e-6).all()  # the user's constraint still applies
 
 
@@ -114,9 +119,9 @@ def test_forward_matches_reference(inference, n_in, units, density, pattern, sha
     layer.bias.assign(np.linspace(-1, 1, units).astype("float32"))
     x = np.random.default_rng(1).standard_normal(shape).astype("float32")
     want = reference(layer, x)
-    train = layer(x, training=True).detach().numpy()  # autograd path
+    train = arr(layer(x, training=True))  # autograd path
     with torch.no_grad():
-        infer = layer(x).numpy()  # inference path (CSR where the kernel says so)
+        infer = arr(layer(x))  # inference path (CSR where the kernel says so)
     np.testing.assert_allclose(train, want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(infer, want, rtol=1e-5, atol=1e-5)
 
@@ -129,14 +134,14 @@ def test_inference_cache_follows_weight_changes(monkeypatch):
     real = sk._layer.to_csr
     monkeypatch.setattr(sk._layer, "to_csr", lambda *a: built.append(1) or real(*a))
     with torch.no_grad():
-        first = layer(x).numpy()
-        assert np.array_equal(layer(x).numpy(), first)
+        first = arr(layer(x))
+        assert np.array_equal(arr(layer(x)), first)
         assert len(built) == 1  # cached
-        layer.kernel.assign(layer.kernel.value.detach().numpy() * 2)
-        np.testing.assert_allclose(layer(x).numpy(), reference(layer, x), rtol=1e-5, atol=1e-5)
+        layer.kernel.assign(arr(layer.kernel) * 2)
+        np.testing.assert_allclose(arr(layer(x)), reference(layer, x), rtol=1e-5, atol=1e-5)
         assert len(built) == 2  # rebuilt after assign
         layer.set_weights([w * 0 for w in layer.get_weights()[:1]] + layer.get_weights()[1:])
-        np.testing.assert_allclose(layer(x).numpy(), reference(layer, x), atol=1e-6)
+        np.testing.assert_allclose(arr(layer(x)), reference(layer, x), atol=1e-6)
         assert len(built) == 3
 
 
@@ -170,3 +175,14 @@ def test_bad_build_shapes():
         SparseDense(4, density=None, pattern="2:4").build((None, 6))
     with pytest.raises(ValueError, match="known input size"):
         SparseDense(4).build((None, None))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_runs_on_cuda_with_csr_inference():
+    # Keras's torch backend puts variables on CUDA when it is available
+    layer = SparseDense(32, density=0.05, seed=0, inference="csr")
+    layer.build((None, 64))
+    assert layer.kernel.value.device.type == "cuda"
+    x = np.random.default_rng(0).standard_normal((5, 64)).astype("float32")
+    with torch.no_grad():
+        np.testing.assert_allclose(arr(layer(x)), reference(layer, x), atol=1e-4)

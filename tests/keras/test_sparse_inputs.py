@@ -20,6 +20,11 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
+def arr(t) -> np.ndarray:
+    """A Keras variable's or a tensor's values as a numpy array (from any device)."""
+    return (t.value if hasattr(t, "value") else t).detach().cpu().numpy()
+
+
 def sparse_x(rows: int, cols: int, density: float, seed: int = 0) -> sp.csr_matrix:
     x = sp.random(rows, cols, density=density, format="csr", dtype=np.float32, random_state=seed)
     x = x.tolil()
@@ -48,11 +53,11 @@ def test_sparse_inputs_equal_dense(inference, chunk_size, x_density):
     layer.bias.assign(np.arange(9, dtype="float32"))
     x = sparse_x(23, 40, x_density)
     with torch.no_grad():
-        want = layer(x.toarray()).numpy()
+        want = arr(layer(x.toarray()))
         for name, xx in formats(x).items():
             got = layer(xx)
             assert got.layout == torch.strided and tuple(got.shape) == (23, 9), name
-            np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5, err_msg=name)
+            np.testing.assert_allclose(arr(got), want, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
 def test_sparse_input_gradients_equal_dense():

@@ -34,9 +34,10 @@ from ..masks import make_mask, parse_pattern
 from ._backend import require_torch_backend
 from ._sparse_inputs import as_torch_sparse, is_sparse_input, row_chunks
 
-# Densities at or below which "auto" multiplies with the CSR kernel at inference. Measured on
-# this project's CPU for a 4096x4096 float32 layer: CSR wins below ~0.1 at batch 1 and 64
-# (benchmarks/results/keras.md); sprig.kernels' dispatcher can replace this rule.
+# Density at or below which "auto" multiplies with the CSR kernel at inference: where the CSR
+# kernel beat the masked dense matmul for a 4096x4096 float32 layer at batch 1 and 64 on this
+# project's CPU (benchmarks/results/keras_breakeven.md). sprig.kernels' dispatcher, once it
+# publishes its break-even table, is the better home for this rule.
 CSR_MAX_DENSITY = 0.1
 
 # name -> (layer) -> whether inference with dense inputs uses the CSR kernel
