@@ -52,7 +52,7 @@ def main() -> None:
     sparse.build((None, n))
     sparse_dense = SparseDense(n, density=args.density, seed=0, use_bias=False, inference="dense")
     sparse_dense.build((None, n))
-    kernel = sparse.kernel.value.detach() * sparse.mask.value  # (in, units)
+    kernel = sparse.kernel.value.detach() * sparse.kernel_mask.value  # (in, units)
     sparse_dense.kernel.assign(kernel)
     dense = keras.layers.Dense(n, use_bias=False)
     dense.build((None, n))

@@ -60,7 +60,7 @@ def main(n_train: int = 2000, n_test: int = 1000, epochs: int = 4, chunk_size: i
     model.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
 
     layer = model.layers[0]
-    kernel, mask = layer.kernel.value.detach().cpu().numpy(), layer.mask.value.cpu().numpy()
+    kernel, mask = layer.kernel.value.detach().cpu().numpy(), layer.kernel_mask.value.cpu().numpy()
     assert not kernel[~mask].any(), "pruned weights must stay exactly zero"
 
     # inference on the sparse test set, chunk_size rows at a time, never densified whole

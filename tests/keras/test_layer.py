@@ -28,7 +28,7 @@ def arr(t) -> np.ndarray:
 
 def reference(layer: SparseDense, x: np.ndarray) -> np.ndarray:
     """The layer's output by plain numpy: x @ (kernel * mask) + bias, in float64."""
-    k = arr(layer.kernel).astype(np.float64) * arr(layer.mask)
+    k = arr(layer.kernel).astype(np.float64) * arr(layer.kernel_mask)
     y = x.astype(np.float64) @ k
     if layer.bias is not None:
         y = y + arr(layer.bias)
@@ -36,7 +36,7 @@ def reference(layer: SparseDense, x: np.ndarray) -> np.ndarray:
 
 
 def pruned_values(layer: SparseDense) -> np.ndarray:
-    return arr(layer.kernel)[~arr(layer.mask)]
+    return arr(layer.kernel)[~arr(layer.kernel_mask)]
 
 
 def test_fit_on_moons_keeps_zeros_saves_and_reloads(tmp_path):
@@ -54,20 +54,23 @@ def test_fit_on_moons_keeps_zeros_saves_and_reloads(tmp_path):
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
     sparse = model.layers[1]
     before = arr(sparse.kernel).copy()
+    model.predict(x, verbose=0)  # builds the CSR caches, which fit must invalidate
     model.fit(x, y, epochs=40, batch_size=32, verbose=0)
+    # predict (cached CSR kernels) agrees with the eager autograd path (masked dense kernels)
+    np.testing.assert_allclose(model.predict(x, verbose=0), arr(model(x)), rtol=1e-5, atol=1e-5)
     acc = float(((model.predict(x, verbose=0)[:, 0] > 0.5) == y).mean())
     assert acc > 0.9
     for layer in model.layers[1:]:
         assert np.count_nonzero(pruned_values(layer)) == 0  # exactly zero after Adam
     assert not np.array_equal(arr(sparse.kernel), before)  # it did train
-    assert int(arr(sparse.mask).sum()) == round(0.1 * 32 * 32)
+    assert int(arr(sparse.kernel_mask).sum()) == round(0.1 * 32 * 32)
 
     path = tmp_path / "moons.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
     assert isinstance(loaded.layers[1], SparseDense)
     for a, b in zip(model.layers[1:], loaded.layers[1:]):
-        assert np.array_equal(arr(a.mask), arr(b.mask))
+        assert np.array_equal(arr(a.kernel_mask), arr(b.kernel_mask))
         assert np.array_equal(arr(a.kernel), arr(b.kernel))
     assert np.array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
 
@@ -80,12 +83,12 @@ def test_functional_api_and_config_round_trip():
     x = np.random.default_rng(0).standard_normal((16, 12)).astype("float32")
     model.fit(x, np.ones((16, 4), "float32"), epochs=1, verbose=0)
     layer = model.layers[1]
-    mask = arr(layer.mask)
+    mask = arr(layer.kernel_mask)
     # 2:4 along the inputs: every 4 consecutive inputs of each output keep exactly 2
     assert (mask.T.reshape(4, 3, 4).sum(-1) == 2).all()
     clone = SparseDense.from_config(layer.get_config())
     clone.build((None, 12))
-    assert np.array_equal(arr(clone.mask), mask)  # the stored seed rebuilds the same mask
+    assert np.array_equal(arr(clone.kernel_mask), mask)  # the stored seed rebuilds the same mask
     assert clone.density == 0.5 and clone.pattern == "2:4"
 
 

@@ -70,7 +70,7 @@ def test_sparse_input_gradients_equal_dense():
         layer(xx, training=True).square().sum().backward()
         grads.append(layer.kernel.value.grad.clone())
     torch.testing.assert_close(grads[1], grads[0])
-    assert (grads[1][~layer.mask.value] == 0).all()
+    assert (grads[1][~layer.kernel_mask.value] == 0).all()
 
 
 def test_predict_sparse_equals_predict_on_dense():

@@ -1,11 +1,11 @@
 """SparseDense: a Keras 3 Dense layer whose kernel keeps only a ``density`` fraction of entries.
 
 How the sparsity is kept (one mask, like sprig's torch masks): the mask is a non-trainable
-bool Keras variable beside the kernel. Every forward uses ``where(mask, kernel, 0)``, so pruned
-entries take no part in the output and get exactly zero gradient; the kernel's Keras constraint
-re-applies the mask after every optimizer step, so the stored pruned entries stay exactly zero
-whatever the optimizer does with a zero gradient. The mask is a Keras weight, so the ``.keras``
-format saves and restores it with the kernel.
+bool Keras variable ``kernel_mask`` beside the kernel. Every forward uses
+``where(mask, kernel, 0)``, so pruned entries take no part in the output and get exactly zero
+gradient; the kernel's Keras constraint re-applies the mask after every optimizer step, so the
+stored pruned entries stay exactly zero whatever the optimizer does with a zero gradient. The
+mask is a Keras weight, so the ``.keras`` format saves and restores it with the kernel.
 
 At inference (``training`` false and no autograd, which is how ``model.predict`` and
 ``model.evaluate`` run) the layer multiplies with a cached CSR copy of the kernel through
@@ -105,7 +105,7 @@ class SparseDense(keras.layers.Layer):
         >>> import keras
         >>> model = keras.Sequential([keras.Input((16,)), SparseDense(4, density=0.25, seed=0)])
         >>> layer = model.layers[0]
-        >>> int(layer.mask.value.sum()), tuple(layer.kernel.shape)
+        >>> int(layer.kernel_mask.value.sum()), tuple(layer.kernel.shape)
         (16, (16, 4))
     """
 
@@ -186,12 +186,12 @@ class SparseDense(keras.layers.Layer):
             regularizer=self.kernel_regularizer,
             constraint=self._masked_constraint,
         )
-        self.mask = self.add_weight(
-            name="mask", shape=(in_dim, self.units), initializer="zeros", dtype="bool",
+        self.kernel_mask = self.add_weight(
+            name="kernel_mask", shape=(in_dim, self.units), initializer="zeros", dtype="bool",
             trainable=False,
         )  # fmt: skip
-        self.mask.assign(mask.t().numpy())
-        self.kernel.assign(ops.where(self.mask, self.kernel, 0))
+        self.kernel_mask.assign(mask.t().numpy())
+        self.kernel.assign(ops.where(self.kernel_mask, self.kernel, 0))
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
@@ -209,11 +209,11 @@ class SparseDense(keras.layers.Layer):
         # gradient, and after a user constraint (e.g. max_norm).
         if self.kernel_constraint is not None:
             kernel = self.kernel_constraint(kernel)
-        return ops.where(self.mask, kernel, 0)
+        return ops.where(self.kernel_mask, kernel, 0)
 
     def masked_kernel(self) -> Any:
         """The kernel with pruned entries zeroed, ``(in, units)`` (differentiable)."""
-        return ops.where(self.mask, self.kernel, 0)
+        return ops.where(self.kernel_mask, self.kernel, 0)
 
     # ----------------------------------------------------------------- forward
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
@@ -235,7 +235,7 @@ class SparseDense(keras.layers.Layer):
             y = ops.matmul(inputs, kernel)
             if self.bias is not None:
                 y = ops.add(y, self.bias)
-        return y if self.activation is None else self.activation(y)
+        return self.activation(y)
 
     def _csr_fits(self, x: Tensor) -> bool:
         kernel = self.kernel.value
@@ -251,7 +251,7 @@ class SparseDense(keras.layers.Layer):
         return None if self.bias is None else self.bias.value
 
     def _inference_cache(self) -> _InferenceCache:
-        kernel, mask = self.kernel.value, self.mask.value
+        kernel, mask = self.kernel.value, self.kernel_mask.value
         cache = self._cache
         if (
             cache is None
@@ -269,7 +269,7 @@ class SparseDense(keras.layers.Layer):
         cache = self._inference_cache()
         if cache.csr is None:
             with torch.no_grad():
-                cache.csr = to_csr(self.kernel.value.detach().t(), self.mask.value.t())
+                cache.csr = to_csr(self.kernel.value.detach().t(), self.kernel_mask.value.t())
         return cache.csr
 
     def _masked_kernel_inference(self) -> Tensor:
@@ -277,7 +277,7 @@ class SparseDense(keras.layers.Layer):
         cache = self._inference_cache()
         if cache.masked is None:
             with torch.no_grad():
-                cache.masked = torch.where(self.mask.value, self.kernel.value.detach(), 0)
+                cache.masked = torch.where(self.kernel_mask.value, self.kernel.value.detach(), 0)
         return cache.masked
 
     def _sparse_forward(self, inputs: Tensor, grad: bool) -> Tensor:
