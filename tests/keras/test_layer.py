@@ -1,6 +1,9 @@
 """sprig.keras.SparseDense: training through model.fit, exact zeros, .keras round trip, kernels."""
 
 import importlib.util
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -39,6 +42,7 @@ def pruned_values(layer: SparseDense) -> np.ndarray:
     return arr(layer.kernel)[~arr(layer.kernel_mask)]
 
 
+@pytest.mark.slow
 def test_fit_on_moons_keeps_zeros_saves_and_reloads(tmp_path):
     data = moons(n_samples=300, noise=0.1, seed=0)
     x, y = data.x_train.numpy(), data.y_train.numpy()
@@ -146,6 +150,15 @@ def test_inference_cache_follows_weight_changes(monkeypatch):
         layer.set_weights([w * 0 for w in layer.get_weights()[:1]] + layer.get_weights()[1:])
         np.testing.assert_allclose(arr(layer(x)), reference(layer, x), atol=1e-6)
         assert len(built) == 3
+
+
+@pytest.mark.slow
+def test_missing_backend_says_to_use_torch():
+    code = "import sprig.keras"
+    env = {**os.environ, "KERAS_BACKEND": "no_such_backend"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "set KERAS_BACKEND=torch" in out.stderr or "set KERAS_BACKEND=torch" in out.stdout
 
 
 def test_backend_other_than_torch_is_refused(monkeypatch):

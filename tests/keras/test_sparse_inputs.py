@@ -121,6 +121,8 @@ def test_bad_sparse_inputs():
         as_torch_sparse(np.zeros((2, 2)))
     with pytest.raises(ValueError, match="chunk_size must be a positive int"):
         list(row_chunks(as_torch_sparse(sp.eye(3, format="csr")), 0))
+    with pytest.raises(ValueError, match="no rows"):
+        predict_sparse(keras.Sequential([keras.Input((8,)), layer]), sp.csr_matrix((0, 8)))
     dense_first = keras.Sequential([keras.Input((8,)), keras.layers.Normalization(axis=None)])
     with pytest.raises(RuntimeError, match="first layer must accept torch sparse tensors"):
         predict_sparse(dense_first, sp.eye(4, 8, format="csr", dtype=np.float32))

@@ -8,6 +8,7 @@ there with an error that says what to do.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -26,11 +27,17 @@ def select_torch_backend() -> None:
 
 def check_keras() -> None:
     """Import keras, or raise ImportError saying how to install Keras 3."""
-    try:
-        import keras
-    except ImportError as err:
+    if importlib.util.find_spec("keras") is None:
         raise ImportError(
             "sprig.keras needs Keras 3, which is not installed: pip install 'sprig[keras]'"
+        )
+    try:
+        import keras
+    except (ImportError, ValueError) as err:
+        # keras is there, but the backend it was told to load is not (e.g. jax, tensorflow)
+        raise ImportError(
+            f"keras could not load its {os.environ.get('KERAS_BACKEND')!r} backend ({err}); "
+            "sprig.keras runs on the torch backend: set KERAS_BACKEND=torch or unset it"
         ) from err
     major = int(str(keras.__version__).split(".")[0])
     if major != 3:
