@@ -128,7 +128,7 @@ def _set_rng_state(
 
 def _global_rng(tensors: dict[str, Tensor]) -> dict[str, Any]:
     tensors["rng/torch_global"] = torch.get_rng_state()
-    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # type: ignore[misc]
+    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
     tensors["rng/numpy_global"] = torch.from_numpy(np.asarray(keys, dtype=np.uint32).view(np.int32))
     return {
         "numpy_global": [kind, int(pos), int(has_gauss), float(gauss)],
@@ -283,7 +283,7 @@ def load_checkpoint(
     _check_names("generator", generators, meta.get("generators", {}), path)
     if global_rng and "global_rng" not in meta:
         raise SprigFileError(f"{path} has no global random state; pass global_rng=False")
-    opt_state = None
+    opt_state: dict[str, Any] = {}
     if optimizer is not None:
         if "optimizer" not in meta:
             raise SprigFileError(f"{path} holds no optimizer state")

@@ -120,8 +120,8 @@ def plot_topology(
     ax = fig.add_subplot()
     ax.add_collection(LineCollection(segments, colors=colors, linewidths=lws, alpha=0.75))
     labels = max(widths) <= 24
-    for col, (n, live) in enumerate(zip(widths, alive)):
-        live_np = live.numpy()
+    for col, (n, units) in enumerate(zip(widths, alive)):
+        live_np = units.numpy()
         face = "#2e7d32" if col == 0 else "#b5442f" if col == len(widths) - 1 else _POS
         xs = np.full(n, col)
         ax.scatter(xs[live_np], ys[col][live_np], s=160, c=face, edgecolors="k", zorder=3)
