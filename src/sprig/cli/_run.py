@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..runs import RunResult, resume_run, run_experiment
+from ..runs import RunResult, default_out, resume_run, run_experiment
 
 
 class UsageError(ValueError):
@@ -43,11 +43,20 @@ def run_command(
         if threads < 1:
             raise UsageError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
-    if resume is not None:
-        result = resume_run(resume, config=config, progress=not quiet)
-    else:
-        assert config is not None
-        result = run_experiment(config, out, progress=not quiet)
+    folder = resume if resume is not None else out
+    try:
+        if resume is not None:
+            result = resume_run(resume, config=config, progress=not quiet)
+        else:
+            assert config is not None
+            folder = out if out is not None else default_out(config.stem)
+            result = run_experiment(config, folder, progress=not quiet)
+    except KeyboardInterrupt:
+        if folder is None or not (folder / "run.json").exists():
+            raise RuntimeError("interrupted before the run started; nothing was written") from None
+        raise RuntimeError(
+            f"interrupted; continue from the last checkpoint with: sprig run --resume {folder}"
+        ) from None
     if quiet:
         echo(str(result.path))
     elif result.already_finished:
