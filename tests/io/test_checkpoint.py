@@ -195,3 +195,23 @@ def test_a_crash_mid_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert path.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]
     assert checkpoint_info(path).step == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_model_and_optimizer_round_trip(tmp_path):
+    model, opt, sched = _setup()
+    model.cuda()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(torch.randn(8, 4, device="cuda")).sum().backward()
+    opt.step()
+    path = save_checkpoint(tmp_path / "c.safetensors", model, step=1, optimizer=opt)
+    model2, _, _ = _setup(seed=3)
+    model2.cuda()
+    opt2 = torch.optim.Adam(model2.parameters(), lr=0.01)
+    load_checkpoint(path, model2, optimizer=opt2)
+    for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
+        assert a.device == b.device and torch.equal(a, b)
+    s1, s2 = opt.state_dict()["state"], opt2.state_dict()["state"]
+    assert all(
+        torch.equal(s1[k]["exp_avg"], s2[k]["exp_avg"].to(s1[k]["exp_avg"].device)) for k in s1
+    )
