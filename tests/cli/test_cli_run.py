@@ -115,22 +115,22 @@ def test_debug_shows_the_real_exception(monkeypatch, capsys, tmp_path):
 
 
 def test_ctrl_c_says_how_to_resume(monkeypatch, capsys, tmp_path, config):
-    from sprig.runs import _runner
+    from sprig.runs import _experiment
 
-    real_step = _runner._train_step
+    real_step = _experiment.train_step
 
     def interrupted(parts, step):
         if step == 15:
             raise KeyboardInterrupt
         return real_step(parts, step)
 
-    monkeypatch.setattr(_runner, "_train_step", interrupted)
+    monkeypatch.setattr(_experiment, "train_step", interrupted)
     run_dir = tmp_path / "r"
     code, _, err = _main(monkeypatch, capsys, "run", str(config), "--out", str(run_dir), "-q")
     want = (
         f"error: interrupted; continue from the last checkpoint with: sprig run --resume {run_dir}"
     )
     assert code == 1 and err == want + "\n"
-    monkeypatch.setattr(_runner, "_train_step", real_step)
+    monkeypatch.setattr(_experiment, "train_step", real_step)
     code, out, _ = _main(monkeypatch, capsys, "run", "--resume", str(run_dir))
     assert code == 0 and "resumed at step 10, finished: step 30" in out

@@ -17,7 +17,8 @@ from ._common import new_figure, save_figure
 def _predict(model: nn.Module, points: Tensor) -> np.ndarray:
     was_training = model.training
     model.eval()
-    out = model(points)
+    param = next(model.parameters(), None)
+    out = model(points if param is None else points.to(param.device)).cpu()
     model.train(was_training)
     # one output column is a logit read by its sign; more columns are class scores
     pred = (out[:, 0] > 0).long() if out.shape[-1] == 1 else out.argmax(-1)
