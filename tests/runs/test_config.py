@@ -37,7 +37,10 @@ def test_defaults_and_types():
     ("table", "message"),
     [
         ({**BASE, "stepz": 3}, r"unknown key 'stepz'; valid keys: .*steps"),
-        (_with(model={"hiden": [8]}), r"unknown key 'model.hiden'; valid keys in \[model\]:.*hidden"),
+        (
+            _with(model={"hiden": [8]}),
+            r"unknown key 'model.hiden'; valid keys in \[model\]:.*hidden",
+        ),
         (_with(optimizer={"learning_rate": 1}), r"unknown key 'optimizer.learning_rate'.*lr"),
         ({**BASE, "steps": "ten"}, r"key 'steps' must be int, got 'ten' \(str\)"),
         ({**BASE, "steps": 1.5}, r"key 'steps' must be int, got 1.5 \(float\)"),

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-
 from typer.testing import CliRunner
 
 from sprig.cli import app
@@ -58,7 +57,8 @@ name = "cosine"        # scheduler state that must survive
 
 
 def _sprig(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     return subprocess.Popen(
         [sys.executable, "-c", PROGRAM, *args, "--threads", "1", "--quiet"],
         cwd=ROOT,

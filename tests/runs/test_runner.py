@@ -12,13 +12,13 @@ from sprig.runs import (
     ConfigError,
     RunError,
     RunFolder,
+    _experiment,
     config_from_dict,
     default_out,
     load_config,
     resume_run,
     run_experiment,
 )
-from sprig.runs import _experiment
 
 from . import _methods  # noqa: F401  (registers "swap_one")
 
@@ -107,7 +107,12 @@ def test_dense_example_trains_every_weight(tmp_path):
 
 def test_dense_method_refuses_a_sparse_model_before_writing(tmp_path):
     cfg = config_from_dict(
-        {"steps": 5, "data": {"name": "moons"}, "model": {"densities": 0.5}, "method": {"name": "dense"}}
+        {
+            "steps": 5,
+            "data": {"name": "moons"},
+            "model": {"densities": 0.5},
+            "method": {"name": "dense"},
+        }
     )
     with pytest.raises(ValueError, match="set model.densities = 1.0"):
         run_experiment(cfg, tmp_path / "run")

@@ -19,6 +19,7 @@ from ._config import (
     config_toml,
     load_config,
 )
+from ._experiment import Experiment, build
 from ._folder import RunError, RunFolder
 from ._registries import (
     DATASETS,
@@ -29,7 +30,6 @@ from ._registries import (
     SCHEDULE_INPUTS,
     SCHEDULES,
 )
-from ._experiment import Experiment, build
 from ._runner import RunResult, default_out, resume_run, run_experiment
 from ._typed import ConfigError
 

@@ -118,9 +118,7 @@ def _plots(folder: RunFolder, exp: Experiment) -> list[Path]:
     return out
 
 
-def _execute(
-    folder: RunFolder, exp: Experiment, resume: Path | None, progress: bool
-) -> RunResult:
+def _execute(folder: RunFolder, exp: Experiment, resume: Path | None, progress: bool) -> RunResult:
     cfg = exp.config
     start_time = time.perf_counter()
     start = 0
