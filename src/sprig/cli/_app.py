@@ -18,6 +18,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    epilog="Exit codes: 0 ok, 1 the job failed (a one-line error; --debug shows the traceback), "
+    "2 bad usage.",
 )
 
 _state = {"debug": False}
@@ -58,6 +60,43 @@ def summary(
 
     model = sprig.load(path)
     typer.echo(str(sprig.summary(model)))
+
+
+@app.command()
+def run(
+    config: Annotated[
+        Path | None, typer.Argument(help="The experiment's TOML file (see examples/).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="New run folder (default: runs/<config name>, numbered if taken)."),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume", metavar="RUN_DIR", help="Continue this run from its newest checkpoint."
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar; print only the run folder.")
+    ] = False,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for torch (1 is fastest for tiny models).")
+    ] = None,
+) -> None:
+    """Train from a config; write metrics, checkpoints, the model and plots to a run folder.
+
+    Example: sprig run examples/experiment_static.toml --out runs/static
+
+    Example: sprig run --resume runs/static   (after a stop or a crash)
+    """
+    from ._run import UsageError, run_command
+
+    try:
+        run_command(config, out, resume, quiet, threads, echo=typer.echo)
+    except UsageError as err:
+        typer.echo(f"usage error: {err} (see sprig run --help)", err=True)
+        raise typer.Exit(2) from None
 
 
 def main() -> None:

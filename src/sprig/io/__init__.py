@@ -1,6 +1,13 @@
 """Saving and loading: safetensors + JSON, atomic writes, never pickle."""
 
 from ._atomic import atomic_path, write_atomic, write_text_atomic
+from ._checkpoint import (
+    CheckpointInfo,
+    Stateful,
+    checkpoint_info,
+    load_checkpoint,
+    save_checkpoint,
+)
 from ._model import (
     FORMAT_VERSION,
     SprigFileError,
@@ -14,14 +21,19 @@ from ._model import (
 
 __all__ = [
     "FORMAT_VERSION",
+    "CheckpointInfo",
     "SprigFileError",
+    "Stateful",
     "atomic_path",
+    "checkpoint_info",
     "load",
+    "load_checkpoint",
     "load_state",
     "load_state_dict",
     "manifest_for",
     "read_file",
     "save",
+    "save_checkpoint",
     "write_atomic",
     "write_text_atomic",
 ]

@@ -1,0 +1,68 @@
+"""``sprig run``: experiments from a config file, with checkpoints and resume."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ..runs import RunResult, default_out, resume_run, run_experiment
+
+
+class UsageError(ValueError):
+    """The command line itself is wrong (exit code 2)."""
+
+
+def _describe(result: RunResult) -> str:
+    final = result.final
+    acc = final.get("test_accuracy", final.get("train_accuracy"))
+    which = "test" if "test_accuracy" in final else "train"
+    parts = [f"step {result.step}"]
+    if acc is not None:
+        parts.append(f"{which} accuracy {acc:.3f}")
+    if "density" in final:
+        parts.append(f"density {final['density']:.3f}")
+    return ", ".join(parts)
+
+
+def run_command(
+    config: Path | None,
+    out: Path | None,
+    resume: Path | None,
+    quiet: bool,
+    threads: int | None,
+    echo: Callable[[str], None],
+) -> None:
+    """Start or resume a run; print where it is (quiet: only the folder)."""
+    if config is None and resume is None:
+        raise UsageError("give a config file (sprig run experiment.toml) or --resume RUN_DIR")
+    if resume is not None and out is not None:
+        raise UsageError("--out names a new run folder; a resumed run stays in RUN_DIR")
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    folder = resume if resume is not None else out
+    try:
+        if resume is not None:
+            result = resume_run(resume, config=config, progress=not quiet)
+        else:
+            assert config is not None
+            folder = out if out is not None else default_out(config.stem)
+            result = run_experiment(config, folder, progress=not quiet)
+    except KeyboardInterrupt:
+        if folder is None or not (folder / "run.json").exists():
+            raise RuntimeError("interrupted before the run started; nothing was written") from None
+        raise RuntimeError(
+            f"interrupted; continue from the last checkpoint with: sprig run --resume {folder}"
+        ) from None
+    if quiet:
+        echo(str(result.path))
+    elif result.already_finished:
+        echo(f"{result.path} has already finished ({_describe(result)}); nothing to do")
+    else:
+        how = f"resumed at step {result.resumed_from}" if result.resumed_from is not None else ""
+        echo(f"run {'finished' if not how else how + ', finished'}: {_describe(result)}")
+        echo(f"  folder: {result.path}")
+        echo(f"  plots:  {', '.join(p.name for p in result.plots)}")

@@ -1,0 +1,104 @@
+"""The named choices an experiment config makes: data, model, sparsity method, LR schedule.
+
+Each registry maps a name to a callable whose keyword parameters *are* the config's options:
+``[method] name = "rigl"`` with ``update_every = 100`` calls the registered ``rigl`` with
+``update_every=100``, after checking the key and its type against the signature. Parameters
+with the names listed in ``*_INPUTS`` are filled in by the run instead.
+
+Adding a sparsity method is one line; a :class:`sprig.training.Callback` subclass registers
+as it is::
+
+    METHODS.add("rigl", RigL)   # RigL(model, density, update_every=100, ...) -> Callback
+
+A method receives what it asks for by name among :data:`METHOD_INPUTS` (``model``,
+``optimizer``, ``data``, ``steps``/``total_steps``, ``seed``, ``generator``) and returns a
+callback, a list of callbacks, or None. Callbacks with ``state_dict``/``load_state_dict`` are
+checkpointed; the ``generator`` it is given is checkpointed by the run, so a method that draws
+its randomness from it resumes exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torch import nn
+
+from .._registry import Registry
+from ..data import Split, course_task, mnist1d, moons
+from ..masks import density
+from ..nn import SparseMLP
+
+DATASETS: Registry[Callable[..., Split]] = Registry("dataset")
+DATASETS.add("moons", moons)
+DATASETS.add("course_task", course_task)
+DATASETS.add("mnist1d", mnist1d)
+
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+MODEL_INPUTS = ("n_features", "n_classes", "seed")
+
+METHODS: Registry[Callable[..., Any]] = Registry("sparsity method")
+METHOD_INPUTS = ("model", "optimizer", "data", "steps", "total_steps", "seed", "generator")
+
+SCHEDULES: Registry[Callable[..., float]] = Registry("schedule")
+SCHEDULE_INPUTS = ("step", "steps")
+
+
+@MODELS.register("mlp")
+def mlp(
+    n_features: int,
+    n_classes: int,
+    seed: int,
+    hidden: Sequence[int] = (16, 16),
+    densities: float | Sequence[float] = 1.0,
+    activation: str = "relu",
+    pattern: str = "unstructured",
+    bias: bool = True,
+) -> nn.Module:
+    """A :class:`sprig.SparseMLP` from the data's width to one output per class.
+
+    ``densities`` has one entry per layer (``len(hidden) + 1``) or one for all.
+    """
+    dens = densities if isinstance(densities, (int, float)) else list(densities)
+    return SparseMLP([n_features, *hidden, n_classes], dens, activation, pattern, bias, seed)
+
+
+@METHODS.register("static")
+def static() -> None:
+    """Static sparse training: the masks the model was built with never change."""
+    return None
+
+
+@METHODS.register("dense")
+def dense(model: nn.Module) -> None:
+    """The dense baseline: every weight trains (the model must be built with densities 1)."""
+    kept = density(model)
+    if kept < 1.0:
+        raise ValueError(
+            f"method 'dense' trains every weight, but the model keeps only {kept:.3f} of them; "
+            "set model.densities = 1.0, or use method 'static'"
+        )
+    # the all-ones masks stay: sprig.load rebuilds a SparseMLP with its masks
+    return None
+
+
+@SCHEDULES.register("constant")
+def constant(step: int, steps: int) -> float:
+    """The learning rate stays as given."""
+    return 1.0
+
+
+@SCHEDULES.register("linear")
+def linear(step: int, steps: int, final_factor: float = 0.1) -> float:
+    """From the learning rate down to ``final_factor`` times it, linearly (the article's
+    ``1 - 0.9 * k / N``)."""
+    return 1.0 - (1.0 - final_factor) * step / max(steps, 1)
+
+
+@SCHEDULES.register("cosine")
+def cosine(step: int, steps: int, final_factor: float = 0.0) -> float:
+    """Half a cosine from the learning rate down to ``final_factor`` times it."""
+    return final_factor + (1.0 - final_factor) * 0.5 * (
+        1 + math.cos(math.pi * step / max(steps, 1))
+    )
