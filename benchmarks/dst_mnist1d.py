@@ -22,8 +22,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import sprig  # noqa: E402
 from _common import write_table  # noqa: E402
+
+import sprig  # noqa: E402
 from sprig.data import Split, mnist1d  # noqa: E402
 from sprig.dst import make_updater  # noqa: E402
 from sprig.training import Callback, TrainConfig, train_classifier  # noqa: E402

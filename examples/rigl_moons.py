@@ -10,13 +10,17 @@ training points, as in the article. Then the dead units of the RigL nets are str
 One difference: the article scores growth with a fresh dense gradient taken after the SGD
 step; sprig's RigL uses the dense gradient of the step's own backward (as google-research/rigl).
 
-python examples/rigl_moons.py            # 10 seeds, prints a table
+python examples/rigl_moons.py            # 10 seeds, prints the tables
+python examples/rigl_moons.py --out benchmarks/results/dst_moons.md
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -85,7 +89,7 @@ def run(method: str, seed: int, steps: int = 400, densities: list[float] = DENSI
         updater = cls(
             net, t_end=steps, every=1, start=1, fraction=0.3, decay=lambda p: 1 - 0.9 * p, seed=seed
         )
-        callbacks.insert(0, updater)  # the updater reads step k's lr before LinearLR moves it
+        callbacks.append(updater)
     config = TrainConfig(steps=steps, lr=1.0, optimizer="sgd", batch_size=None, seed=seed)
     train_classifier(
         net, data, config, optimizer=opt, callbacks=callbacks, loss_fn=hinge, extra_loss=l2
@@ -134,7 +138,29 @@ def main(seeds: int = 10, steps: int = 400, densities: list[float] = DENSITIES) 
     return report
 
 
+def write(reports: list[Report], out: Path) -> None:
+    """Write the reports as markdown (``out``) and JSON (``out`` with ``.json``)."""
+    text = "\n\n".join(str(r) for r in reports)
+    out.write_text(f"# RigL on two moons (examples/rigl_moons.py)\n\n```\n{text}\n```\n")
+    data = [
+        {
+            "densities": r.densities,
+            "accuracy": r.accuracy,
+            "stripped_sizes": [list(s.sizes_after) for s in r.stripped],
+            "stripped_params": [[s.params_before, s.params_after] for s in r.stripped],
+        }
+        for r in reports
+    ]
+    out.with_suffix(".json").write_text(json.dumps(data, indent=1))
+
+
 if __name__ == "__main__":
-    main(densities=DENSITIES)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--out", type=Path, help="also write the table here (.md and .json)")
+    args = ap.parse_args()
+    reports = [main(args.seeds, densities=DENSITIES)]
     print()
-    main(densities=ARTICLE_DENSITIES)
+    reports.append(main(args.seeds, densities=ARTICLE_DENSITIES))
+    if args.out:
+        write(reports, args.out)

@@ -35,8 +35,14 @@ from torch import Tensor, nn
 
 from .._checks import make_generator
 from .._registry import Registry
+from ..masks import (
+    MASK_SUFFIX,
+    dense_gradients,
+    get_dense_grad,
+    mask_pattern,
+    masked_parameters,
+)
 from ..masks import apply_mask as _apply_mask
-from ..masks import dense_gradients, get_dense_grad, mask_pattern, masked_parameters
 from ..training import Callback
 
 DECAYS: Registry[Callable[[float], float]] = Registry("decay")
@@ -128,7 +134,7 @@ class Layer:
 
     @property
     def mask(self) -> Tensor:
-        m = self.module._buffers[self.name + "_mask"]
+        m = self.module._buffers[self.name + MASK_SUFFIX]
         assert m is not None
         return m
 
@@ -159,24 +165,27 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+def _top_k(scores: Tensor, eligible: Tensor, k: int) -> Tensor:
+    """Bool mask of the k highest scores among ``eligible`` (ties: lower flat index first).
+
+    O(n): ``topk`` finds the k-th value; entries above it are in, and the tied entries at it
+    are taken in index order, so the result is the same as a stable sort's, on every rank.
+    """
+    s = torch.nan_to_num(scores.detach().double().flatten(), nan=-math.inf)
+    s = torch.where(eligible.flatten().to(s.device), s, torch.full_like(s, -math.inf))
+    out = torch.zeros(s.numel(), dtype=torch.bool, device=s.device)
+    if k > 0:
+        kth = torch.topk(s, k, sorted=False).values.min()
+        out = s > kth
+        need = k - int(out.sum())
+        out[torch.nonzero(s == kth).flatten()[:need]] = True
+    return out.reshape(scores.shape)
+
+
 def _bottom_k(scores: Tensor, eligible: Tensor, k: int) -> Tensor:
     """Bool mask of the k lowest scores among ``eligible`` (ties: lower flat index first)."""
-    s = torch.nan_to_num(scores.detach().double().flatten(), nan=math.inf)
-    s = torch.where(eligible.flatten(), s, torch.full_like(s, math.inf))
-    out = torch.zeros(s.numel(), dtype=torch.bool, device=s.device)
-    if k > 0:
-        out[torch.sort(s, stable=True).indices[:k]] = True
-    return out.reshape(scores.shape)
-
-
-def _top_k(scores: Tensor, eligible: Tensor, k: int) -> Tensor:
-    """Bool mask of the k highest scores among ``eligible`` (ties: lower flat index first)."""
-    s = torch.nan_to_num(scores.detach().double().flatten(), nan=-math.inf)
-    s = torch.where(eligible.flatten(), s, torch.full_like(s, -math.inf))
-    out = torch.zeros(s.numel(), dtype=torch.bool, device=s.device)
-    if k > 0:
-        out[torch.sort(s, descending=True, stable=True).indices[:k]] = True
-    return out.reshape(scores.shape)
+    s = torch.nan_to_num(scores.detach().double(), nan=math.inf)
+    return _top_k(-s, eligible, k)
 
 
 def reset_optimizer_state(optimizer: torch.optim.Optimizer, param: Tensor, where: Tensor) -> None:
@@ -291,12 +300,15 @@ class MaskUpdater(Callback):
             return dense_gradients(self.model)
         return contextlib.nullcontext()
 
-    def after_step(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        if not any(m is self.model for m in model.modules()):
+    def _check_model(self, model: nn.Module) -> None:
+        if not any(m is self.model for m in model.modules()):  # a DDP wrapper holds it
             raise ValueError(
                 f"this updater was made for another model than the {type(model).__name__} it "
                 "was called with; make one updater per model"
             )
+
+    def after_step(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self._check_model(model)
         if self.is_update_step(step):
             self.update(optimizer, step)
 
@@ -439,6 +451,7 @@ class MaskUpdater(Callback):
         if list(state.get("layers", [])) != layers:
             raise ValueError(f"state is for layers {state.get('layers')}, this model has {layers}")
         tensors = state["tensors"]
+        torch.Generator().set_state(tensors["generator"].clone())  # fails here if malformed
         extra = {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
         self.load_extra_state(extra)
         self.generator.set_state(tensors["generator"].clone())

@@ -216,6 +216,7 @@ class DeepR(MaskUpdater):
 
     @torch.no_grad()
     def after_step(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self._check_model(model)
         if step < self.config.t_end:
             self._check_optimizer(optimizer)
             lrs = {id(p): float(g["lr"]) for g in optimizer.param_groups for p in g["params"]}
