@@ -13,21 +13,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
+from _common import write_table
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from _common import write_table  # noqa: E402
-
-import sprig  # noqa: E402
-from sprig.data import Split, mnist1d  # noqa: E402
-from sprig.dst import make_updater  # noqa: E402
-from sprig.training import Callback, TrainConfig, train_classifier  # noqa: E402
+import sprig
+from sprig.data import Split, mnist1d
+from sprig.dst import make_updater
+from sprig.training import Callback, TrainConfig, train_classifier
 
 METHODS = ["dense", "static", "set", "rigl", "snfs", "deepr"]
 DEEPR = {"temperature": 1e-6, "l1": 1e-5}

@@ -241,3 +241,15 @@ def test_fast_top_k_matches_stable_sort(scores, eligible_bits, data):
         ref = torch.zeros(len(scores), dtype=torch.bool)
         ref[torch.sort(key, descending=True, stable=True).indices[:k]] = True
         assert torch.equal(fast(s, eligible, k), ref)
+
+
+def test_normal_init_gives_regrown_weights_the_layers_spread():
+    net = _net(16, 32, 0.3, 0)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    upd = SET(net, t_end=50, every=10, init="normal", seed=3)
+    old = _masks(net)
+    upd.update(opt, step=10)
+    w = net[0].weight.detach()
+    grown = net[0].weight_mask & ~old["0.weight"]
+    assert int(grown.sum()) > 0 and bool((w[grown] != 0).all())
+    assert float(w[grown].std()) < 3 * float(w[net[0].weight_mask].std())

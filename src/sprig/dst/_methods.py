@@ -93,6 +93,18 @@ class SNFS(MaskUpdater):
         redistribute: share the regrowth among layers by mean ``|m|`` of their active weights
             (Dettmers & Zettlemoyer 2019). Then layers' counts move but the total stays exact.
         **kwargs: :class:`MaskUpdater`'s arguments.
+
+    Example:
+        >>> import sprig
+        >>> mlp = sprig.SparseMLP([4, 16, 2], densities=0.25, seed=0)
+        >>> opt = torch.optim.SGD(mlp.parameters(), lr=0.1, momentum=0.9)
+        >>> snfs = SNFS(mlp, t_end=100, every=10)
+        >>> with snfs.backward_context(0):
+        ...     mlp(torch.randn(8, 4)).square().sum().backward()
+        >>> snfs.after_backward(0, mlp, opt)
+        >>> stats = snfs.update(opt, step=10)
+        >>> sum(stats.dropped.values()) == sum(stats.grown.values()) > 0
+        True
     """
 
     name = "snfs"
@@ -184,6 +196,17 @@ class DeepR(MaskUpdater):
         temperature: T of the noise (0: no noise).
         l1: the L1 shrink alpha applied to theta.
         **kwargs: :class:`MaskUpdater`'s arguments.
+
+    Example:
+        >>> import sprig
+        >>> mlp = sprig.SparseMLP([4, 16, 2], densities=0.25, seed=0)
+        >>> opt = torch.optim.SGD(mlp.parameters(), lr=0.1)
+        >>> deepr = DeepR(mlp, t_end=100, temperature=1e-3)
+        >>> mlp(torch.randn(8, 4)).square().sum().backward()
+        >>> opt.step()
+        >>> deepr.after_step(1, mlp, opt)
+        >>> int(mlp.layers[0].weight_mask.sum())
+        16
     """
 
     name = "deepr"
