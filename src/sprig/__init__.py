@@ -12,7 +12,8 @@ something is: density 0.1 is "90% sparse".
 
 __version__ = "0.1.0"
 
-from .compress import compress, decompress
+from .compress import StripResult, compress, decompress, strip
+from .dst import SET, SNFS, DeepR, MaskUpdater, RigL, make_updater
 from .io import SprigFileError, load, load_state, load_state_dict, save
 from .masks import (
     apply_mask,
@@ -28,9 +29,15 @@ from .masks import (
 from .nn import SparseLinear, SparseMLP
 
 __all__ = [
+    "SET",
+    "SNFS",
+    "DeepR",
+    "MaskUpdater",
+    "RigL",
     "SparseLinear",
     "SparseMLP",
     "SprigFileError",
+    "StripResult",
     "__version__",
     "apply_mask",
     "bake",
@@ -42,9 +49,11 @@ __all__ = [
     "load_state",
     "load_state_dict",
     "make_mask",
+    "make_updater",
     "masked_parameters",
     "remove_mask",
     "save",
     "sparsify",
+    "strip",
     "summary",
 ]
