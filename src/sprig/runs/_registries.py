@@ -27,6 +27,7 @@ from torch import nn
 
 from .._registry import Registry
 from ..data import Split, course_task, mnist1d, moons
+from ..dst import make_updater
 from ..masks import density
 from ..nn import SparseMLP
 
@@ -102,3 +103,42 @@ def cosine(step: int, steps: int, final_factor: float = 0.0) -> float:
     return final_factor + (1.0 - final_factor) * 0.5 * (
         1 + math.cos(math.pi * step / max(steps, 1))
     )
+
+
+def _mask_updater(method: str, doc: str) -> Callable[..., Any]:
+    """A run method for the DST updater registered as ``method`` in :mod:`sprig.dst`."""
+
+    def factory(
+        model: nn.Module,
+        steps: int,
+        seed: int,
+        fraction: float = 0.3,
+        every: int = 100,
+        end: float = 0.75,
+        decay: str = "cosine",
+        init: str = "zero",
+    ) -> Any:
+        if not 0.0 < end <= 1.0:
+            raise ValueError(
+                f"[method] end is the fraction of the run after which masks stop changing, "
+                f"in (0, 1]; got {end!r} (RigL uses 0.75)"
+            )
+        return make_updater(
+            method,
+            model,
+            t_end=max(1, int(end * steps)),
+            fraction=fraction,
+            every=every,
+            decay=decay,
+            init=init,
+            seed=seed,
+        )
+
+    factory.__doc__ = doc
+    return factory
+
+
+METHODS.add("rigl", _mask_updater("rigl", "RigL: grow where the dense gradient is largest."))
+METHODS.add("set", _mask_updater("set", "SET: drop the smallest weights, grow at random."))
+METHODS.add("snfs", _mask_updater("snfs", "Sparse momentum: grow by momentum, redistribute."))
+METHODS.add("deepr", _mask_updater("deepr", "Deep Rewiring: noisy signed updates, rewire."))
