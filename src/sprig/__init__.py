@@ -26,8 +26,12 @@ from .masks import (
     summary,
 )
 from .nn import SparseLinear, SparseMLP
+from .prune import GradualPruning, LotteryConfig, Polynomial, find_tickets
 
 __all__ = [
+    "GradualPruning",
+    "LotteryConfig",
+    "Polynomial",
     "SparseLinear",
     "SparseMLP",
     "SprigFileError",
@@ -37,6 +41,7 @@ __all__ = [
     "compress",
     "decompress",
     "density",
+    "find_tickets",
     "get_mask",
     "load",
     "load_state",

@@ -14,7 +14,9 @@ def zhu_gupta_sparsity(t, s_i, s_f, t0, n, dt):
 
 def test_polynomial_follows_the_paper_formula_in_density():
     s_i, s_f, t0, n, dt = 0.0, 0.9, 20, 8, 5
-    sched = Polynomial(final_density=1 - s_f, initial_density=1 - s_i, start=t0, end=t0 + n * dt, every=dt)
+    sched = Polynomial(
+        final_density=1 - s_f, initial_density=1 - s_i, start=t0, end=t0 + n * dt, every=dt
+    )
     for t in range(0, 100):
         d = sched.density_at(t)
         if t0 <= t <= t0 + n * dt and (t - t0) % dt == 0:
@@ -46,7 +48,9 @@ def test_gradual_pruning_in_training_loop_hits_every_target():
     net = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 2))
     sched = Polynomial(final_density=0.1, start=10, end=50, every=10)
     cb = GradualPruning(sched)
-    hist = train_classifier(net, course_task(n_train=512, n_test=256), TrainConfig(steps=60, lr=1e-2), callbacks=[cb])
+    hist = train_classifier(
+        net, course_task(n_train=512, n_test=256), TrainConfig(steps=60, lr=1e-2), callbacks=[cb]
+    )
     steps = [s for s, _ in cb.history]
     assert steps == [10, 20, 30, 40, 50]
     for s, d in cb.history:

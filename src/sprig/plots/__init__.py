@@ -4,4 +4,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-__all__: list[str] = []
+from ._density import plot_accuracy_vs_density  # noqa: E402
+
+__all__: list[str] = ["plot_accuracy_vs_density"]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -311,7 +311,7 @@ def _run_seed(
     config: LotteryConfig,
     seed: int,
     before_train: Callable[[int, int, str, nn.Module], None] | None,
-) -> list[LotteryRound]:
+) -> Iterator[LotteryRound]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = make_model(seed)
@@ -326,7 +326,7 @@ def _run_seed(
     rewind_state = init if k == 0 else snap.state
     assert rewind_state is not None
     arms = ("ticket", *config.controls)
-    out = [LotteryRound(seed, 0, model_density(dense), {a: acc for a in arms})]
+    yield LotteryRound(seed, 0, model_density(dense), {a: acc for a in arms})
     trained = dense  # the network whose weights the next round prunes
     pruner = MagnitudePruner(scope=config.scope)
     for rnd, target in enumerate(config.densities()[1:], start=1):
@@ -342,9 +342,8 @@ def _run_seed(
             if before_train is not None:
                 before_train(seed, rnd, arm, net)
             accs[arm] = _train(net, data, config, steps - k, sub_seed(seed, "data", rnd))
-        out.append(LotteryRound(seed, rnd, model_density(nets["ticket"]), accs))
+        yield LotteryRound(seed, rnd, model_density(nets["ticket"]), accs)
         trained = nets["ticket"]
-    return out
 
 
 __all__ = ["LotteryConfig", "LotteryResult", "LotteryRound", "find_tickets", "rewind"]
