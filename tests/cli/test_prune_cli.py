@@ -1,9 +1,18 @@
 import json
+from collections.abc import Iterator
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from sprig.cli import app
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads() -> Iterator[None]:
+    before = torch.get_num_threads()  # the commands set their own thread count
+    yield
+    torch.set_num_threads(before)
 
 
 def test_help_has_examples():
@@ -15,7 +24,9 @@ def test_help_has_examples():
 @pytest.mark.slow
 def test_lottery_writes_json_table_and_plot(tmp_path):
     args = ["lottery", "--rounds", "1", "--rate", "0.5", "--seeds", "0", "--steps", "20"]
-    result = CliRunner().invoke(app, [*args, "--hidden", "8", "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        app, [*args, "--hidden", "8", "--samples", "200", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     assert "round  1 density 0.5000" in result.output
     data = json.loads((tmp_path / "lottery.json").read_text())

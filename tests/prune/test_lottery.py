@@ -103,5 +103,17 @@ def test_bad_config():
         LotteryConfig(controls=("shuffle",))
     with pytest.raises(ValueError, match="rounds"):
         LotteryConfig(rounds=0)
+
+    class Scale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.g = nn.Parameter(torch.ones(2))
+
+        def forward(self, x):
+            return x * self.g
+
+    no_reset = LotteryConfig(rounds=1, train=TrainConfig(steps=2))
+    with pytest.raises(ValueError, match=r"cannot re-initialise 2 \(Scale.*reset_parameters"):
+        find_tickets(lambda s: nn.Sequential(nn.Linear(20, 2), nn.ReLU(), Scale()), DATA, no_reset)
     with pytest.raises(ValueError, match="no prunable weight"):
         rewind(make(0), {}, {"9.weight": torch.ones(2, 2, dtype=torch.bool)})

@@ -73,6 +73,7 @@ def lottery(
     rewind: Annotated[int, typer.Option(help="Rewind survivors to iteration k (0: init).")] = 0,
     scope: Annotated[str, typer.Option(help="Magnitude ranking: 'global' or 'layer'.")] = "global",
     hidden: Annotated[str, typer.Option(help="Hidden layer widths of the MLP.")] = "256,256",
+    samples: Annotated[int, typer.Option(help="MNIST-1D samples (80% train).")] = 5000,
     controls: Annotated[
         str, typer.Option(help="Controls to train: reinit, random.")
     ] = "reinit,random",
@@ -99,6 +100,7 @@ def lottery(
         rewind=rewind,
         scope=scope,
         hidden=hidden,
+        samples=samples,
         controls=controls,
         out=out,
         echo=typer.echo,

@@ -123,6 +123,7 @@ def run_lottery(
     rewind: int,
     scope: str,
     hidden: str,
+    samples: int,
     controls: str,
     out: Path | None,
     echo: Echo,
@@ -130,6 +131,10 @@ def run_lottery(
     """The MNIST-1D lottery-ticket experiment; returns the run folder."""
     seed_list = parse_ints(seeds, "--seeds")
     sizes = (40, *parse_ints(hidden, "--hidden"), 10)
+    if samples < 10:
+        raise ValueError(
+            f"--samples must be >= 10 (MNIST-1D keeps 80% for training), got {samples}"
+        )
     ctrl = tuple(c for c in controls.replace(" ", "").split(",") if c)
     config = LotteryConfig(
         rounds=rounds,
@@ -141,9 +146,13 @@ def run_lottery(
         train=TrainConfig(steps=steps, lr=lr, batch_size=batch_size),
     )
     folder = run_folder(out, "lottery")
-    echo(f"sprig lottery: MLP {'-'.join(map(str, sizes))} on MNIST-1D (4000 train, 1000 test)")
+    n_train = int(0.8 * samples)
+    echo(
+        f"sprig lottery: MLP {'-'.join(map(str, sizes))} on MNIST-1D "
+        f"({n_train} train, {samples - n_train} test)"
+    )
     echo(f"  {rounds} rounds at {rate:.0%}/round, seeds {list(seed_list)}, writing to {folder}")
-    data = mnist1d()
+    data = mnist1d(num_samples=samples)
     start = time.perf_counter()
 
     def progress(r: LotteryRound) -> None:
@@ -153,7 +162,10 @@ def run_lottery(
 
     result = find_tickets(lambda s: mlp(sizes), data, config, on_round=progress)
     result.config["model"] = f"MLP {'-'.join(map(str, sizes))}"
-    result.config["data"] = "MNIST-1D (mnist1d package, seed 42, 4000 train / 1000 test)"
+    result.config["data"] = (
+        f"MNIST-1D (mnist1d package, seed 42, {data.x_train.shape[0]} train / "
+        f"{data.x_test.shape[0]} test)"
+    )
     result.save(folder / "lottery.json")
     md = lottery_markdown(result, "Lottery tickets on MNIST-1D")
     write_text_atomic(folder / "lottery.md", md)
@@ -181,14 +193,13 @@ def _course_runs(data: Split, dens: float, seed: int, steps: int, lr: float) -> 
         torch.manual_seed(seed)
         base = mlp((20, 64, 2))
     dense = copy.deepcopy(base)
-    dense_acc = train_classifier(dense, data, tc).final_accuracy
-    if dens == 1.0:
-        nnz = summary(dense).nnz
-        return {"scratch": dense_acc, "magnitude": dense_acc, "random": dense_acc, "nnz": nnz}
+    train_classifier(dense, data, tc)
     # the course's SparseMLP: a random mask of this density in every layer, trained from init
+    # (density 1.0: the dense network itself)
     scratch = sparsify(copy.deepcopy(base), dens, distribution="uniform", seed=seed)
     out = {"scratch": train_classifier(scratch, data, tc).final_accuracy}
     for method in ("magnitude", "random"):
+        # prune the trained dense network once, retrain (density 1.0: just train it longer)
         net = prune(copy.deepcopy(dense), dens, method, seed=seed)
         out[method] = train_classifier(net, data, tc).final_accuracy
     out["nnz"] = summary(scratch).nnz
@@ -242,8 +253,10 @@ def run_sparse_vs_dense(
             f"MLP 20-64-2, x ~ N(0, I_20), label x0 + x1 > 0; 2000 train / 1000 test points. "
             f"Test accuracy (%), mean ± std over seeds {list(seed_list)}; full-batch Adam, "
             f"lr {lr}, {steps} steps per training run (the course's recipe). Same density in "
-            "both layers. 'Retrained' columns prune the trained dense network once, then train "
-            f"{steps} more steps.",
+            "both layers (random masks drawn uniformly per layer). 'Retrained' columns prune the "
+            f"trained dense network once, then train {steps} more steps (fresh optimizer), so "
+            f"they see {2 * steps} steps in all; their density-1.00 entry is the dense network "
+            f"trained for those {2 * steps} steps, the fair reference for them.",
             "",
             _markdown(head, body),
             "",

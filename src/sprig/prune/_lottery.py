@@ -187,6 +187,17 @@ class _Snapshot(Callback):
             self.state = copy.deepcopy(model.state_dict())
 
 
+def _check_reinit(model: nn.Module) -> None:
+    """The re-init control needs every parameter owned by a module with ``reset_parameters``."""
+    for name, module in model.named_modules():
+        own = [n for n, _ in module.named_parameters(recurse=False)]
+        if own and not callable(getattr(module, "reset_parameters", None)):
+            raise ValueError(
+                f"cannot re-initialise {name or 'the model'} ({type(module).__name__}, parameters "
+                f"{own}): it has no reset_parameters(); add one, or drop the 'reinit' control"
+            )
+
+
 def _reinit(model: nn.Module, seed: int) -> None:
     """Fresh default initialisation of every layer, drawn from ``seed`` (global RNG untouched)."""
     with torch.random.fork_rng(devices=[]):
@@ -256,7 +267,7 @@ def rewind(
     for qual, mask in masks.items():
         if qual not in known:
             raise ValueError(f"no prunable weight {qual!r} in {type(model).__name__}")
-        apply_mask(*known[qual], mask, pattern="lottery")
+        apply_mask(*known[qual], mask, pattern="unstructured")
     return net
 
 
@@ -315,6 +326,8 @@ def _run_seed(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = make_model(seed)
+    if "reinit" in config.controls:
+        _check_reinit(model)
     init = copy.deepcopy(model.state_dict())
     steps, k = config.train.steps, config.rewind
     snap = _Snapshot(k)
