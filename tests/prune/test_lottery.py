@@ -90,6 +90,14 @@ def test_result_json_roundtrip_and_summary(tmp_path):
     assert set(back.series()) == {"ticket", "random"}
     assert back.matching_density(tolerance=1.0) == tab[-1]["density"]
     assert back.matching_density(tolerance=-1.0) == 1.0
+    # lowest within tolerance vs stop at the first round that is not
+    fake = LotteryResult.from_dict(back.to_dict())
+    fake.rounds = [
+        type(back.rounds[0])(0, r, 0.5**r, {"ticket": acc})
+        for r, acc in enumerate([0.80, 0.795, 0.70, 0.80, 0.60])
+    ]
+    assert fake.matching_density(tolerance=0.01) == 0.125
+    assert fake.matching_density(tolerance=0.01, contiguous=True) == 0.5
 
 
 def test_bad_config():

@@ -82,33 +82,39 @@ def _markdown(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def lottery_markdown(result: LotteryResult, title: str) -> str:
-    """The averaged table of a lottery result, with where tickets stop matching dense."""
+    """The averaged table of a lottery result, with where each arm stops matching dense."""
     arms = result.arms()
     tab = result.table()
     rows = []
     for r in tab:
         cells = [str(int(r["round"])), f"{r['density']:.4f}"]
         cells += [f"{100 * r[a]:.1f} ± {100 * r[a + '_std']:.1f}" for a in arms]
+        cells.append(f"{100 * (r['ticket'] - tab[0]['ticket']):+.1f}")
         rows.append(cells)
-    head = ["round", "density", *[f"{a} acc. (%)" for a in arms]]
+    head = ["round", "density", *[f"{a} acc. (%)" for a in arms], "ticket − dense (points)"]
     cfg = result.config
-    n_seeds = len(cfg["seeds"])
     lines = [
         f"# {title}",
         "",
-        f"Mean ± std over {n_seeds} seed(s) {cfg['seeds']} of the final test accuracy. "
-        f"Iterative magnitude pruning ({cfg['scope']} scope), {cfg['rate']:.0%} of the remaining "
-        f"weights per round, rewind to iteration {cfg['rewind']}; every network trains "
+        f"{cfg.get('model', 'model')} on {cfg.get('data', 'data')}. Mean ± std over "
+        f"{len(cfg['seeds'])} seed(s) {cfg['seeds']} of the final test accuracy. Iterative "
+        f"magnitude pruning ({cfg['scope']} scope), {cfg['rate']:.0%} of the remaining weights "
+        f"per round, rewind to iteration {cfg['rewind']}; every network trains "
         f"{cfg['train']['steps'] - cfg['rewind']} steps ({cfg['train']['optimizer']}, "
         f"lr {cfg['train']['lr']}, batch {cfg['train']['batch_size']}). Round 0 is the dense "
-        "network, shared by all columns.",
+        "network, shared by all columns. reinit: the ticket's masks, fresh random weights. "
+        "random: random masks with the ticket's per-layer counts, the ticket's initial weights.",
         "",
         _markdown(head, rows),
         "",
+        "Where each stops matching dense within 1 point (mean over seeds): the lowest density "
+        "within 1 point, and (stricter) the lowest before the first round that is not:",
+        "",
     ]
     for arm in arms:
-        d = result.matching_density(arm, tolerance=0.01)
-        lines.append(f"- {arm}: within 1 point of dense down to density {d:.4f}")
+        low = result.matching_density(arm, tolerance=0.01)
+        first = result.matching_density(arm, tolerance=0.01, contiguous=True)
+        lines.append(f"- {arm}: {low:.4f} (stricter: {first:.4f})")
     return "\n".join(lines) + "\n"
 
 

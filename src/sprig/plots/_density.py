@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ..io import write_atomic
 
+_TICKS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001)
+
 
 def plot_accuracy_vs_density(
     series: Mapping[str, Sequence[tuple[float, float]]],
@@ -71,11 +73,15 @@ def plot_accuracy_vs_density(
         if reference is not None:
             ax.axhline(reference, color="grey", linestyle=":", linewidth=1, label="dense")
         ax.set_xscale("log")
+        low = min(d for points in series.values() for d, _ in points)
+        ticks = [t for t in _TICKS if t >= low * 0.999] or [1.0]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.invert_xaxis()
         ax.set_xlabel("density (fraction of weights kept, log scale)")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
-        ax.grid(True, which="both", alpha=0.3)
+        ax.grid(True, alpha=0.3)
         ax.legend()
         fig.tight_layout()
         suffix = Path(path).suffix.lstrip(".") or "png"

@@ -159,20 +159,29 @@ class LotteryResult:
         tab = self.table()
         return {arm: [(r["density"], r[arm]) for r in tab] for arm in self.arms()}
 
-    def matching_density(self, arm: str = "ticket", tolerance: float = 0.01) -> float:
-        """The lowest density down to which ``arm`` stays within ``tolerance`` of dense.
+    def matching_density(
+        self, arm: str = "ticket", tolerance: float = 0.01, *, contiguous: bool = False
+    ) -> float:
+        """The lowest density at which ``arm``'s mean accuracy is within ``tolerance`` of dense.
 
-        Walks the rounds from dense towards sparse and stops at the first round whose mean
-        accuracy falls more than ``tolerance`` below the dense mean.
+        Args:
+            arm: ``"ticket"``, ``"reinit"`` or ``"random"``.
+            tolerance: accuracy (a fraction: 0.01 is one point) ``arm`` may lose.
+            contiguous: only count rounds before the first one that falls further below dense
+                (stricter: one noisy round stops it).
+
+        Returns:
+            a density in (0, 1] (1.0 when no pruned round is within ``tolerance``).
         """
         tab = self.table()
         dense = tab[0][arm]
-        last = tab[0]["density"]
+        best = tab[0]["density"]
         for row in tab[1:]:
-            if row[arm] < dense - tolerance:
+            if row[arm] >= dense - tolerance:
+                best = min(best, row["density"])
+            elif contiguous:
                 break
-            last = row["density"]
-        return last
+        return best
 
 
 class _Snapshot(Callback):

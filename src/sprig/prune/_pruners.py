@@ -9,7 +9,9 @@ highest-scoring entries. The base class does the rest, the same way for every pr
   and the new mask is intersected with the old one.
 * **exact targets**: layer scope keeps ``round(density * numel)`` weights in every layer (at least
   one; structured patterns keep ``round(density * units)`` rows, columns or blocks); global scope
-  keeps ``round(density * total)`` weights over all layers together, wherever they are.
+  keeps ``round(density * total)`` weights over all layers together, wherever they are. (A
+  structured pruner applied over an unstructured mask keeps whole units *of what survives*, so
+  the weight density then ends below the target.)
 * **remove-only**: a target above a layer's current density is an error (``strict=True``) or
   leaves that layer as it is (``strict=False``, what gradual schedules use).
 * **all or nothing**: every mask is built before the first is applied, so a failed call leaves
