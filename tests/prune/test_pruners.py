@@ -217,3 +217,15 @@ def test_per_layer_densities():
     assert int(net[0].weight_mask.sum()) == 180
     assert get_mask(net[2], "weight") is None
     assert int(net[4].weight_mask.sum()) == 2
+
+
+def test_conv_and_linear_global():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
+    before = {q: w.detach().abs().clone() for q, w in weights(net).items()}
+    MagnitudePruner(scope="global").prune(net, 0.1)
+    total = sum(w.numel() for w in before.values())
+    assert sprig.summary(net).nnz == round(0.1 * total)
+    kept = torch.cat([before[q][get_mask(*_owner(net, q))] for q in before])
+    gone = torch.cat([before[q][~get_mask(*_owner(net, q))] for q in before])
+    assert kept.min() >= gone.max()
+    assert net(torch.randn(2, 3, 6, 6)).shape == (2, 5)
