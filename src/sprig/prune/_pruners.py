@@ -65,11 +65,16 @@ class Pruner:
         scope: ``"layer"`` (every layer to the target density) or ``"global"`` (one ranking over
             all layers; unstructured pruners only).
 
-    Example (a new pruner is a few lines)::
-
-        class GradientPruner(Pruner):
-            def score(self, param, generator):
-                return (param * param.grad).abs()
+    Example (a new pruner is a few lines; ``score`` sees the parameter, gradient included):
+        >>> class TaylorPruner(Pruner):
+        ...     name = "taylor"
+        ...     def score(self, param, generator):
+        ...         return (param * param.grad).abs()
+        >>> lin = nn.Linear(4, 4)
+        >>> lin(torch.randn(8, 4)).sum().backward()
+        >>> _ = TaylorPruner().prune(lin, 0.5)
+        >>> int(lin.weight_mask.sum())
+        8
     """
 
     pattern: ClassVar[str] = "unstructured"
@@ -183,7 +188,7 @@ class Pruner:
     def _scores(self, t: _Target, seed: int) -> Tensor:
         gen = make_generator(sub_seed(seed, self.name, t.qual))
         with torch.no_grad():
-            s = self.score(t.param.detach(), gen).to("cpu", torch.float64)
+            s = self.score(t.param, gen).detach().to("cpu", torch.float64)
         if tuple(s.shape) != tuple(t.param.shape):
             raise ValueError(
                 f"{type(self).__name__}.score returned shape {tuple(s.shape)} for {t.qual} "
