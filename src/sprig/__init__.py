@@ -27,6 +27,7 @@ from .masks import (
     summary,
 )
 from .nn import SparseLinear, SparseMLP
+from .prune import GradualPruning, LotteryConfig, Polynomial, find_tickets
 
 __all__ = [
     "SET",
@@ -34,6 +35,9 @@ __all__ = [
     "DeepR",
     "MaskUpdater",
     "RigL",
+    "GradualPruning",
+    "LotteryConfig",
+    "Polynomial",
     "SparseLinear",
     "SparseMLP",
     "SprigFileError",
@@ -44,6 +48,7 @@ __all__ = [
     "compress",
     "decompress",
     "density",
+    "find_tickets",
     "get_mask",
     "load",
     "load_state",

@@ -30,3 +30,28 @@ def test_bad_input():
         BonsaiRegularizer(steepness=-1)
     with pytest.raises(ValueError, match="strength"):
         L1(float("nan"))
+
+
+def test_bonsai_gradient_matches_formula():
+    # away from x = 0, where |x| has no derivative
+    x = torch.tensor([-0.4, -0.12, -0.09, 0.03, 0.1001, 0.2, 0.7], dtype=torch.float64)
+    x.requires_grad_()
+    reg = BonsaiRegularizer()
+    reg([x]).backward()
+    t, s, i_t, i_l1 = 0.1, 100.0, 0.1, 0.001
+    xs = x.detach()
+    sech2 = 1 - torch.tanh((xs.abs() - t) * s) ** 2
+    expected = (i_t * s * sech2 + i_l1) * xs.sign() / xs.numel()
+    assert torch.allclose(x.grad, expected, rtol=1e-12, atol=0)
+    # defaults, with gradcheck near the steep part of the curve
+    y = (0.1 + 0.02 * (torch.rand(9, dtype=torch.float64) - 0.5)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda v: reg([v, -v[:4]]), (y,))
+
+
+def test_l1_value_and_gradcheck_on_several_tensors():
+    a = torch.tensor([[1.0, -2.0], [3.0, 0.5]], dtype=torch.float64)
+    b = torch.tensor([-4.0], dtype=torch.float64)
+    assert float(L1(0.1)([a, b])) == pytest.approx(0.1 * (6.5 / 4 + 4.0))
+    assert float(L1()([])) == 0.0
+    a.requires_grad_()
+    assert torch.autograd.gradcheck(lambda v: L1(0.7)([v, v.sum(0) * 3]), (a,))

@@ -99,6 +99,76 @@ def run(
         raise typer.Exit(2) from None
 
 
+def lottery(
+    rounds: Annotated[int, typer.Option(help="Pruning rounds after the dense run.")] = 10,
+    rate: Annotated[
+        float, typer.Option(help="Fraction of remaining weights pruned per round.")
+    ] = 0.25,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds, one full run each.")] = "0,1,2",
+    steps: Annotated[int, typer.Option(help="Training steps of every run.")] = 3000,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    batch_size: Annotated[int, typer.Option(help="Minibatch size.")] = 128,
+    rewind: Annotated[int, typer.Option(help="Rewind survivors to iteration k (0: init).")] = 0,
+    scope: Annotated[str, typer.Option(help="Magnitude ranking: 'global' or 'layer'.")] = "global",
+    hidden: Annotated[str, typer.Option(help="Hidden layer widths of the MLP.")] = "256,256",
+    samples: Annotated[int, typer.Option(help="MNIST-1D samples (80% train).")] = 5000,
+    controls: Annotated[
+        str, typer.Option(help="Controls to train: reinit, random.")
+    ] = "reinit,random",
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default: runs/lottery-TIME).")
+    ] = None,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (small nets: 1).")] = 1,
+) -> None:
+    """Lottery tickets on MNIST-1D: iterative magnitude pruning with rewinding, against random
+    re-init and random pruning. Writes lottery.json, lottery.md and lottery.png.
+
+    Example: sprig lottery --rounds 4 --rate 0.5 --seeds 0 --steps 500
+    """
+    from ._prune import run_lottery, set_threads
+
+    set_threads(threads)
+    run_lottery(
+        rounds=rounds,
+        rate=rate,
+        seeds=seeds,
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        rewind=rewind,
+        scope=scope,
+        hidden=hidden,
+        samples=samples,
+        controls=controls,
+        out=out,
+        echo=typer.echo,
+    )
+
+
+@app.command("sparse-vs-dense")
+def sparse_vs_dense(
+    densities: Annotated[str, typer.Option(help="Comma-separated densities.")] = "1.0,0.5,0.3,0.1",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
+    steps: Annotated[int, typer.Option(help="Full-batch Adam steps per training run.")] = 100,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 0.01,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default: runs/sparse-vs-dense-TIME).")
+    ] = None,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (small nets: 1).")] = 1,
+) -> None:
+    """The course task (MLP 20-64-2, label x0 + x1 > 0) at several densities: sparse from
+    scratch vs pruned dense networks. Writes sparse_vs_dense.md and .json.
+
+    Example: sprig sparse-vs-dense --densities 1,0.5,0.3,0.1 --seeds 0,1,2
+    """
+    from ._prune import run_sparse_vs_dense, set_threads
+
+    set_threads(threads)
+    run_sparse_vs_dense(
+        densities=densities, seeds=seeds, steps=steps, lr=lr, out=out, echo=typer.echo
+    )
+
+
 def main() -> None:
     """Entry point: typer handles usage errors (exit 2); a failed job is one line (exit 1)."""
     try:

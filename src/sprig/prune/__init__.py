@@ -1,5 +1,43 @@
 """Pruning: pruners (scores -> masks), schedules, regularizers, lottery tickets."""
 
+from ._lottery import ARMS, LotteryConfig, LotteryResult, LotteryRound, find_tickets, rewind
+from ._pruners import (
+    PRUNERS,
+    SCOPES,
+    BlockPruner,
+    MagnitudePruner,
+    NMPruner,
+    Pruner,
+    RandomPruner,
+    StructuredPruner,
+    make_pruner,
+    prune,
+)
 from ._regularizers import L1, BonsaiRegularizer
+from ._schedules import SCHEDULES, GradualPruning, OneShot, Polynomial, Schedule
 
-__all__ = ["L1", "BonsaiRegularizer"]
+__all__ = [
+    "ARMS",
+    "L1",
+    "PRUNERS",
+    "SCHEDULES",
+    "SCOPES",
+    "BlockPruner",
+    "BonsaiRegularizer",
+    "GradualPruning",
+    "LotteryConfig",
+    "LotteryResult",
+    "LotteryRound",
+    "MagnitudePruner",
+    "NMPruner",
+    "OneShot",
+    "Polynomial",
+    "Pruner",
+    "RandomPruner",
+    "Schedule",
+    "StructuredPruner",
+    "find_tickets",
+    "make_pruner",
+    "prune",
+    "rewind",
+]

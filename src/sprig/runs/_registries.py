@@ -30,6 +30,7 @@ from ..data import Split, course_task, mnist1d, moons
 from ..dst import make_updater
 from ..masks import density
 from ..nn import SparseMLP
+from ..prune import GradualPruning, Polynomial, make_pruner
 
 DATASETS: Registry[Callable[..., Split]] = Registry("dataset")
 DATASETS.add("moons", moons)
@@ -142,3 +143,31 @@ METHODS.add("rigl", _mask_updater("rigl", "RigL: grow where the dense gradient i
 METHODS.add("set", _mask_updater("set", "SET: drop the smallest weights, grow at random."))
 METHODS.add("snfs", _mask_updater("snfs", "Sparse momentum: grow by momentum, redistribute."))
 METHODS.add("deepr", _mask_updater("deepr", "Deep Rewiring: noisy signed updates, rewire."))
+
+
+@METHODS.register("gradual")
+def gradual(
+    steps: int,
+    seed: int,
+    final_density: float = 0.1,
+    start: float = 0.1,
+    end: float = 0.75,
+    every: int = 50,
+    pruner: str = "magnitude",
+    scope: str = "layer",
+) -> Any:
+    """Gradual magnitude pruning (Zhu & Gupta 2017) from the model's density down to
+    ``final_density``, between ``start`` and ``end`` (fractions of the run), every ``every``
+    steps. Build the model dense (densities = 1.0) or sparse; pruning never revives a weight."""
+    if not 0.0 <= start < end <= 1.0:
+        raise ValueError(
+            f"[method] needs 0 <= start < end <= 1 (fractions of the run), got start={start!r}, "
+            f"end={end!r}"
+        )
+    schedule = Polynomial(
+        final_density=final_density,
+        start=int(start * steps),
+        end=max(int(start * steps) + 1, int(end * steps)),
+        every=every,
+    )
+    return GradualPruning(schedule, make_pruner(pruner, scope=scope), seed=seed)
