@@ -145,7 +145,7 @@ def train_classifier(
         opt.step()
         for cb in callbacks:
             cb.after_step(step, model, opt)
-        hist.loss.append(float(loss))
+        hist.loss.append(float(loss.detach()))
         if config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < config.steps:
             hist.evals.append((step + 1, accuracy(model, data.x_test, data.y_test)))
     if data.x_test.shape[0]:
