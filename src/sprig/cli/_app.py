@@ -99,6 +99,7 @@ def run(
         raise typer.Exit(2) from None
 
 
+@app.command()
 def lottery(
     rounds: Annotated[int, typer.Option(help="Pruning rounds after the dense run.")] = 10,
     rate: Annotated[
