@@ -25,11 +25,12 @@ from .masks import (
     sparsify,
     summary,
 )
-from .nn import SparseLinear, SparseMLP
+from .nn import SparseLinear, SparseMLP, SparseRNN
 
 __all__ = [
     "SparseLinear",
     "SparseMLP",
+    "SparseRNN",
     "SprigFileError",
     "__version__",
     "apply_mask",

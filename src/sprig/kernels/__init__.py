@@ -2,5 +2,19 @@
 
 from ._csr import csr_to_dense, to_csr
 from ._linear import csr_linear
+from ._recurrent import (
+    KERNEL_ACTIVATIONS,
+    RecurrentLayer,
+    csr_recurrent,
+    recurrent_reference,
+)
 
-__all__ = ["csr_linear", "csr_to_dense", "to_csr"]
+__all__ = [
+    "KERNEL_ACTIVATIONS",
+    "RecurrentLayer",
+    "csr_linear",
+    "csr_recurrent",
+    "csr_to_dense",
+    "recurrent_reference",
+    "to_csr",
+]
