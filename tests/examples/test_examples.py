@@ -14,3 +14,8 @@ def _load(name: str):
 
 def test_mask_any_model():
     assert _load("mask_any_model").main(steps=150) > 0.9
+
+
+def test_scipy_sparse_rnn():
+    # sprig's fused loop reproduces the article's scipy CSR loop on its own matrices
+    assert _load("scipy_sparse_rnn").main() < 1e-12

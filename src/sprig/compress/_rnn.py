@@ -93,6 +93,67 @@ class CompressedRNN(CompressedModule):
                         f"bias_{kind}_l{layer}", torch.zeros(G * hidden_size, dtype=dt)
                     )
 
+    @classmethod
+    def from_csr(
+        cls,
+        weight_ih: Any,
+        weight_hh: Any,
+        bias_ih: Tensor | None = None,
+        bias_hh: Tensor | None = None,
+        cell: str = "rnn",
+        nonlinearity: str | None = None,
+    ) -> CompressedRNN:
+        """A one-layer network from given CSR weights (torch CSR tensors or scipy sparse).
+
+        ``h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`` for the default Elman cell, the
+        sparse RNN built by hand with scipy in the source article, run by the fused loop.
+
+        Args:
+            weight_ih: ``(G*H, I)`` input weights; ``scipy.sparse`` matrices are converted.
+            weight_hh: ``(G*H, H)`` recurrent weights.
+            bias_ih, bias_hh: ``(G*H,)`` biases, or None for none.
+            cell: ``"rnn"``, ``"gru"`` or ``"lstm"`` (G = 1, 3, 4).
+            nonlinearity: the Elman cell's activation (default ``"tanh"``).
+        """
+        w_ih, w_hh = _as_csr(weight_ih, "weight_ih"), _as_csr(weight_hh, "weight_hh")
+        G = {"rnn": 1, "gru": 3, "lstm": 4}.get(cell)
+        if G is None:
+            raise ValueError(f"unknown cell {cell!r}; valid names are: rnn, gru, lstm")
+        H = w_hh.shape[1]
+        if tuple(w_hh.shape) != (G * H, H) or w_ih.shape[0] != G * H:
+            raise ValueError(
+                f"a {cell} cell needs weight_hh of shape ({G}*H, H) and weight_ih of shape "
+                f"({G}*H, I); got {tuple(w_hh.shape)} and {tuple(w_ih.shape)}"
+            )
+        if (bias_ih is None) != (bias_hh is None):
+            raise ValueError("give both biases or neither (a missing one counts as zeros)")
+        rnn = (nonlinearity or "tanh") if cell == "rnn" else None
+        out = cls(
+            w_ih.shape[1],
+            H,
+            1,
+            cell,
+            {"weight_ih_l0": w_ih.values().numel(), "weight_hh_l0": w_hh.values().numel()},
+            nonlinearity=rnn,
+            bias=bias_ih is not None,
+            dtype=str(w_hh.dtype).removeprefix("torch."),
+        )
+        out._fill(
+            {"weight_ih_l0": w_ih, "weight_hh_l0": w_hh},
+            {"bias_ih_l0": bias_ih, "bias_hh_l0": bias_hh},
+        )
+        return out
+
+    def _fill(self, csr: dict[str, Tensor], biases: dict[str, Tensor | None]) -> None:
+        with torch.no_grad():
+            for name, c in csr.items():
+                getattr(self, f"{name}_crow").copy_(c.crow_indices())
+                getattr(self, f"{name}_col").copy_(c.col_indices())
+                getattr(self, f"{name}_values").copy_(c.values())
+            for name, b in biases.items():
+                if b is not None:
+                    getattr(self, name).copy_(torch.as_tensor(b))
+
     def weight_csr(self, name: str) -> Tensor:
         """Weight ``name`` (``"weight_hh_l0"``) as a sparse CSR tensor (no copy)."""
         layer = int(name.rsplit("_l", 1)[1])
@@ -123,7 +184,9 @@ class CompressedRNN(CompressedModule):
         unbatched = x.dim() == 2
         if unbatched:
             x = x.unsqueeze(1)
-        states = (hx if isinstance(hx, tuple) else (hx,)) if hx is not None else ()
+        states: tuple[Tensor, ...] = (
+            (hx if isinstance(hx, tuple) else (hx,)) if hx is not None else ()
+        )
         if unbatched:
             states = tuple(s.unsqueeze(1) for s in states)
         x = x.to(getattr(torch, self.dtype_name))
@@ -159,7 +222,7 @@ class CompressedRNN(CompressedModule):
         if src.get("class"):
             module: nn.RNNBase = MODULES.get(src["class"])(**src["config"])  # type: ignore[assignment]
         else:
-            cls = _TORCH_CLASSES[self.cell]
+            cls: Any = _TORCH_CLASSES[self.cell]
             kwargs: dict[str, Any] = (
                 {"nonlinearity": self.nonlinearity} if self.cell == "rnn" else {}
             )
@@ -229,7 +292,7 @@ def compress_rnn(module: nn.RNNBase, **options: Any) -> CompressedRNN:
             if label is not None:
                 patterns[name] = label
     spec = module_config(module)
-    dtype = str(module.weight_hh_l0.dtype).removeprefix("torch.")
+    dtype = str(csr["weight_hh_l0"].dtype).removeprefix("torch.")
     out = CompressedRNN(
         module.input_size,
         module.hidden_size,
@@ -243,12 +306,29 @@ def compress_rnn(module: nn.RNNBase, **options: Any) -> CompressedRNN:
         source=spec,
         patterns=patterns,
     )
-    with torch.no_grad():
-        for name, c in csr.items():
-            getattr(out, f"{name}_crow").copy_(c.crow_indices())
-            getattr(out, f"{name}_col").copy_(c.col_indices())
-            getattr(out, f"{name}_values").copy_(c.values())
-        for name, param in module.named_parameters(recurse=False):
-            if name.startswith("bias_"):
-                getattr(out, name).copy_(param.detach())
-    return out.to(module.weight_hh_l0.device)
+    out._fill(
+        csr, {n: p for n, p in module.named_parameters(recurse=False) if n.startswith("bias_")}
+    )
+    return out.to(device=csr["weight_hh_l0"].device)
+
+
+def _as_csr(weight: Any, what: str) -> Tensor:
+    if isinstance(weight, Tensor):
+        if weight.layout != torch.sparse_csr:
+            raise ValueError(
+                f"{what} must be a CSR tensor (sprig.kernels.to_csr), got {weight.layout}"
+            )
+        return weight
+    tocsr = getattr(weight, "tocsr", None)
+    if tocsr is None:
+        raise TypeError(
+            f"{what} must be a torch CSR tensor or a scipy sparse matrix, got {type(weight)}"
+        )
+    m = tocsr()
+    m.sum_duplicates()  # also sorts the column indices of each row
+    return torch.sparse_csr_tensor(
+        torch.from_numpy(m.indptr.astype("int32")),
+        torch.from_numpy(m.indices.astype("int32")),
+        torch.from_numpy(m.data.copy()),
+        size=m.shape,
+    )

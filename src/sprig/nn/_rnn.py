@@ -9,7 +9,7 @@ with another activation runs a Python loop over time (one product per step).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -29,7 +29,7 @@ CELL_GATES: dict[str, tuple[str, ...]] = {
     "lstm": ("i", "f", "g", "o"),
 }
 _TORCH_MODE = {"gru": "GRU", "lstm": "LSTM"}
-_TORCH_FORWARD = {
+_TORCH_FORWARD: dict[str, Callable[..., Any]] = {
     "RNN_TANH": nn.RNN.forward,
     "RNN_RELU": nn.RNN.forward,
     "GRU": nn.GRU.forward,
@@ -169,7 +169,7 @@ class SparseRNN(nn.RNNBase):
     ) -> tuple[int, int, int]:
         return nn.LSTM.get_expected_cell_size(self, input, batch_sizes)  # type: ignore[arg-type]
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         input: Tensor | PackedSequence,
         hx: Hidden | None = None,
@@ -210,9 +210,10 @@ class SparseRNN(nn.RNNBase):
         live = None if lens is None else (torch.arange(T).unsqueeze(1) < lens).unsqueeze(2)
         finals = []
         for layer in range(self.num_layers):
-            w_ih, w_hh, b_ih, b_hh = (
-                getattr(self, f"{n}_l{layer}", None)
-                for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            w_ih, w_hh = getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}")
+            b_ih, b_hh = (
+                getattr(self, f"bias_ih_l{layer}", None),
+                getattr(self, f"bias_hh_l{layer}", None),
             )
             gi = F.linear(x, w_ih, b_ih)  # (T, B, H): every step's input product at once
             h = x.new_zeros(B, H) if hx is None else hx[layer]
