@@ -14,7 +14,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ..kernels import KERNEL_ACTIVATIONS, RecurrentLayer, csr_recurrent, csr_to_dense, to_csr
+from ..kernels import (
+    KERNEL_ACTIVATIONS,
+    PreparedLayer,
+    RecurrentLayer,
+    csr_recurrent,
+    csr_to_dense,
+    prepare_layer,
+    to_csr,
+)
 from ..masks import apply_mask, get_mask, mask_pattern
 from ..nn import MODULES, SparseRNN, check_rnn_input, make_activation, module_config, sprig_module
 from ._api import CompressedModule, register_compressor
@@ -80,6 +88,7 @@ class CompressedRNN(CompressedModule):
         G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
         act = nonlinearity or "tanh"
         self.activation: Any = act if act in KERNEL_ACTIVATIONS else make_activation(act)
+        self._prepared: dict[int, tuple[Any, PreparedLayer]] = {}
         for layer in range(num_layers):
             for kind in ("ih", "hh"):
                 name = f"weight_{kind}_l{layer}"
@@ -161,6 +170,25 @@ class CompressedRNN(CompressedModule):
         crow, col, val = (getattr(self, f"{name}_{p}") for p in _PARTS)
         return torch.sparse_csr_tensor(crow, col, val, size=(crow.numel() - 1, cols))
 
+    def _layer(self, layer: int) -> RecurrentLayer | PreparedLayer:
+        """Layer ``layer``'s weights, converted for the compiled loop once and cached."""
+        weights = RecurrentLayer(
+            self.weight_csr(f"weight_ih_l{layer}"),
+            self.weight_csr(f"weight_hh_l{layer}"),
+            getattr(self, f"bias_ih_l{layer}", None),
+            getattr(self, f"bias_hh_l{layer}", None),
+        )
+        if not isinstance(self.activation, str):
+            return weights  # an activation the compiled loop does not know: torch loop
+        # the key changes when a buffer is replaced or written in place (load_state_dict)
+        bufs = [b for b in self.buffers() if b is not None]
+        key = tuple((b.data_ptr(), b._version) for b in bufs)
+        hit = self._prepared.get(layer)
+        if hit is None or hit[0] != key:
+            hit = (key, prepare_layer(weights, getattr(torch, self.dtype_name)))
+            self._prepared[layer] = hit
+        return hit[1]
+
     def forward(
         self,
         input: Tensor | PackedSequence,
@@ -192,12 +220,7 @@ class CompressedRNN(CompressedModule):
         x = x.to(getattr(torch, self.dtype_name))
         h_n, c_n = [], []
         for layer in range(self.num_layers):
-            weights = RecurrentLayer(
-                self.weight_csr(f"weight_ih_l{layer}"),
-                self.weight_csr(f"weight_hh_l{layer}"),
-                getattr(self, f"bias_ih_l{layer}", None),
-                getattr(self, f"bias_hh_l{layer}", None),
-            )
+            weights = self._layer(layer)
             h0 = states[0][layer] if states else None
             c0 = states[1][layer] if len(states) > 1 else None
             x, h, c = csr_recurrent(x, weights, self.cell, self.activation, h0, c0, lens)

@@ -16,7 +16,6 @@ dense products) that the tests compare against.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,23 +64,8 @@ def _check(
 ) -> tuple[int, int, int, int]:
     if cell not in GATES:
         raise ValueError(f"unknown cell {cell!r}; valid names are: {', '.join(GATES)}")
-    if x.dim() != 3:
-        raise ValueError(f"x must be (T, B, input_size), got shape {tuple(x.shape)}")
-    T, B, I = x.shape
-    GH, I_w = layer.weight_ih.shape
-    G = GATES[cell]
-    H = GH // G
-    if GH != G * H or tuple(layer.weight_hh.shape) != (G * H, H):
-        raise ValueError(
-            f"{cell} weights must be ({G}*H, I) and ({G}*H, H); got "
-            f"{tuple(layer.weight_ih.shape)} and {tuple(layer.weight_hh.shape)}"
-        )
-    if I_w != I:
-        raise ValueError(f"x has {I} features but weight_ih expects {I_w}")
-    for name, s in (("h0", h0), ("c0", c0)):
-        if s is not None and tuple(s.shape) != (B, H):
-            raise ValueError(f"{name} must have shape (B, H) = {(B, H)}, got {tuple(s.shape)}")
-    return T, B, I, H
+    ih, hh = layer.weight_ih.shape, layer.weight_hh.shape
+    return _check_shapes(x, (ih[0], ih[1]), (hh[0], hh[1]), cell, h0, c0)
 
 
 def _lengths(lengths: Tensor | None, T: int, B: int) -> Tensor:
@@ -161,9 +145,60 @@ def _torch_activation(activation: Activation) -> Callable[[Tensor], Tensor]:
     return table[activation]
 
 
+@dataclass(frozen=True)
+class PreparedLayer:
+    """A layer's CSR arrays as the compiled loop takes them (uint32 indices, numpy, one dtype).
+
+    Build once with :func:`prepare_layer` and pass to :func:`csr_recurrent` in place of a
+    :class:`RecurrentLayer` to skip the conversion on every call.
+    """
+
+    shape_ih: tuple[int, int]
+    shape_hh: tuple[int, int]
+    arrays: tuple[Any, ...]  # ih crow, col, values, hh crow, col, values, b_ih, b_hh
+    dtype: torch.dtype
+
+
+def prepare_layer(layer: RecurrentLayer, dtype: torch.dtype = torch.float32) -> PreparedLayer:
+    """``layer``'s CSR weights as the compiled loop's arrays (see :class:`PreparedLayer`)."""
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"csr_recurrent supports float32 and float64, got {dtype}")
+    for w in (layer.weight_ih, layer.weight_hh):
+        if w.layout != torch.sparse_csr:
+            raise ValueError(
+                f"csr_recurrent needs CSR weights (sprig.kernels.to_csr), got {w.layout}"
+            )
+        if w.device.type != "cpu":
+            raise ValueError(f"csr_recurrent runs on the CPU; a weight is on {w.device}")
+    GH = layer.weight_hh.shape[0]
+
+    def arrays(w: Tensor) -> list[Any]:
+        # uint32 indices: see _recurrent_numba (no wrap-around checks, vectorized gathers)
+        idx = [w.crow_indices(), w.col_indices()]
+        return [i.to(torch.int64).numpy().astype(np.uint32) for i in idx] + [
+            w.values().detach().to(dtype).contiguous().numpy()
+        ]
+
+    def bias(b: Tensor | None) -> Any:
+        z = torch.zeros(GH, dtype=dtype) if b is None else b.detach().to(dtype)
+        return z.contiguous().numpy()
+
+    return PreparedLayer(
+        (GH, layer.weight_ih.shape[1]),
+        (GH, layer.weight_hh.shape[1]),
+        (
+            *arrays(layer.weight_ih),
+            *arrays(layer.weight_hh),
+            bias(layer.bias_ih),
+            bias(layer.bias_hh),
+        ),
+        dtype,
+    )
+
+
 def csr_recurrent(
     x: Tensor,
-    layer: RecurrentLayer,
+    layer: RecurrentLayer | PreparedLayer,
     cell: str = "rnn",
     activation: Activation = "tanh",
     h0: Tensor | None = None,
@@ -173,11 +208,14 @@ def csr_recurrent(
     """Run one recurrent layer over a whole sequence with CSR weights, in one compiled loop.
 
     Elman cell: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``; GRU and LSTM follow
-    ``torch.nn.GRU``/``torch.nn.LSTM`` exactly. Inference only: no gradients flow.
+    ``torch.nn.GRU``/``torch.nn.LSTM`` exactly. Inference only: no gradients flow. Batch 1 runs
+    a CSR mat-vec per step; larger batches keep the batch innermost (one pass over the
+    nonzeros per step).
 
     Args:
         x: ``(T, B, I)`` input sequence (float32 or float64, CPU).
-        layer: CSR weights (``sprig.kernels.to_csr``) and biases of one layer.
+        layer: CSR weights (``sprig.kernels.to_csr``) and biases of one layer, or the same
+            already converted by :func:`prepare_layer`.
         cell: ``"rnn"``, ``"gru"`` or ``"lstm"``.
         activation: the Elman cell's activation: a name the compiled loop knows
             (``KERNEL_ACTIVATIONS``), or any function ``Tensor -> Tensor``, which runs a
@@ -198,54 +236,79 @@ def csr_recurrent(
         >>> out.shape, h_n.shape
         (torch.Size([5, 1, 8]), torch.Size([1, 8]))
     """
-    T, B, _, H = _check(x, layer, cell, h0, c0)
-    lens = _lengths(lengths, T, B)
+    if cell not in GATES:
+        raise ValueError(f"unknown cell {cell!r}; valid names are: {', '.join(GATES)}")
+    if isinstance(layer, RecurrentLayer) and cell == "rnn" and not _compiled(activation):
+        T, B, _, _ = _check(x, layer, cell, h0, c0)
+        return _torch_csr_loop(x, layer, _torch_activation(activation), h0, _lengths(lengths, T, B))
     if x.device.type != "cpu":
         raise ValueError(f"csr_recurrent runs on CPU tensors; x is on {x.device}")
-    for w in (layer.weight_ih, layer.weight_hh):
-        if w.layout != torch.sparse_csr:
-            raise ValueError(
-                f"csr_recurrent needs CSR weights (sprig.kernels.to_csr), got {w.layout}"
-            )
-    if cell == "rnn" and not (isinstance(activation, str) and activation in KERNEL_ACTIVATIONS):
-        return _torch_csr_loop(x, layer, _torch_activation(activation), h0, lens)
-    dtype = x.dtype
-    np_dtype = {torch.float32: np.float32, torch.float64: np.float64}.get(dtype)
-    if np_dtype is None:
-        raise ValueError(f"csr_recurrent supports float32 and float64, got {dtype}")
+    prep = layer if isinstance(layer, PreparedLayer) else prepare_layer(layer, x.dtype)
+    if cell == "rnn" and not _compiled(activation):
+        raise ValueError(
+            f"activation {activation!r} has no compiled version (KERNEL_ACTIVATIONS: "
+            f"{', '.join(KERNEL_ACTIVATIONS)}); pass a RecurrentLayer to run the torch loop"
+        )
+    T, B, _, H = _check_shapes(x, prep.shape_ih, prep.shape_hh, cell, h0, c0)
+    lens = _lengths(lengths, T, B)
+    dtype = prep.dtype
+    act = KERNEL_ACTIVATIONS[activation] if isinstance(activation, str) else 0
+    from . import _recurrent_numba as nb
+
+    # numpy allocations: torch.zeros fans out to every intra-op thread, which on a busy
+    # machine costs milliseconds per call (measured); these arrays are filled by one thread.
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    xn = x.detach().to(dtype).numpy()  # (T, B, I)
+
+    def state(s: Tensor | None, batch_inner: bool) -> Any:
+        if s is None:
+            return np.zeros((H, B) if batch_inner else (B, H), dtype=np_dtype)
+        arr = s.detach().to(dtype).numpy()
+        return np.array(arr.T if batch_inner else arr, dtype=np_dtype, order="C", copy=True)
+
+    inner = B > 1  # batch innermost: one pass over the nonzeros per step serves every sequence
+    # loop_mat: (T, I, B), batch innermost; loop_vec: (B, I, T), time innermost
+    xs = np.ascontiguousarray(xn.transpose(0, 2, 1) if inner else xn.transpose(1, 2, 0))
+    h, c = state(h0, inner), state(c0, inner)
+    out = np.zeros((T, H, B) if inner else (B, T, H), dtype=np_dtype)
+    loop = nb.loop_mat if inner else nb.loop_vec
+    loop(xs, lens.numpy(), h, c, *prep.arrays, _CELL_CODE[cell], act, out)
+    out_t = torch.from_numpy(out).permute(*((0, 2, 1) if inner else (1, 0, 2)))
+    h_t, c_t = torch.from_numpy(h), torch.from_numpy(c)
+    if inner:
+        h_t, c_t = h_t.t(), c_t.t()
+    return out_t, h_t, (c_t if cell == "lstm" else None)
+
+
+def _compiled(activation: Activation) -> bool:
+    return isinstance(activation, str) and activation in KERNEL_ACTIVATIONS
+
+
+def _check_shapes(
+    x: Tensor,
+    shape_ih: tuple[int, int],
+    shape_hh: tuple[int, int],
+    cell: str,
+    h0: Tensor | None,
+    c0: Tensor | None,
+) -> tuple[int, int, int, int]:
+    if x.dim() != 3:
+        raise ValueError(f"x must be (T, B, input_size), got shape {tuple(x.shape)}")
+    T, B, I = x.shape
     G = GATES[cell]
-
-    def arrays(w: Tensor) -> tuple[Any, Any, Any]:
-        return (
-            w.crow_indices().to(torch.int32).numpy(),
-            w.col_indices().to(torch.int32).numpy(),
-            w.values().detach().to(dtype).contiguous().numpy(),
+    GH, I_w = shape_ih
+    H = GH // G
+    if GH != G * H or tuple(shape_hh) != (G * H, H):
+        raise ValueError(
+            f"{cell} weights must be ({G}*H, I) and ({G}*H, H); got "
+            f"{tuple(shape_ih)} and {tuple(shape_hh)}"
         )
-
-    def bias(b: Tensor | None) -> Any:
-        z = torch.zeros(G * H, dtype=dtype) if b is None else b.detach().to(dtype)
-        return z.contiguous().numpy()
-
-    with torch.no_grad():
-        xs = x.detach().transpose(0, 1).contiguous()  # (B, T, I): one sequence is contiguous
-        h = (torch.zeros(B, H, dtype=dtype) if h0 is None else h0.detach().to(dtype)).clone()
-        c = (torch.zeros(B, H, dtype=dtype) if c0 is None else c0.detach().to(dtype)).clone()
-        out = torch.zeros(B, T, H, dtype=dtype)
-        act = KERNEL_ACTIVATIONS[activation] if isinstance(activation, str) else 0
-        _kernel()(
-            xs.numpy(),
-            lens.numpy(),
-            h.numpy(),
-            c.numpy(),
-            *arrays(layer.weight_ih),
-            *arrays(layer.weight_hh),
-            bias(layer.bias_ih),
-            bias(layer.bias_hh),
-            _CELL_CODE[cell],
-            act,
-            out.numpy(),
-        )
-    return out.transpose(0, 1), h, (c if cell == "lstm" else None)
+    if I_w != I:
+        raise ValueError(f"x has {I} features but weight_ih expects {I_w}")
+    for name, s in (("h0", h0), ("c0", c0)):
+        if s is not None and tuple(s.shape) != (B, H):
+            raise ValueError(f"{name} must have shape (B, H) = {(B, H)}, got {tuple(s.shape)}")
+    return T, B, I, H
 
 
 def _torch_csr_loop(
@@ -274,102 +337,3 @@ def _torch_csr_loop(
             h = torch.where(live, h_new, h)
             out[t] = torch.where(live, h_new, torch.zeros_like(h_new))
     return out, h, None
-
-
-_COMPILED: list[Callable[..., None]] = []
-
-
-def _kernel() -> Callable[..., None]:
-    """The compiled loop, built on first use (numba is imported lazily: it takes ~1 s)."""
-    if not _COMPILED:
-        _COMPILED.append(_build_kernel())
-    return _COMPILED[0]
-
-
-def _build_kernel() -> Callable[..., None]:
-    import numba
-
-    # reassociation lets LLVM vectorize the gathered dot products; no NaN/inf assumptions
-    fm = {"reassoc", "contract", "nsz", "arcp"}
-    jit = numba.njit(cache=True, fastmath=fm, nogil=True)
-
-    @jit  # type: ignore[untyped-decorator]
-    def spmv(crow: Any, col: Any, val: Any, v: Any, bias: Any, out: Any) -> None:
-        for i in range(out.shape[0]):
-            acc = bias[i]
-            for k in range(crow[i], crow[i + 1]):
-                acc += val[k] * v[col[k]]
-            out[i] = acc
-
-    @jit  # type: ignore[untyped-decorator]
-    def act_fn(v: Any, code: int) -> Any:
-        if code == 0:
-            return math.tanh(v)
-        if code == 1:
-            return v if v > 0 else v * 0
-        if code == 2:
-            return 1 / (1 + math.exp(-v))
-        if code == 3:
-            return v
-        if code == 4:
-            return v / (1 + math.exp(-v))
-        if code == 5:
-            return 0.5 * v * (1 + math.erf(v * 0.7071067811865476))
-        if code == 6:
-            return v if v > 0 else math.expm1(v)
-        return v if v > 0 else v * 0.01
-
-    @jit  # type: ignore[untyped-decorator]
-    def sigmoid(v: Any) -> Any:
-        return 1 / (1 + math.exp(-v))
-
-    @jit  # type: ignore[untyped-decorator]
-    def loop(
-        x: Any,  # (B, T, I)
-        lengths: Any,  # (B,) int64
-        h: Any,  # (B, H) in: h0, out: h_n
-        c: Any,  # (B, H) LSTM cell state, in and out
-        ih_crow: Any,
-        ih_col: Any,
-        ih_val: Any,
-        hh_crow: Any,
-        hh_col: Any,
-        hh_val: Any,
-        b_ih: Any,  # (G*H,)
-        b_hh: Any,
-        cell: int,
-        act: int,
-        out: Any,  # (B, T, H), zeros in
-    ) -> None:
-        B, T, _ = x.shape
-        H = h.shape[1]
-        GH = b_ih.shape[0]
-        gi = np.empty(GH, dtype=h.dtype)
-        gh = np.empty(GH, dtype=h.dtype)
-        for b in range(B):
-            hb = h[b]
-            cb = c[b]
-            for t in range(lengths[b]):
-                spmv(ih_crow, ih_col, ih_val, x[b, t], b_ih, gi)
-                spmv(hh_crow, hh_col, hh_val, hb, b_hh, gh)
-                ob = out[b, t]
-                if cell == 0:
-                    for j in range(H):
-                        ob[j] = act_fn(gi[j] + gh[j], act)
-                elif cell == 1:
-                    for j in range(H):
-                        r = sigmoid(gi[j] + gh[j])
-                        z = sigmoid(gi[H + j] + gh[H + j])
-                        n = math.tanh(gi[2 * H + j] + r * gh[2 * H + j])
-                        ob[j] = (1 - z) * n + z * hb[j]
-                else:
-                    for j in range(H):
-                        ig = sigmoid(gi[j] + gh[j])
-                        fg = sigmoid(gi[H + j] + gh[H + j])
-                        gg = math.tanh(gi[2 * H + j] + gh[2 * H + j])
-                        og = sigmoid(gi[3 * H + j] + gh[3 * H + j])
-                        cb[j] = fg * cb[j] + ig * gg
-                        ob[j] = og * math.tanh(cb[j])
-                hb[:] = ob
-
-    return loop  # type: ignore[no-any-return]
