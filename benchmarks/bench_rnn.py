@@ -80,8 +80,18 @@ def inference_row(cell: str, H: int, B: int, d: float, rounds: int) -> list[Any]
     masked = sprig.sparsify(cls(IN, H), density=d, distribution="uniform", seed=0)
     small = sprig.compress(masked)
     x = torch.randn(T, B, IN)
+
+    def dense_1thread() -> object:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return dense(x)
+        finally:
+            torch.set_num_threads(threads)
+
     fns: dict[str, Callable[[], object]] = {
         "dense": _no_grad(lambda: dense(x)),
+        "dense_1t": _no_grad(dense_1thread),
         "sprig": _no_grad(lambda: small(x)),
     }
     if cell == "rnn":
@@ -98,10 +108,12 @@ def inference_row(cell: str, H: int, B: int, d: float, rounds: int) -> list[Any]
         B,
         d,
         ms["dense"],
+        ms["dense_1t"],
         ms.get("torch_csr", float("nan")),
         ms.get("scipy", float("nan")),
         ms["sprig"],
         t["dense"] / t["sprig"],
+        t["dense_1t"] / t["sprig"],
     ]
 
 
@@ -130,7 +142,8 @@ def training_row(cell: str, H: int, B: int, d: float, rounds: int) -> list[Any]:
     assert bool((w[~sparse.weight_hh_l0_mask] == 0).all()), "training must keep pruned weights 0"
     nan = float("nan")
     ms = {k: v * 1e3 for k, v in t.items()}
-    return ["train step", cell, H, B, d, ms["dense"], nan, nan, ms["sprig"], t["sprig"] / t["dense"]]
+    ratio = t["sprig"] / t["dense"]
+    return ["train step", cell, H, B, d, ms["dense"], nan, nan, nan, ms["sprig"], ratio, nan]
 
 
 def main(quick: bool = False) -> None:
@@ -159,10 +172,12 @@ def main(quick: bool = False) -> None:
         "B",
         "density",
         "dense torch ms",
+        "dense 1-thread ms",
         "torch CSR loop ms",
         "scipy loop ms",
         "sprig ms",
-        "dense/sprig (inference) or sprig/dense (train)",
+        "speedup vs dense (train: sprig/dense time)",
+        "speedup vs dense 1-thread",
     ]
     extra = {
         "T": T,

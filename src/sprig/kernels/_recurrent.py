@@ -271,7 +271,7 @@ def csr_recurrent(
     xs = np.ascontiguousarray(xn.transpose(0, 2, 1) if inner else xn.transpose(1, 2, 0))
     h, c = state(h0, inner), state(c0, inner)
     out = np.zeros((T, H, B) if inner else (B, T, H), dtype=np_dtype)
-    loop = nb.loop_mat if inner else nb.loop_vec
+    loop: Any = nb.loop_mat if inner else nb.loop_vec
     loop(xs, lens.numpy(), h, c, *prep.arrays, _CELL_CODE[cell], act, out)
     out_t = torch.from_numpy(out).permute(*((0, 2, 1) if inner else (1, 0, 2)))
     h_t, c_t = torch.from_numpy(h), torch.from_numpy(c)
