@@ -172,6 +172,11 @@ class CompressedRNN(CompressedModule):
 
     def _layer(self, layer: int) -> RecurrentLayer | PreparedLayer:
         """Layer ``layer``'s weights, converted for the compiled loop once and cached."""
+        # the key changes when a buffer is replaced or written in place (load_state_dict)
+        key = tuple((b.data_ptr(), b._version) for b in self._buffers.values() if b is not None)
+        hit = self._prepared.get(layer)
+        if hit is not None and hit[0] == key:
+            return hit[1]
         weights = RecurrentLayer(
             self.weight_csr(f"weight_ih_l{layer}"),
             self.weight_csr(f"weight_hh_l{layer}"),
@@ -180,13 +185,8 @@ class CompressedRNN(CompressedModule):
         )
         if not isinstance(self.activation, str):
             return weights  # an activation the compiled loop does not know: torch loop
-        # the key changes when a buffer is replaced or written in place (load_state_dict)
-        bufs = [b for b in self.buffers() if b is not None]
-        key = tuple((b.data_ptr(), b._version) for b in bufs)
-        hit = self._prepared.get(layer)
-        if hit is None or hit[0] != key:
-            hit = (key, prepare_layer(weights, getattr(torch, self.dtype_name)))
-            self._prepared[layer] = hit
+        hit = (key, prepare_layer(weights, getattr(torch, self.dtype_name)))
+        self._prepared[layer] = hit
         return hit[1]
 
     def forward(

@@ -5,10 +5,10 @@ CSR products costs ~20 us per step (measured), so the loop overhead, not the ari
 bottleneck. :func:`csr_recurrent` runs all T steps in one compiled call over the CSR arrays
 (row pointers, column indices, values); Python is entered once per layer, not once per step.
 
-The kernel walks the batch one sequence at a time (a CSR mat-vec per sequence and step), which
-is the fast shape for batch 1, the case sparse recurrent inference is for. Variable lengths
-cost nothing: a sequence simply stops at its length (outputs after it are zero, its state is
-the one after its last step, like torch's packed sequences).
+Batch 1 (the case sparse recurrent inference is for) runs a CSR mat-vec per step; larger
+batches keep the batch innermost so each nonzero serves every sequence (see
+``_recurrent_numba``). Variable lengths: a sequence stops at its length (outputs after it are
+zero, its state is the one after its last step, like torch's packed sequences).
 
 :func:`recurrent_reference` beside it is the slow, obviously-correct twin (a Python loop of
 dense products) that the tests compare against.

@@ -1,17 +1,24 @@
 """The compiled time loops behind :func:`sprig.kernels.csr_recurrent` (numba, imported lazily).
 
-Two loops over the same CSR arrays:
+Two loops over the same CSR arrays, each running a whole sequence in one call:
 
-* ``loop_vec`` walks the batch one sequence at a time and does a CSR mat-vec per step: a row's
-  dot product gathers ``v[col[k]]``. Unsigned (uint32) indices matter here: with signed ones
-  numba adds a negative-index wrap-around to every gather, which stops LLVM from vectorizing
-  the loop into gather instructions (measured 0.84 -> 0.33 ns per nonzero at H=1024, d=0.01).
-* ``loop_mat`` keeps the batch innermost (``(H, B)`` states) so each nonzero is loaded once per
-  step and multiplies B contiguous values; it is the better shape for batches above one.
+* ``loop_vec`` (batch 1, or sequence by sequence): first the input part of every step at once
+  (``W_ih X``, time innermost, vectorized), then per step one CSR mat-vec ``W_hh h`` whose rows
+  gather ``h[col[k]]``, folded with the input part, then the cell's element-wise update.
+* ``loop_mat`` (batch > 1) keeps the batch innermost (``(H, B)`` states), so each nonzero is
+  loaded once per step for all sequences.
 
-Activations are written out as arithmetic so the element-wise part vectorizes too: tanh is
-Eigen's rational approximation (max abs error 4.2e-7 against torch's float32 tanh), sigmoid is
-``0.5 + 0.5 * tanh(x / 2)``.
+What made them fast, measured on this machine (H=1024, d=0.01, B=1):
+
+* uint32 indices: with signed ones numba adds a negative-index wrap-around to every gather,
+  which stops LLVM from vectorizing the row loops (0.84 -> 0.33 ns per nonzero);
+* ``error_model="numpy"``: numba's default puts a zero-division branch in every loop that
+  divides, so the tanh loop did not vectorize (2.7 -> ~0.3 us per step for 1024 units);
+* one branch-free element-wise loop per common cell instead of a generic one with branches.
+
+float32 uses Eigen's rational tanh (max abs error 4.2e-7 against torch's float32 tanh) and
+``sigmoid(x) = 0.5 + 0.5 tanh(x / 2)``; float64 keeps libm's exact functions. A threaded build
+(rows of each step over numba's threads) was tried and lost on this shared 2-core machine.
 """
 
 from __future__ import annotations
@@ -110,45 +117,6 @@ def activate(v: Any, code: int) -> Any:
     if code == 6:
         return np.float64(v) if v > 0 else math.expm1(np.float64(v))
     return np.float64(v) if v > 0 else 0.01 * np.float64(v)
-
-
-@_inline
-def cell_update(cell: int, act: int, s0: Any, s1: Any, s2: Any, s3: Any, h: Any, c: Any) -> Any:
-    """New (hidden, cell) value of one unit from its gate sums.
-
-    Elman: ``s0`` = pre-activation. GRU: ``s0, s1`` = r and z sums, ``s2`` = input part and
-    ``s3`` = recurrent part of n. LSTM: ``s0..s3`` = i, f, g, o sums.
-    """
-    if cell == 0:
-        return activate(s0, act), np.float64(0.0)
-    if cell == 1:
-        r = fsigmoid(s0)
-        z = fsigmoid(s1)
-        n = ftanh(s2 + r * s3)
-        return np.float64((1 - z) * n + z * h), np.float64(0.0)
-    c_new = fsigmoid(s1) * c + fsigmoid(s0) * ftanh(s2)
-    return np.float64(fsigmoid(s3) * ftanh(c_new)), np.float64(c_new)
-
-
-@_inline
-def gate_sums(cell: int, H: int, gi: Any, a: int, gh: Any, b: int, j: int) -> Any:
-    """The four gate sums ``cell_update`` takes for unit j: input part ``gi[:, a]``, recurrent
-    part ``gh[:, b]`` (both ``(G*H, n)`` arrays)."""
-    if cell == 0:
-        return gi[j, a] + gh[j, b], 0.0, 0.0, 0.0
-    if cell == 1:
-        return (
-            gi[j, a] + gh[j, b],
-            gi[H + j, a] + gh[H + j, b],
-            gi[2 * H + j, a],
-            gh[2 * H + j, b],
-        )
-    return (
-        gi[j, a] + gh[j, b],
-        gi[H + j, a] + gh[H + j, b],
-        gi[2 * H + j, a] + gh[2 * H + j, b],
-        gi[3 * H + j, a] + gh[3 * H + j, b],
-    )
 
 
 @_inline
