@@ -31,6 +31,18 @@ GOALS = {
     "train rnn H=1024 d=0.1 B=16 time vs dense": "<= 1.5",
 }
 
+NOTES = """
+Medians of interleaved rounds (3 for H=4096, 5-7 otherwise). sprig = `sprig.compress` (one
+numba loop per layer, one thread) for inference; for training, a masked `SparseRNN` (torch's
+fused kernel, sprig's mask hooks) with `Adam(fused=True)` against the same dense torch module.
+"dense torch" uses torch's default 2 threads, "dense 1-thread" one thread. This run shared the
+2-core machine with other jobs (load average 10-13): multi-threaded torch ops suffer most from
+that (dense 2-thread times up to 10x their quiet values), so prefer the 1-thread column, and
+expect smaller ratios on a quiet machine (measured apart at lighter load: nn.RNN H=1024 B=1 6.9 ms vs sprig
+~0.55 ms, about 13x; H=4096 B=1 136 ms vs sprig d=0.05 ~60 ms, about 2.3x). Training rows at
+this load are noisy (a rerun with 9 rounds gave GRU 0.89, RNN 1.11).
+"""
+
 
 def _torch_csr_loop(model: nn.RNN, x: torch.Tensor) -> Callable[[], object]:
     """What a user writes by hand: one torch CSR product pair per step in Python."""
@@ -188,6 +200,7 @@ def main(quick: bool = False) -> None:
         "all threads; the machine was shared with other jobs",
     }
     path = write_table("rnn" if not quick else "rnn_quick", columns, rows, extra)
+    path.write_text(path.read_text() + NOTES)
     print(path.read_text())
 
 
