@@ -38,9 +38,9 @@ fused kernel, sprig's mask hooks) with `Adam(fused=True)` against the same dense
 "dense torch" uses torch's default 2 threads, "dense 1-thread" one thread. This run shared the
 2-core machine with other jobs (load average 10-13): multi-threaded torch ops suffer most from
 that (dense 2-thread times up to 10x their quiet values), so prefer the 1-thread column, and
-expect smaller ratios on a quiet machine (measured apart at lighter load: nn.RNN H=1024 B=1 6.9 ms vs sprig
-~0.55 ms, about 13x; H=4096 B=1 136 ms vs sprig d=0.05 ~60 ms, about 2.3x). Training rows at
-this load are noisy (a rerun with 9 rounds gave GRU 0.89, RNN 1.11).
+expect smaller ratios on a quiet machine (measured apart at lighter load: nn.RNN H=1024 B=1
+6.9 ms vs sprig ~0.55 ms, about 13x; H=4096 B=1 136 ms vs sprig d=0.05 ~60 ms, about 2.3x).
+Training rows at this load are noisy (a rerun with 9 rounds gave GRU 0.89, RNN 1.11).
 """
 
 
