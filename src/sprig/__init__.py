@@ -26,7 +26,7 @@ from .masks import (
     sparsify,
     summary,
 )
-from .nn import SparseLinear, SparseMLP
+from .nn import SparseLinear, SparseMLP, SparseRNN
 from .prune import GradualPruning, LotteryConfig, Polynomial, find_tickets
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "Polynomial",
     "SparseLinear",
     "SparseMLP",
+    "SparseRNN",
     "SprigFileError",
     "StripResult",
     "__version__",

@@ -23,3 +23,8 @@ def test_keras_sparse_layer():
     if importlib.util.find_spec("keras") is None:
         pytest.skip("keras is not installed (pip install 'sprig[keras]')")
     assert _load("keras_sparse_layer").main(n_train=800, n_test=300, epochs=4) > 0.85
+
+
+def test_scipy_sparse_rnn():
+    # sprig's fused loop reproduces the article's scipy CSR loop on its own matrices
+    assert _load("scipy_sparse_rnn").main() < 1e-12

@@ -1,11 +1,13 @@
 """Compression: masked modules <-> modules that store only their nonzeros and run sparse kernels."""
 
 from ._api import COMPRESSORS, CompressedModule, compress, decompress, register_compressor
+from ._rnn import CompressedRNN  # registers the recurrent compressor
 from ._strip import StripResult, strip
 
 __all__ = [
     "COMPRESSORS",
     "CompressedModule",
+    "CompressedRNN",
     "StripResult",
     "compress",
     "decompress",
