@@ -1,15 +1,29 @@
+import re
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from sprig.cli import app
 
 
-def test_demo_prints_table():
-    result = CliRunner().invoke(app, ["demo"])
+@pytest.mark.slow
+def test_quick_demo_writes_report(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "density" in result.output and "test accuracy" in result.output
+    assert "RigL" in result.output and "speedup" in result.output and "neurons" in result.output
+    report = (out / "report.html").read_text()
+    # every picture and page the report links exists
+    targets = re.findall(r"(?:src|href)='([^']+)'", report)
+    assert len(targets) >= 5
+    for target in targets:
+        assert (out / target).exists(), target
+    assert (out / "bonsai" / "graph.html").stat().st_size > 1000
+    # a second demo never writes into a finished one
+    again = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out)])
+    assert again.exit_code != 0
 
 
 def test_errors_are_one_line(tmp_path):

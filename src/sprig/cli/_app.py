@@ -38,14 +38,19 @@ def demo(
         Path | None, typer.Option(help="Folder for the demo's run (default: runs/demo-TIME).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    quick: Annotated[
+        bool, typer.Option(help="A shorter tour (fewer steps, smaller layer).")
+    ] = False,
 ) -> None:
-    """A short tour: dense vs static-sparse MLPs on two moons, as a table.
+    """The tour: static vs RigL on two moons, compression speed and memory, a bonsai graph.
 
-    Example: sprig demo
+    Writes a run folder with pictures, the viewer page and report.html (about 2 minutes).
+
+    Example: sprig demo --out runs/demo
     """
     from ._demo import run_demo
 
-    run_demo(out=out, seed=seed, echo=typer.echo)
+    run_demo(out=out, seed=seed, echo=typer.echo, quick=quick)
 
 
 @app.command()
