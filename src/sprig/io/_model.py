@@ -39,8 +39,38 @@ def manifest_for(model: nn.Module, **extra: Any) -> dict[str, Any]:
         "torch_version": torch.__version__,
         "model": module_config(model),
         "masks": {mp.qualname: mp.pattern for mp in masked_parameters(model)},
+        "modules": _submodule_configs(model),
         **extra,
     }
+
+
+def _submodule_configs(model: nn.Module) -> dict[str, Any]:
+    """Configs of the registered sprig modules inside ``model`` (e.g. compressed layers)."""
+    out = {}
+    for name, module in model.named_modules():
+        cfg = module_config(module) if name else None
+        if cfg is not None:
+            out[name] = cfg
+    return out
+
+
+def _restore_submodules(model: nn.Module, manifest: Mapping[str, Any]) -> nn.Module:
+    """Swap in the recorded sprig submodules whose class differs from the model's (compressed
+    layers in a model rebuilt from its uncompressed config); all are built before any swap."""
+    modules = dict(model.named_modules())
+    swaps = []
+    for name, spec in sorted((manifest.get("modules") or {}).items()):
+        current = modules.get(name)
+        if current is None or getattr(type(current), "_sprig_name", None) == spec["class"]:
+            continue
+        try:
+            swaps.append((name, MODULES.get(spec["class"])(**spec["config"])))
+        except (ValueError, TypeError) as err:
+            raise SprigFileError(f"cannot rebuild {name} ({spec.get('class')}): {err}") from None
+    for name, new in swaps:
+        parent, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent), attr, new)
+    return model
 
 
 def save(model: nn.Module, path: str | os.PathLike[str]) -> Path:
@@ -170,6 +200,7 @@ def load_state_dict(
 def load_state(model: nn.Module, path: str | os.PathLike[str], strict: bool = True) -> nn.Module:
     """Restore weights and masks saved by :func:`save` into ``model`` (e.g. a user's own model)."""
     tensors, manifest = read_file(path)
+    model = _restore_submodules(model, manifest)
     return load_state_dict(model, tensors, manifest.get("masks", {}), strict=strict)
 
 
@@ -189,5 +220,5 @@ def load(path: str | os.PathLike[str]) -> nn.Module:
         cls = MODULES.get(spec["class"])
     except ValueError as err:
         raise SprigFileError(f"{path}: {err}") from None
-    model = cls(**spec["config"])
+    model = _restore_submodules(cls(**spec["config"]), manifest)
     return load_state_dict(model, tensors, manifest.get("masks", {}))

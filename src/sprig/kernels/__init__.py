@@ -1,6 +1,40 @@
-"""Kernels: CSR storage and sparse products. Knows tensors, not training."""
+"""Kernels: CSR storage, sparse products (forward and backward), sparse inputs, the dispatcher.
 
-from ._csr import csr_to_dense, to_csr
-from ._linear import csr_linear
+Knows tensors, not training concepts (no pruners, no mask updaters).
+"""
 
-__all__ = ["csr_linear", "csr_to_dense", "to_csr"]
+from ._csr import CSRStructure, check_csr_parts, csr_from_parts, csr_to_dense, to_csr
+from ._dispatch import (
+    BACKENDS,
+    BreakEven,
+    Plan,
+    choose,
+    dispatch_table,
+    get_dispatch_table,
+    set_dispatch_table,
+)
+from ._inputs import apply_rows, is_sparse_input
+from ._linear import csr_linear, csr_linear_reference
+from ._train import csr_linear_train, masked_csr_linear, nonzero_grad_reference
+
+__all__ = [
+    "BACKENDS",
+    "BreakEven",
+    "CSRStructure",
+    "Plan",
+    "apply_rows",
+    "check_csr_parts",
+    "choose",
+    "csr_from_parts",
+    "csr_linear",
+    "csr_linear_reference",
+    "csr_linear_train",
+    "csr_to_dense",
+    "dispatch_table",
+    "get_dispatch_table",
+    "is_sparse_input",
+    "masked_csr_linear",
+    "nonzero_grad_reference",
+    "set_dispatch_table",
+    "to_csr",
+]
