@@ -12,7 +12,7 @@ something is: density 0.1 is "90% sparse".
 
 __version__ = "0.1.0"
 
-from .compress import compress, decompress
+from .compress import CompressedLinear, compress, decompress
 from .io import SprigFileError, load, load_state, load_state_dict, save
 from .masks import (
     apply_mask,
@@ -28,6 +28,7 @@ from .masks import (
 from .nn import SparseLinear, SparseMLP
 
 __all__ = [
+    "CompressedLinear",
     "SparseLinear",
     "SparseMLP",
     "SprigFileError",

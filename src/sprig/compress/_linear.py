@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import math
-import weakref
 from typing import Any
 
 import torch
@@ -126,13 +125,20 @@ class CompressedLinear(CompressedModule):
         return new
 
     def _key(self) -> tuple[Any, ...]:
-        return tuple((weakref.ref(t), t._version) for t in (self.crow, self.col, self.values))
+        # the buffers themselves (a cache entry keeps them alive) and their version counters
+        c, k, v = self.crow, self.col, self.values
+        return (c, k, v, c._version, k._version, v._version)
 
     def _valid(self, name: str) -> bool:
         key = self._cache.get(name + "_key")
-        return key is not None and all(
-            ref() is t and v == t._version
-            for (ref, v), t in zip(key, (self.crow, self.col, self.values))
+        if key is None:
+            return False
+        c, k, v = self.crow, self.col, self.values
+        return (
+            key[0] is c
+            and key[1] is k
+            and key[2] is v
+            and key[3:] == (c._version, k._version, v._version)
         )
 
     def weight_csr(self) -> Tensor:
@@ -160,6 +166,8 @@ class CompressedLinear(CompressedModule):
 
     def forward(self, input: Any, chunk_size: int | None = None) -> Tensor:
         """``input W^T + b`` through the kernel the dispatcher picks for this call."""
+        if chunk_size is None and type(input) is Tensor and input.layout == torch.strided:
+            return self._forward(input)
         if chunk_size is not None or is_sparse_input(input):
             v = self.values
             return apply_rows(input, self._forward, self.in_features, v.dtype, v.device, chunk_size)

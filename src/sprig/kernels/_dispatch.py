@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ class Plan:
 
 _DEFAULT: tuple[BreakEven, ...] = tuple(BreakEven(*row) for row in _breakeven.TABLE)
 _table: tuple[BreakEven, ...] = _DEFAULT
+_version = 0  # bumped on every table change; part of the plan cache's key
 
 
 def get_dispatch_table() -> tuple[BreakEven, ...]:
@@ -76,8 +78,9 @@ def get_dispatch_table() -> tuple[BreakEven, ...]:
 
 def set_dispatch_table(table: Sequence[BreakEven] | None) -> None:
     """Replace the break-even table for the process; None restores the measured one."""
-    global _table
+    global _table, _version
     _table = _DEFAULT if table is None else tuple(table)
+    _version += 1
 
 
 @contextlib.contextmanager
@@ -136,7 +139,23 @@ def choose(
     check_backend(backend)
     if backend == "dense":
         return Plan("dense")
-    dev = torch.device(device).type
+    dev = device.type if isinstance(device, torch.device) else torch.device(device).type
+    # layers call this on every forward: plans are cached (keyed on the table's version)
+    return _plan(density, shape, batch, dtype, dev, mode, backend, block, _version)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(
+    density: float,
+    shape: tuple[int, int],
+    batch: int,
+    dtype: torch.dtype,
+    dev: str,
+    mode: str,
+    backend: str,
+    block: int | None,
+    version: int,
+) -> Plan:
     dt = str(dtype).removeprefix("torch.")
     cells = [c for c in _table if c.device == dev and c.dtype == dt and c.mode == mode]
     if backend == "csr":
@@ -160,7 +179,5 @@ def _block_for(cells: Sequence[BreakEven], shape: tuple[int, int], batch: int) -
     if not cells or batch <= 1:
         return 0
     size = (shape[0] * shape[1]) ** 0.5
-    best = min(
-        cells, key=lambda c: (abs(math.log(c.batch / batch)), abs(math.log(c.size / size)))
-    )
+    best = min(cells, key=lambda c: (abs(math.log(c.batch / batch)), abs(math.log(c.size / size))))
     return best.block if best.block < batch else 0

@@ -56,7 +56,7 @@ def _torch_blocks(
         r1 = min(r0 + chunk, n)
         a, b = int(crow[r0]), int(crow[r1])
         part = torch.sparse_csr_tensor(
-            crow[r0 : r1 + 1] - a, col[a:b], val[a:b], size=(r1 - r0, width)
+            crow[r0 : r1 + 1] - a, col[a:b], val[a:b], size=(r1 - r0, width), check_invariants=False
         )
         yield part.to_dense().to(device)
 
@@ -119,7 +119,9 @@ def apply_rows(
     return _gather(blocks, fn, n, torch.empty(0, in_features, dtype=dtype, device=device))
 
 
-def _gather(blocks: Iterator[Tensor], fn: Callable[[Tensor], Tensor], n: int, like: Tensor) -> Tensor:
+def _gather(
+    blocks: Iterator[Tensor], fn: Callable[[Tensor], Tensor], n: int, like: Tensor
+) -> Tensor:
     out: Tensor | None = None
     row = 0
     for block in blocks:

@@ -47,9 +47,7 @@ def check_linear_args(x: Tensor, weight: Tensor, bias: Tensor | None, what: str)
         )
 
 
-def csr_linear(
-    x: Tensor, weight: Tensor, bias: Tensor | None = None, *, block: int = 0
-) -> Tensor:
+def csr_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, block: int = 0) -> Tensor:
     """``x @ W^T + b`` for a CSR weight ``(out, in)`` and a dense input ``(*, in)``.
 
     Returns a dense ``(*, out)`` tensor, the same as ``F.linear(x, W.to_dense(), b)``. The

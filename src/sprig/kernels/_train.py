@@ -42,7 +42,7 @@ class _CSRLinearFn(torch.autograd.Function):
     """Inputs: x2 ``(N, in)``, w (values ``(nnz,)`` or dense ``(out, in)``), bias or None."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         x2: Tensor,
         w: Tensor,
@@ -59,7 +59,7 @@ class _CSRLinearFn(torch.autograd.Function):
         return csr_linear(x2.detach(), structure.csr(values), bias, block=block)
 
     @staticmethod
-    def backward(ctx: Any, gy: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, gy: Tensor) -> tuple[Tensor | None, ...]:
         x2, values = ctx.saved_tensors
         s: CSRStructure = ctx.structure
         gy = gy.contiguous()
