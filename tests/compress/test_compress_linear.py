@@ -75,6 +75,11 @@ def test_save_load_compressed(tmp_path):
     sprig.load_state(fresh, path)
     with torch.no_grad():
         torch.testing.assert_close(fresh(torch.ones(2, 30)), net(torch.ones(2, 30)))
+    # a model that does not fit is left as it was (the swaps are undone)
+    wrong = torch.nn.Sequential(torch.nn.Linear(30, 64), torch.nn.Linear(64, 64))
+    with pytest.raises(sprig.SprigFileError):
+        sprig.load_state(wrong, path)
+    assert type(wrong[0]) is torch.nn.Linear and not list(sprig.masked_parameters(wrong))
 
 
 def test_dispatch_is_per_call():

@@ -27,6 +27,7 @@ def test_measured_cells_and_neighbours():
         assert choose(0.15, (2048, 2048), 1, F32, "cpu").kernel == "csr"
         # beyond the measured range: the edge cells
         assert choose(0.25, (16384, 16384), 1, F32, "cpu").kernel == "csr"
+        assert choose(0.01, (512, 512), 1, F32, "cpu").kernel == "dense"  # below measured
 
 
 def test_unmeasured_means_dense_and_overrides():

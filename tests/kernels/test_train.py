@@ -134,3 +134,19 @@ def test_backend_config_round_trip(tmp_path):
     torch.testing.assert_close(back.weight, layer.weight)
     with pytest.raises(ValueError, match="backend must be one of"):
         sprig.SparseLinear(4, 4, 0.5, backend="mkl")
+
+
+def test_layer_with_cache_copies():
+    import copy
+    import pickle
+
+    from sprig.nn._linear import _KernelCache
+
+    layer = sprig.SparseLinear(10, 6, 0.5, seed=0, backend="csr")
+    x = torch.randn(3, 10)
+    with torch.no_grad():
+        y = layer(x)  # fills the CSR cache
+        other = copy.deepcopy(layer)
+        assert other._kernels.csr is None  # the copy starts with an empty cache
+        torch.testing.assert_close(other(x), y)
+    assert pickle.loads(pickle.dumps(layer._kernels)).csr is None

@@ -8,7 +8,6 @@ CSR tensor is rebuilt from them, and validated, the first time it is needed.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import torch
@@ -174,14 +173,15 @@ class CompressedLinear(CompressedModule):
         return self._forward(input)
 
     def _forward(self, x: Tensor) -> Tensor:
-        csr = self.weight_csr()
-        check_linear_args(x, csr, self.bias, "CompressedLinear")
-        batch = math.prod(x.shape[:-1])
+        v = self.values
+        if x.dim() == 0 or x.shape[-1] != self.in_features or x.dtype != v.dtype:
+            check_linear_args(x, self.weight_csr(), self.bias, "CompressedLinear")  # raises
+        batch = x.numel() // self.in_features
         shape = (self.out_features, self.in_features)
-        plan = choose(self.density, shape, batch, csr.dtype, csr.device, "infer", self.backend)
+        plan = choose(self.density, shape, batch, v.dtype, v.device, "infer", self.backend)
         if plan.kernel == "dense":
             return F.linear(x, self.dense_weight(), self.bias)
-        return csr_linear(x, csr, self.bias, block=plan.block)
+        return csr_linear(x, self.weight_csr(), self.bias, block=plan.block)
 
     def decompress_module(self) -> nn.Module:
         """The masked-dense twin: the original layer class, weight, mask and pattern label."""

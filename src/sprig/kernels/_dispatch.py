@@ -4,7 +4,9 @@
 densities and writes the break-even densities to ``_breakeven.py`` (the table below reads it).
 A call runs CSR when the layer's density is at or below the break-even of the nearest measured
 cells (the smaller one of the two cells around it, in size and in batch: where they disagree,
-dense wins). With no measurement for a device, dtype or mode, dense wins: sprig never guesses.
+dense wins). Layers smaller than the smallest measured size run dense; larger ones use the
+largest measured size's break-even (sparse only gains with size). With no measurement for a
+device, dtype or mode, dense wins.
 
 Users override it per layer (``backend="dense"|"csr"``), per block of code
 (:func:`dispatch_table`) or for the process (:func:`set_dispatch_table`).
@@ -164,6 +166,8 @@ def _plan(
         return Plan("dense")
     size = (shape[0] * shape[1]) ** 0.5
     sizes = sorted({c.size for c in cells})
+    if size < sizes[0]:
+        return Plan("dense")  # smaller than anything measured: per-call overheads dominate
     worst = 1.0
     for s in _around(sizes, size):
         batches = sorted({c.batch for c in cells if c.size == s})

@@ -29,7 +29,7 @@ class _KernelCache:
 
     Keyed on the mask's and weight's identity and version counter: in-place updates (optimizer
     steps, ``apply_mask``, ``load_state_dict``) bump the version. Writes through ``.data`` do
-    not, so after such a write call ``layer.refresh()``. Deep copies start empty.
+    not, so after such a write call ``layer.refresh()``. Copies and pickles start empty.
     """
 
     def __init__(self) -> None:
@@ -40,6 +40,9 @@ class _KernelCache:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _KernelCache:
         return _KernelCache()
+
+    def __reduce__(self) -> tuple[type[_KernelCache], tuple[()]]:
+        return (_KernelCache, ())  # pickles (torch.save, multiprocessing) start empty
 
     def get_structure(self, mask: Tensor) -> CSRStructure:
         if self.structure is None or self.mask_key is None or not _same(self.mask_key, mask):
