@@ -140,8 +140,6 @@ def test_layer_with_cache_copies():
     import copy
     import pickle
 
-    from sprig.nn._linear import _KernelCache
-
     layer = sprig.SparseLinear(10, 6, 0.5, seed=0, backend="csr")
     x = torch.randn(3, 10)
     with torch.no_grad():
