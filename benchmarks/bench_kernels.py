@@ -264,10 +264,11 @@ def train_figure(gen: torch.Generator) -> dict[str, float | str]:
     values = s.values_of(dense.weight).clone().requires_grad_(True)
     bias = dense.bias.detach().clone().requires_grad_(True)  # type: ignore[union-attr]
     x = torch.randn(b, n, generator=gen)
+    block = sprig.kernels.choose(d, (n, n), b, torch.float32, "cpu", "train", "csr").block
 
     def kernel() -> None:
         values.grad = bias.grad = None
-        csr_linear_train(x, values, s, bias, block=BLOCK).sum().backward()
+        csr_linear_train(x, values, s, bias, block=block).sum().backward()
 
     fns = {
         "masked_dense": lambda: step(dense, x),
