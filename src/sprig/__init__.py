@@ -12,7 +12,7 @@ something is: density 0.1 is "90% sparse".
 
 __version__ = "0.1.0"
 
-from .compress import StripResult, compress, decompress, strip
+from .compress import CompressedLinear, StripResult, compress, decompress, strip
 from .dst import SET, SNFS, DeepR, MaskUpdater, RigL, make_updater
 from .io import SprigFileError, load, load_state, load_state_dict, save
 from .masks import (
@@ -30,6 +30,7 @@ from .nn import SparseLinear, SparseMLP, SparseRNN
 from .prune import GradualPruning, LotteryConfig, Polynomial, find_tickets
 
 __all__ = [
+    "CompressedLinear",
     "SET",
     "SNFS",
     "DeepR",

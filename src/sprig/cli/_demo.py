@@ -16,6 +16,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -141,8 +142,8 @@ def _compress(size: int, rounds: int, echo: Echo) -> _Section:
     with torch.inference_mode():
         for batch in (1, 64):
             x = torch.randn(batch, size)
-            t_dense = _median_time(lambda x=x: layer(x), rounds)
-            t_fast = _median_time(lambda x=x: fast(x), rounds)
+            t_dense = _median_time(partial(layer, x), rounds)
+            t_fast = _median_time(partial(fast, x), rounds)
             diff = float((layer(x) - fast(x)).abs().max())
             rows.append(
                 (

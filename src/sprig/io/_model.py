@@ -39,8 +39,58 @@ def manifest_for(model: nn.Module, **extra: Any) -> dict[str, Any]:
         "torch_version": torch.__version__,
         "model": module_config(model),
         "masks": {mp.qualname: mp.pattern for mp in masked_parameters(model)},
+        "modules": _submodule_configs(model),
         **extra,
     }
+
+
+def _submodule_configs(model: nn.Module) -> dict[str, Any]:
+    """Configs of the registered sprig modules inside ``model`` (e.g. compressed layers)."""
+    out = {}
+    for name, module in model.named_modules():
+        cfg = module_config(module) if name else None
+        if cfg is not None:
+            out[name] = cfg
+    return out
+
+
+def _restore_submodules(
+    model: nn.Module, manifest: Mapping[str, Any], only: type[nn.Module] | None = None
+) -> list[tuple[str, nn.Module]]:
+    """Swap in the recorded sprig submodules whose class differs from the model's (compressed
+    layers in a model rebuilt from its uncompressed config); all are built before any swap.
+
+    Args:
+        only: swap only records whose class is a subclass of this (None: any).
+
+    Returns:
+        ``(name, old module)`` pairs, to undo the swaps with :func:`_undo_swaps`.
+    """
+    modules = dict(model.named_modules())
+    swaps = []
+    for name, spec in sorted((manifest.get("modules") or {}).items()):
+        current = modules.get(name)
+        if current is None or getattr(type(current), "_sprig_name", None) == spec["class"]:
+            continue
+        try:
+            cls = MODULES.get(spec["class"])
+            if only is not None and not issubclass(cls, only):
+                continue
+            swaps.append((name, cls(**spec["config"])))
+        except (ValueError, TypeError) as err:
+            raise SprigFileError(f"cannot rebuild {name} ({spec.get('class')}): {err}") from None
+    undo = []
+    for name, new in swaps:
+        parent, _, attr = name.rpartition(".")
+        undo.append((name, model.get_submodule(name)))
+        setattr(model.get_submodule(parent), attr, new)
+    return undo
+
+
+def _undo_swaps(model: nn.Module, undo: list[tuple[str, nn.Module]]) -> None:
+    for name, old in reversed(undo):
+        parent, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent), attr, old)
 
 
 def save(model: nn.Module, path: str | os.PathLike[str]) -> Path:
@@ -169,8 +219,15 @@ def load_state_dict(
 
 def load_state(model: nn.Module, path: str | os.PathLike[str], strict: bool = True) -> nn.Module:
     """Restore weights and masks saved by :func:`save` into ``model`` (e.g. a user's own model)."""
+    from ..compress import CompressedModule  # compressed layers saved from a user's model
+
     tensors, manifest = read_file(path)
-    return load_state_dict(model, tensors, manifest.get("masks", {}), strict=strict)
+    undo = _restore_submodules(model, manifest, only=CompressedModule)
+    try:
+        return load_state_dict(model, tensors, manifest.get("masks", {}), strict=strict)
+    except Exception:
+        _undo_swaps(model, undo)  # a failed load leaves the model as it was
+        raise
 
 
 def load(path: str | os.PathLike[str]) -> nn.Module:
@@ -190,4 +247,5 @@ def load(path: str | os.PathLike[str]) -> nn.Module:
     except ValueError as err:
         raise SprigFileError(f"{path}: {err}") from None
     model = cls(**spec["config"])
+    _restore_submodules(model, manifest)
     return load_state_dict(model, tensors, manifest.get("masks", {}))

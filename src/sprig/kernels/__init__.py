@@ -1,7 +1,20 @@
-"""Kernels: CSR storage and sparse products. Knows tensors, not training."""
+"""Kernels: CSR storage, sparse products (forward and backward), sparse inputs, the dispatcher.
 
-from ._csr import csr_to_dense, to_csr
-from ._linear import csr_linear
+Knows tensors, not training concepts (no pruners, no mask updaters).
+"""
+
+from ._csr import CSRStructure, check_csr_parts, csr_from_parts, csr_to_dense, to_csr
+from ._dispatch import (
+    BACKENDS,
+    BreakEven,
+    Plan,
+    choose,
+    dispatch_table,
+    get_dispatch_table,
+    set_dispatch_table,
+)
+from ._inputs import apply_rows, is_sparse_input
+from ._linear import csr_linear, csr_linear_reference
 from ._recurrent import (
     KERNEL_ACTIVATIONS,
     PreparedLayer,
@@ -10,15 +23,32 @@ from ._recurrent import (
     prepare_layer,
     recurrent_reference,
 )
+from ._train import csr_linear_train, masked_csr_linear, nonzero_grad_reference
 
 __all__ = [
+    "BACKENDS",
     "KERNEL_ACTIVATIONS",
-    "PreparedLayer",
-    "RecurrentLayer",
+    "apply_rows",
+    "BreakEven",
+    "check_csr_parts",
+    "choose",
+    "csr_from_parts",
     "csr_linear",
+    "csr_linear_reference",
+    "csr_linear_train",
     "csr_recurrent",
     "csr_to_dense",
+    "CSRStructure",
+    "dispatch_table",
+    "get_dispatch_table",
+    "is_sparse_input",
+    "masked_csr_linear",
+    "nonzero_grad_reference",
+    "Plan",
     "prepare_layer",
+    "PreparedLayer",
     "recurrent_reference",
+    "RecurrentLayer",
+    "set_dispatch_table",
     "to_csr",
 ]

@@ -2,14 +2,70 @@
 
 from __future__ import annotations
 
+import math
+import weakref
 from typing import Any
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from .._checks import make_generator
-from ..masks import apply_mask, make_mask, parse_pattern
+from ..kernels import (
+    CSRStructure,
+    apply_rows,
+    choose,
+    csr_linear,
+    is_sparse_input,
+    masked_csr_linear,
+)
+from ..kernels._dispatch import check_backend
+from ..masks import apply_mask, get_mask, make_mask, parse_pattern, wants_dense_grad
 from ._base import sprig_module
+
+
+class _KernelCache:
+    """The CSR structure of a layer's mask (and, for inference, its values), rebuilt on change.
+
+    Keyed on the mask's and weight's identity and version counter: in-place updates (optimizer
+    steps, ``apply_mask``, ``load_state_dict``) bump the version. Writes through ``.data`` do
+    not, so after such a write call ``layer.refresh()``. Copies and pickles start empty.
+    """
+
+    def __init__(self) -> None:
+        self.mask_key: tuple[Any, int] | None = None
+        self.structure: CSRStructure | None = None
+        self.values_key: tuple[Any, int, torch.dtype, torch.device] | None = None
+        self.csr: Tensor | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _KernelCache:
+        return _KernelCache()
+
+    def __reduce__(self) -> tuple[type[_KernelCache], tuple[()]]:
+        return (_KernelCache, ())  # pickles (torch.save, multiprocessing) start empty
+
+    def get_structure(self, mask: Tensor) -> CSRStructure:
+        if self.structure is None or self.mask_key is None or not _same(self.mask_key, mask):
+            self.structure = CSRStructure(mask)
+            self.mask_key = (weakref.ref(mask), mask._version)
+            self.csr = None
+        return self.structure
+
+    def get_csr(self, structure: CSRStructure, weight: Tensor) -> Tensor:
+        key = self.values_key
+        if (
+            self.csr is None
+            or key is None
+            or not _same(key[:2], weight)
+            or key[2:] != (weight.dtype, weight.device)
+        ):
+            self.csr = structure.csr(structure.values_of(weight))
+            self.values_key = (weakref.ref(weight), weight._version, weight.dtype, weight.device)
+        return self.csr
+
+
+def _same(key: tuple[Any, ...], t: Tensor) -> bool:
+    return bool(key[0]() is t and key[1] == t._version)
 
 
 @sprig_module("SparseLinear")
@@ -27,9 +83,15 @@ class SparseLinear(nn.Linear):
         pattern: ``"unstructured"``, ``"row"``, ``"column"``, ``"block:4x4"``, ``"2:4"``.
         bias: whether to learn an additive bias.
         seed: seed for the random mask.
+        backend: ``"auto"`` (CSR where the measured break-even table says it pays, for
+            inference and for training), ``"dense"`` (masked dense ``F.linear``) or ``"csr"``.
+            The CSR training path computes the weight gradient only at the mask's nonzeros,
+            or the full dense one inside ``sprig.masks.dense_gradients``.
 
     Shapes:
-        input ``(*, in_features)`` -> output ``(*, out_features)``.
+        input ``(*, in_features)`` -> output ``(*, out_features)``; also a 2-D torch sparse
+        COO/CSR or scipy.sparse input ``(N, in_features)``, streamed ``chunk_size`` rows at a
+        time when ``forward(x, chunk_size=...)`` is given.
 
     Example:
         >>> layer = SparseLinear(64, 32, density=0.1, seed=0)
@@ -47,15 +109,19 @@ class SparseLinear(nn.Linear):
         pattern: str = "unstructured",
         bias: bool = True,
         seed: int | None = None,
+        backend: str = "auto",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        check_backend(backend)
         spec = parse_pattern(pattern)
         mask = make_mask((out_features, in_features), density, spec, generator=make_generator(seed))
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.density = float(mask.float().mean()) if density is None else float(density)
         self.pattern = str(spec)
         self.seed = seed
+        self.backend = backend
+        self._kernels = _KernelCache()
         apply_mask(self, "weight", mask, pattern=self.pattern)
 
     def config(self) -> dict[str, Any]:
@@ -66,7 +132,41 @@ class SparseLinear(nn.Linear):
             "pattern": self.pattern,
             "bias": self.bias is not None,
             "seed": self.seed,
+            "backend": self.backend,
         }
 
+    def forward(self, input: Any, chunk_size: int | None = None) -> Tensor:
+        """``input W^T + b``; sparse inputs (torch COO/CSR, scipy) and ``chunk_size`` streaming."""
+        if chunk_size is not None or is_sparse_input(input):
+            w = self.weight
+            return apply_rows(input, self._forward, self.in_features, w.dtype, w.device, chunk_size)
+        return self._forward(input)
+
+    def _forward(self, x: Tensor) -> Tensor:
+        mask = get_mask(self, "weight")
+        if self.backend == "dense" or mask is None or x.dim() == 0:
+            return F.linear(x, self.weight, self.bias)
+        s = self._kernels.get_structure(mask)
+        w, b = self.weight, self.bias
+        train = torch.is_grad_enabled() and (
+            w.requires_grad or x.requires_grad or (b is not None and b.requires_grad)
+        )
+        batch = math.prod(x.shape[:-1])
+        mode = "train" if train else "infer"
+        plan = choose(s.density, s.shape, batch, w.dtype, w.device, mode, self.backend)
+        if plan.kernel == "dense":
+            return F.linear(x, w, b)
+        if train:
+            full = wants_dense_grad(self)
+            return masked_csr_linear(x, w, b, s, full_grad=full, block=plan.block)
+        return csr_linear(x, self._kernels.get_csr(s, w), b, block=plan.block)
+
+    def refresh(self) -> None:
+        """Forget cached CSR copies (needed only after writing the weight through ``.data``)."""
+        self._kernels = _KernelCache()
+
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, density={self.density:g}, pattern={self.pattern}"
+        return (
+            f"{super().extra_repr()}, density={self.density:g}, pattern={self.pattern}, "
+            f"backend={self.backend}"
+        )

@@ -1,0 +1,293 @@
+"""Sparse linear kernels vs dense, and the break-even table the dispatcher uses.
+
+For N in {1024, 4096, 8192}, batch B in {1, 32, 256} and density d in {0.5, 0.2, 0.1, 0.05, 0.01}:
+dense ``F.linear``; what a user would write (``W.to_sparse_csr()`` then a matmul); scipy CSR;
+sprig's CSR kernel (forced; batches above 32 in blocks of 32 columns) and sprig's dispatched
+layer (``CompressedLinear``, backend auto). GB/s counts the bytes each kernel must read (CSR: 8
+per nonzero plus row pointers and the vectors) against a bandwidth measured in the same
+interleaved run: a streaming sum over a buffer of as many bytes ("stream GB/s"; the machine is
+shared, so a bandwidth measured once would drift). A 512 MB streaming sum is reported too.
+
+Per (N, B) the candidates of all densities are timed first; the largest density up to which
+sprig's CSR beat dense by 20% at every smaller density is that cell's break-even, written to
+``src/sprig/kernels/_breakeven.py`` and installed at once, and then dense and the dispatched
+layer are timed again, head to head, for the "dispatched vs dense" column. Training (forward +
+backward of SparseLinear, masked dense vs CSR) is calibrated the same way, and training at
+N=4096, B=64, d=0.1 is compared against masked dense with gradients checked.
+
+Timing: candidates run in turn each round (interleaved) and each keeps its best round. The
+machine is shared by several jobs (2 cores); the best round is the one least disturbed by them,
+where a median mostly measures the scheduler. For the same reason it runs with one torch thread
+by default (``--threads 2`` on a quiet machine).
+
+    python benchmarks/bench_kernels.py [--quick] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import write_table  # noqa: E402
+
+import sprig  # noqa: E402
+from sprig.kernels import (  # noqa: E402
+    BreakEven,
+    CSRStructure,
+    csr_linear,
+    csr_linear_train,
+    set_dispatch_table,
+    to_csr,
+)
+
+TABLE_FILE = Path(__file__).parents[1] / "src" / "sprig" / "kernels" / "_breakeven.py"
+MARGIN = 0.8  # CSR must be 20% faster than dense to be chosen: noise must not flip a cell
+BLOCK = 32
+
+
+def bandwidth() -> float:
+    """Bytes per second of a streaming read (sum) over 512 MB, best of 5."""
+    x = torch.ones(128 * 2**20)
+    x.sum()
+    best = min(_once(lambda: x.sum()) for _ in range(5))
+    return x.numel() * 4 / best
+
+
+def _once(fn: object) -> float:
+    start = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - start
+
+
+def time_best(fns: Mapping[str, Callable[[], object]], budget: float = 1.0) -> dict[str, float]:
+    """Best seconds per call of each function, calling them in turn each round.
+
+    Rounds: as many as fit in ``budget`` seconds, 3 to 40 (after one warm-up call each).
+    """
+    best = {name: _once(fn) for name, fn in fns.items()}  # warm-up, and the cost of a round
+    rounds = int(max(3, min(40, budget / max(sum(best.values()), 1e-6))))
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = min(best[name], _once(fn))
+    return best
+
+
+def masked(n: int, d: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    mask = sprig.make_mask((n, n), d, generator=gen)
+    return torch.randn(n, n, generator=gen) * mask, mask
+
+
+def _train_times(n: int, b: int, d: float, seed: int) -> dict[str, float]:
+    dense = sprig.SparseLinear(n, n, d, seed=seed, backend="dense")
+    csr = sprig.SparseLinear(n, n, d, seed=seed, backend="csr")
+    x = torch.randn(b, n)
+    return time_best({"dense": lambda: step(dense, x), "csr": lambda: step(csr, x)}, 1.5)
+
+
+def breakeven(ratios: Mapping[float, float]) -> float:
+    """The largest density up to which CSR beat dense by the margin at every smaller density."""
+    best = 0.0
+    for d in sorted(ratios):
+        if ratios[d] > MARGIN:
+            break
+        best = d
+    return best
+
+
+def calibrate_train(n: int, b: int, densities: list[float], seed: int) -> BreakEven:
+    ratios = {}
+    for d in sorted(densities):  # ascending: past the first loss nothing changes the break-even
+        t = _train_times(n, b, d, seed)
+        ratios[d] = t["csr"] / t["dense"]
+        print(f"train N={n} B={b} d={d}: csr/dense {ratios[d]:.3f}", flush=True)
+        if ratios[d] > MARGIN:
+            break
+    return BreakEven("cpu", "float32", "train", n, b, breakeven(ratios), BLOCK if b > BLOCK else 0)
+
+
+def step(layer: torch.nn.Module, x: torch.Tensor) -> None:
+    for p in layer.parameters():
+        p.grad = None
+    layer(x).sum().backward()
+
+
+def write_table_module(rows: list[BreakEven]) -> None:
+    body = ",\n".join(
+        f"    ({r.device!r}, {r.dtype!r}, {r.mode!r}, {r.size}, {r.batch}, {r.density}, {r.block})"
+        for r in rows
+    )
+    TABLE_FILE.write_text(
+        '"""Break-even table measured by ``benchmarks/bench_kernels.py`` (generated: do not\n'
+        "edit by hand; rerun the benchmark on the target machine instead).\n\n"
+        "Rows: (device, dtype, mode, size, batch, density, block).\n"
+        "CSR runs at densities <= density.\n"
+        f"Measured on: {torch.__version__}, {torch.get_num_threads()} threads.\n"
+        '"""\n\n'
+        "TABLE: tuple[tuple[str, str, str, int, int, float, int], ...] = (\n"
+        f"{body},\n)\n"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small grid, for a smoke test")
+    ap.add_argument(
+        "--threads", type=int, default=1,
+        help="torch threads (default 1: on a shared, oversubscribed machine every 2-thread "
+        "parallel region waits for a descheduled thread and the timings measure the scheduler)",
+    )  # fmt: skip
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    gen = torch.Generator().manual_seed(0)
+    sizes = [1024, 2048] if args.quick else [1024, 4096, 8192]
+    batches = [1, 32, 256]
+    densities = [0.5, 0.2, 0.1, 0.05, 0.01]
+    bw = bandwidth()
+    print(f"512 MB streaming read: {bw / 1e9:.1f} GB/s", flush=True)
+
+    train_table = [
+        calibrate_train(n, b, [0.2, 0.1, 0.05, 0.01], seed=n + b)
+        for n in ([1024] if args.quick else [1024, 4096])
+        for b in batches
+    ]
+    table: list[BreakEven] = []
+    rows = []
+    for n in sizes:
+        for b in batches:
+            cells = {d: measure_cell(n, b, d, gen) for d in densities}
+            cut = breakeven({d: c["times"]["csr"] / c["times"]["dense"] for d, c in cells.items()})
+            table.append(BreakEven("cpu", "float32", "infer", n, b, cut, BLOCK if b > BLOCK else 0))
+            set_dispatch_table(table + train_table)
+            for d, cell in cells.items():
+                rows.append(dispatched_row(n, b, d, cell))
+    table += train_table
+    write_table_module(table)
+
+    cols = [
+        "N", "B", "density", "dense ms", "to_sparse_csr ms", "scipy ms", "sprig csr ms",
+        "csr vs dense", "csr vs to_sparse_csr", "csr GB/s", "stream GB/s", "csr % stream",
+        "path", "dispatched vs dense",
+    ]  # fmt: skip
+    train = train_figure(gen)
+    worst = max(rows, key=lambda r: r[-1])
+    extra = {
+        "bandwidth_512MB_GBps": bw / 1e9,
+        "training": train,
+        "breakeven": [r.__dict__ for r in table],
+        "worst_dispatched_vs_dense": {"N": worst[0], "B": worst[1], "d": worst[2], "x": worst[-1]},
+        "timing": "best of interleaved rounds",
+    }
+    md = write_table("kernels", cols, rows, extra)
+    with md.open("a") as fh:
+        fh.write(f"\n512 MB streaming read: {bw / 1e9:.1f} GB/s.\n\nTraining (fwd+bwd):\n\n")
+        fh.write("\n".join(f"- {k}: {v}" for k, v in train.items()) + "\n")
+        fh.write(
+            f"\nWorst dispatched cell: N={worst[0]} B={worst[1]} d={worst[2]}: "
+            f"{worst[-1]:.3f}x dense time.\n\nBreak-even table (csr at density <= d):\n\n"
+            + "\n".join(
+                f"- {r.mode} N={r.size} B={r.batch}: d<={r.density} block={r.block}" for r in table
+            )
+            + "\n"
+        )
+    print(md.read_text())
+
+
+def measure_cell(n: int, b: int, d: float, gen: torch.Generator) -> dict[str, object]:
+    """One (N, B, d) cell: every candidate timed in one interleaved run."""
+    w, mask = masked(n, d, gen)
+    c32 = to_csr(w, mask)
+    c64 = w.to_sparse_csr()
+    ws = sp.csr_matrix(w.numpy())
+    x = torch.randn(b, n, generator=gen)
+    xn = x.numpy()
+    xv = x[0] if b == 1 else x
+    nnz = int(mask.sum())
+    stream = torch.ones(nnz * 2 + (n + 1) + 2 * b * n)  # as many bytes as the CSR kernel reads
+    fns = {
+        "dense": lambda: F.linear(x, w),
+        "user": lambda: (c64 @ x.t()).t(),
+        "csr": lambda: csr_linear(xv, c32, block=BLOCK if b > BLOCK else 0),
+        "stream": lambda: stream.sum(),
+    }
+    if nnz * b <= 2e8:  # scipy is single-threaded: skip the multi-second cells
+        fns["scipy"] = lambda: (ws @ xn.T).T
+    with torch.no_grad():
+        t = time_best(fns, 1.5)
+    gbs = stream.numel() * 4 / t["csr"] / 1e9
+    stream_gbs = stream.numel() * 4 / t["stream"] / 1e9
+    print(f"N={n} B={b} d={d}: " + ", ".join(f"{k} {v * 1e3:.3f}ms" for k, v in t.items()))
+    sys.stdout.flush()
+    lin = torch.nn.Linear(n, n, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    sprig.apply_mask(lin, "weight", mask)
+    comp = sprig.compress(lin)  # kept for the head-to-head (the dense weight is not)
+    return {"times": t, "comp": comp, "x": x, "gbs": gbs, "stream_gbs": stream_gbs}
+
+
+def dispatched_row(n: int, b: int, d: float, cell: dict) -> list[object]:
+    """Dense and the dispatched layer head to head, with the table of this (N, B) installed."""
+    comp, x, t = cell["comp"], cell["x"], cell["times"]
+    with torch.no_grad():
+        w = comp.dense_weight().clone()  # the same weight, dense
+        comp.drop_dense()
+        comp(x)  # builds its CSR (and, on the dense path, its dense copy)
+        t2 = time_best({"dense": lambda: F.linear(x, w), "disp": lambda: comp(x)}, 1.0)
+        comp.drop_dense()
+    plan = sprig.kernels.choose(d, (n, n), b, torch.float32, "cpu")
+    row = [
+        n, b, d, t["dense"] * 1e3, t["user"] * 1e3,
+        t["scipy"] * 1e3 if "scipy" in t else "skipped", t["csr"] * 1e3,
+        t["dense"] / t["csr"], t["user"] / t["csr"], cell["gbs"], cell["stream_gbs"],
+        100 * cell["gbs"] / cell["stream_gbs"],
+        plan.kernel + (f"/blk{plan.block}" if plan.block else ""), t2["disp"] / t2["dense"],
+    ]  # fmt: skip
+    print(" | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row), flush=True)
+    return row
+
+
+def train_figure(gen: torch.Generator) -> dict[str, float | str]:
+    """Forward + backward at N=4096, B=64, d=0.1: masked dense vs sprig, gradients checked."""
+    n, b, d = 4096, 64, 0.1
+    dense = sprig.SparseLinear(n, n, d, seed=1, backend="dense")
+    layer = sprig.SparseLinear(n, n, d, seed=1, backend="csr")
+    s = CSRStructure(dense.weight_mask)
+    values = s.values_of(dense.weight).clone().requires_grad_(True)
+    bias = dense.bias.detach().clone().requires_grad_(True)  # type: ignore[union-attr]
+    x = torch.randn(b, n, generator=gen)
+    block = sprig.kernels.choose(d, (n, n), b, torch.float32, "cpu", "train", "csr").block
+
+    def kernel() -> None:
+        values.grad = bias.grad = None
+        csr_linear_train(x, values, s, bias, block=block).sum().backward()
+
+    fns = {
+        "masked_dense": lambda: step(dense, x),
+        "sparselinear_csr": lambda: step(layer, x),
+        "csr_linear_train": kernel,
+    }
+    t = time_best(fns, 6.0)
+    err_layer = float((layer.weight.grad - dense.weight.grad).abs().max())  # type: ignore[operator]
+    err_kernel = float((values.grad - s.values_of(dense.weight.grad)).abs().max())  # type: ignore[arg-type]
+    return {
+        "masked dense ms": round(t["masked_dense"] * 1e3, 2),
+        "SparseLinear(backend=csr) ms": round(t["sparselinear_csr"] * 1e3, 2),
+        "csr_linear_train (values) ms": round(t["csr_linear_train"] * 1e3, 2),
+        "SparseLinear csr speedup": round(t["masked_dense"] / t["sparselinear_csr"], 2),
+        "csr_linear_train speedup": round(t["masked_dense"] / t["csr_linear_train"], 2),
+        "max |grad diff| layer": err_layer,
+        "max |grad diff| kernel": err_kernel,
+    }
+
+
+if __name__ == "__main__":
+    main()

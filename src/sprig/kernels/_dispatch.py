@@ -1,0 +1,187 @@
+"""The dispatcher: CSR or dense (and batch blocking) per layer and call, from measured break-evens.
+
+``benchmarks/bench_kernels.py`` times dense and CSR products over a grid of sizes, batches and
+densities and writes the break-even densities to ``_breakeven.py`` (the table below reads it).
+A call runs CSR when the layer's density is at or below the break-even of the nearest measured
+cells (the smaller one of the two cells around it, in size and in batch: where they disagree,
+dense wins). Layers smaller than the smallest measured size run dense; larger ones use the
+largest measured size's break-even (sparse only gains with size). With no measurement for a
+device, dtype or mode, dense wins.
+
+Users override it per layer (``backend="dense"|"csr"``), per block of code
+(:func:`dispatch_table`) or for the process (:func:`set_dispatch_table`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import functools
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from . import _breakeven
+
+BACKENDS = ("auto", "dense", "csr")
+MODES = ("infer", "train")
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    """One measured cell: at ``size`` x ``size`` and ``batch`` rows, CSR pays up to ``density``.
+
+    Args:
+        device: ``"cpu"`` or ``"cuda"``.
+        dtype: ``"float32"``, ``"float64"``...
+        mode: ``"infer"`` (forward) or ``"train"`` (forward + backward).
+        size: the layer is ``size`` x ``size`` (other shapes match by ``out * in``).
+        batch: rows in the call.
+        density: CSR runs at densities <= this (0: never).
+        block: column block for the batch (0: none).
+    """
+
+    device: str
+    dtype: str
+    mode: str
+    size: int
+    batch: int
+    density: float
+    block: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.size < 1 or self.batch < 1 or self.block < 0:
+            raise ValueError(f"size, batch must be >= 1 and block >= 0, got {self}")
+        if not 0.0 <= self.density <= 1.0:
+            raise ValueError(f"break-even density must be in [0, 1], got {self.density}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one call runs: ``kernel`` is ``"dense"`` or ``"csr"``; ``block`` 0 means no blocking."""
+
+    kernel: str
+    block: int = 0
+
+
+_DEFAULT: tuple[BreakEven, ...] = tuple(BreakEven(*row) for row in _breakeven.TABLE)
+_table: tuple[BreakEven, ...] = _DEFAULT
+_version = 0  # bumped on every table change; part of the plan cache's key
+
+
+def get_dispatch_table() -> tuple[BreakEven, ...]:
+    """The break-even table in use (by default the one the benchmark measured)."""
+    return _table
+
+
+def set_dispatch_table(table: Sequence[BreakEven] | None) -> None:
+    """Replace the break-even table for the process; None restores the measured one."""
+    global _table, _version
+    _table = _DEFAULT if table is None else tuple(table)
+    _version += 1
+
+
+@contextlib.contextmanager
+def dispatch_table(table: Sequence[BreakEven]) -> Iterator[None]:
+    """Use ``table`` inside the block (e.g. ``[]``: dense everywhere), then restore."""
+    old = _table
+    set_dispatch_table(table)
+    try:
+        yield
+    finally:
+        set_dispatch_table(old)
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return backend
+
+
+def _around(values: list[int], v: float) -> list[int]:
+    """The measured values around ``v`` (one at the ends)."""
+    i = bisect.bisect_left(values, v)
+    if i < len(values) and values[i] == v:
+        return [values[i]]
+    return [values[j] for j in (i - 1, i) if 0 <= j < len(values)]
+
+
+def choose(
+    density: float,
+    shape: tuple[int, int],
+    batch: int,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    mode: str = "infer",
+    backend: str = "auto",
+    block: int | None = None,
+) -> Plan:
+    """The kernel for one call of a ``shape = (out, in)`` layer on ``batch`` rows.
+
+    Args:
+        density: fraction of stored weights.
+        shape: ``(out, in)``.
+        batch: rows in the call (the product of the input's leading dims).
+        dtype, device: of the weight.
+        mode: ``"infer"`` (no gradient) or ``"train"``.
+        backend: ``"auto"`` (the table), ``"dense"`` or ``"csr"`` (forced).
+        block: forced column block (None: the table's).
+
+    Example:
+        >>> choose(0.5, (64, 64), 1, torch.float32, "cpu", backend="csr")
+        Plan(kernel='csr', block=0)
+        >>> with dispatch_table([BreakEven("cpu", "float32", "infer", 64, 1, 0.2)]):
+        ...     choose(0.1, (64, 64), 1, torch.float32, "cpu").kernel
+        'csr'
+    """
+    check_backend(backend)
+    if backend == "dense":
+        return Plan("dense")
+    dev = device.type if isinstance(device, torch.device) else torch.device(device).type
+    # layers call this on every forward: plans are cached (keyed on the table's version)
+    return _plan(density, shape, batch, dtype, dev, mode, backend, block, _version)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(
+    density: float,
+    shape: tuple[int, int],
+    batch: int,
+    dtype: torch.dtype,
+    dev: str,
+    mode: str,
+    backend: str,
+    block: int | None,
+    version: int,
+) -> Plan:
+    dt = str(dtype).removeprefix("torch.")
+    cells = [c for c in _table if c.device == dev and c.dtype == dt and c.mode == mode]
+    if backend == "csr":
+        return Plan("csr", _block_for(cells, shape, batch) if block is None else block)
+    if not cells:
+        return Plan("dense")
+    size = (shape[0] * shape[1]) ** 0.5
+    sizes = sorted({c.size for c in cells})
+    if size < sizes[0]:
+        return Plan("dense")  # smaller than anything measured: per-call overheads dominate
+    worst = 1.0
+    for s in _around(sizes, size):
+        batches = sorted({c.batch for c in cells if c.size == s})
+        for b in _around(batches, max(batch, 1)):
+            worst = min(worst, *(c.density for c in cells if c.size == s and c.batch == b))
+    if density > worst:
+        return Plan("dense")
+    return Plan("csr", _block_for(cells, shape, batch) if block is None else block)
+
+
+def _block_for(cells: Sequence[BreakEven], shape: tuple[int, int], batch: int) -> int:
+    """The block of the measured cell nearest in batch (then size); 0 when none fits."""
+    if not cells or batch <= 1:
+        return 0
+    size = (shape[0] * shape[1]) ** 0.5
+    best = min(cells, key=lambda c: (abs(math.log(c.batch / batch)), abs(math.log(c.size / size))))
+    return best.block if best.block < batch else 0

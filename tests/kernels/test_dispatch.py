@@ -1,0 +1,57 @@
+"""The dispatcher: measured table, neighbours, overrides."""
+
+import pytest
+import torch
+
+from sprig.kernels import BreakEven, Plan, choose, dispatch_table, get_dispatch_table
+from sprig.kernels._dispatch import _DEFAULT
+
+F32 = torch.float32
+TABLE = [
+    BreakEven("cpu", "float32", "infer", 1024, 1, 0.2),
+    BreakEven("cpu", "float32", "infer", 1024, 256, 0.05, block=32),
+    BreakEven("cpu", "float32", "infer", 4096, 1, 0.3),
+    BreakEven("cpu", "float32", "infer", 4096, 256, 0.1, block=32),
+]
+
+
+def test_measured_cells_and_neighbours():
+    with dispatch_table(TABLE):
+        assert choose(0.2, (1024, 1024), 1, F32, "cpu") == Plan("csr", 0)
+        assert choose(0.21, (1024, 1024), 1, F32, "cpu") == Plan("dense")
+        assert choose(0.05, (1024, 1024), 256, F32, "cpu") == Plan("csr", 32)
+        # between measured batches and sizes, the stricter neighbour decides
+        assert choose(0.1, (1024, 1024), 16, F32, "cpu").kernel == "dense"
+        assert choose(0.04, (1024, 1024), 16, F32, "cpu").kernel == "csr"
+        assert choose(0.25, (2048, 2048), 1, F32, "cpu").kernel == "dense"
+        assert choose(0.15, (2048, 2048), 1, F32, "cpu").kernel == "csr"
+        # beyond the measured range: the edge cells
+        assert choose(0.25, (16384, 16384), 1, F32, "cpu").kernel == "csr"
+        assert choose(0.01, (512, 512), 1, F32, "cpu").kernel == "dense"  # below measured
+
+
+def test_unmeasured_means_dense_and_overrides():
+    with dispatch_table(TABLE):
+        assert choose(0.01, (1024, 1024), 1, torch.float64, "cpu").kernel == "dense"
+        assert choose(0.01, (1024, 1024), 1, F32, "cuda").kernel == "dense"
+        assert choose(0.01, (1024, 1024), 1, F32, "cpu", mode="train").kernel == "dense"
+        assert choose(0.9, (1024, 1024), 1, F32, "cpu", backend="csr").kernel == "csr"
+        assert choose(0.01, (1024, 1024), 1, F32, "cpu", backend="dense").kernel == "dense"
+        assert choose(0.01, (1024, 1024), 300, F32, "cpu", block=64) == Plan("csr", 64)
+    with dispatch_table([]):
+        assert choose(0.001, (4096, 4096), 1, F32, "cpu").kernel == "dense"
+    assert get_dispatch_table() == _DEFAULT
+
+
+def test_bad_names():
+    with pytest.raises(ValueError, match="backend must be one of auto, dense, csr"):
+        choose(0.1, (4, 4), 1, F32, "cpu", backend="fast")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        BreakEven("cpu", "float32", "eval", 4, 1, 0.1)
+
+
+def test_shipped_table_is_measured():
+    """The package ships the table the benchmark wrote: CPU float32 rows for both modes."""
+    modes = {(r.mode, r.dtype, r.device) for r in _DEFAULT}
+    assert {("infer", "float32", "cpu"), ("train", "float32", "cpu")} <= modes
+    assert all(0.0 <= r.density <= 1.0 for r in _DEFAULT)
