@@ -12,14 +12,18 @@ from ._export import (
     to_python,
 )
 from ._graph import Edge, Graph, Node, extract_graph
-from ._grow import GrowConfig, grow, make_model
+from ._grow import PRESETS, GrowConfig, grow, make_model, preset_config
+from ._pipeline import BonsaiResult, grow_bonsai
 from ._tasks import TASKS, SampledTask, StepTask, Task, get_task
 from ._threshold import THRESHOLDS, ThresholdResult, clip, threshold_search
 from ._validate import Score, score
+from ._viewer import layout, parse_inputs, render_html, write_html
 
 __all__ = [
     "FORMAT_VERSION",
+    "PRESETS",
     "TASKS",
+    "BonsaiResult",
     "THRESHOLDS",
     "Edge",
     "Graph",
@@ -36,9 +40,15 @@ __all__ = [
     "graph_from_dict",
     "graph_to_dict",
     "grow",
+    "grow_bonsai",
+    "layout",
+    "parse_inputs",
+    "render_html",
+    "write_html",
     "load_graph",
     "make_model",
     "save_graph",
+    "preset_config",
     "score",
     "threshold_search",
     "to_dot",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -91,6 +92,28 @@ class GrowConfig:
             if step >= start:
                 m = value
         return m
+
+
+#: Network sizes and step counts per built-in task, small enough to prune well and big enough
+#: to learn (see benchmarks/results/bonsai.md). Other tasks get GrowConfig's defaults.
+PRESETS: dict[str, dict[str, Any]] = {
+    "delay-1": {"cells": ((1, 2),), "steps": 1000},
+    "delay-2": {"cells": ((1, 3),), "steps": 1000},
+    "loop": {"cells": ((1, 3),), "steps": 1000},
+    "1to111": {"cells": ((1, 3),), "steps": 1000},
+    "parentheses": {"cells": ((4, 4),), "steps": 2000},
+    "switcher": {"cells": ((12, 12),), "steps": 3000},
+}
+
+
+def preset_config(task: str, **overrides: Any) -> GrowConfig:
+    """The :class:`GrowConfig` for a task: its preset (if any), then ``overrides``.
+
+    Example:
+        >>> preset_config("1to111", seed=3).steps
+        1000
+    """
+    return GrowConfig(**{**PRESETS.get(task, {}), **overrides})
 
 
 def make_model(task: Task, config: GrowConfig) -> BonsaiRNN:
