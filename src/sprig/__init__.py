@@ -12,6 +12,7 @@ something is: density 0.1 is "90% sparse".
 
 __version__ = "0.1.0"
 
+from .bonsai import grow_bonsai, load_graph
 from .compress import compress, decompress
 from .io import SprigFileError, load, load_state, load_state_dict, save
 from .masks import (
@@ -25,9 +26,10 @@ from .masks import (
     sparsify,
     summary,
 )
-from .nn import SparseLinear, SparseMLP
+from .nn import BonsaiRNN, SparseLinear, SparseMLP
 
 __all__ = [
+    "BonsaiRNN",
     "SparseLinear",
     "SparseMLP",
     "SprigFileError",
@@ -38,7 +40,9 @@ __all__ = [
     "decompress",
     "density",
     "get_mask",
+    "grow_bonsai",
     "load",
+    "load_graph",
     "load_state",
     "load_state_dict",
     "make_mask",

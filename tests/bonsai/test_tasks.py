@@ -72,7 +72,9 @@ def test_user_step_task():
 
 def test_bad_tasks_give_clear_errors():
     gen = torch.Generator()
-    wrong_shape = SampledTask("bad", 1, 1, lambda b, t, g: (torch.ones(b, t, 2), torch.ones(b, t, 1)))
+    wrong_shape = SampledTask(
+        "bad", 1, 1, lambda b, t, g: (torch.ones(b, t, 2), torch.ones(b, t, 1))
+    )
     with pytest.raises(ValueError, match=r"task 'bad' yielded inputs of shape \(4, 5, 2\)"):
         wrong_shape.batch(4, 5, gen)
     zeros = SampledTask("bits", 1, 1, lambda b, t, g: (torch.ones(b, t, 1), torch.zeros(b, t, 1)))

@@ -14,3 +14,11 @@ def _load(name: str):
 
 def test_mask_any_model():
     assert _load("mask_any_model").main(steps=150) > 0.9
+
+
+def test_bonsai_rnn(tmp_path):
+    # a short run: the full one is in benchmarks/results/bonsai.md
+    example = _load("bonsai_rnn")
+    accuracy = example.main(steps=30, check_sequences=300, validation_sequences=300, out=tmp_path)
+    assert 0.5 < accuracy <= 1.0
+    assert (tmp_path / "graph.html").is_file()

@@ -39,6 +39,9 @@ class GrowConfig:
         schedule: ``(step, multiplier)`` pairs: from that step on, lr and intensity are their
             base value times the multiplier.
         seed: seed of the initial weights and of the batches.
+        threads: torch CPU threads while training (restored after). The tensors are tiny
+            (batch x a few neurons), so extra threads only add synchronisation: on a busy
+            2-core machine one thread ran a step 5x faster than two.
     """
 
     cells: Sequence[Sequence[int]] = ((8, 8),)
@@ -55,6 +58,7 @@ class GrowConfig:
     l1: float = 0.001
     schedule: Sequence[tuple[int, float]] = field(default_factory=lambda: ((500, 0.8), (1000, 0.6)))
     seed: int = 0
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         self.cells = tuple(tuple(int(v) for v in c) for c in self.cells)
@@ -71,6 +75,8 @@ class GrowConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
+            raise ValueError(f"threads must be None or an int >= 1, got {self.threads!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         BonsaiRegularizer(self.intensity, self.threshold, self.steepness, self.l1)  # checks
@@ -154,9 +160,30 @@ def grow(
     gen = make_generator(sub_seed(config.seed, "batches"))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     reg = BonsaiRegularizer(config.intensity, config.threshold, config.steepness, config.l1)
-    mse = nn.MSELoss()
     losses: list[float] = []
     model.train()
+    old_threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        _train(task, config, model, opt, reg, gen, losses, on_step)
+    finally:
+        torch.set_num_threads(old_threads)
+    model.eval()
+    return model, losses
+
+
+def _train(
+    task: Task,
+    config: GrowConfig,
+    model: BonsaiRNN,
+    opt: torch.optim.Optimizer,
+    reg: BonsaiRegularizer,
+    gen: torch.Generator,
+    losses: list[float],
+    on_step: Callable[[int, float], None] | None,
+) -> None:
+    mse = nn.MSELoss()
     for step in range(config.steps):
         m = config.multiplier(step)
         for group in opt.param_groups:
@@ -170,5 +197,3 @@ def grow(
         losses.append(float(loss.detach()))
         if on_step is not None:
             on_step(step, losses[-1])
-    model.eval()
-    return model, losses

@@ -57,8 +57,8 @@ def threshold_search(
     """Clip at the largest threshold whose network gets every output sign right.
 
     Tries ``thresholds`` from large to small; each candidate is checked on the same ``sequences``
-    fresh sequences of ``length`` steps. If none is perfect (the trained network itself makes
-    errors), returns the unclipped network with ``perfect=False``.
+    fresh sequences of ``length`` steps. If the unclipped network already makes errors, there is
+    nothing to search: it is returned with ``perfect=False``.
 
     Args:
         model: a trained :class:`sprig.nn.BonsaiRNN`.
@@ -72,6 +72,9 @@ def threshold_search(
         A :class:`ThresholdResult`.
     """
     task = get_task(task)
+    if not score(model, task, sequences, length, seed=seed, stop_at_first_error=True).perfect:
+        # the trained network itself errs: clipping is not what fails, so do not search
+        return ThresholdResult(copy.deepcopy(model), 0.0, False)
     for c in sorted({float(t) for t in thresholds}, reverse=True):
         pruned = clip(model, c)
         if score(pruned, task, sequences, length, seed=seed, stop_at_first_error=True).perfect:

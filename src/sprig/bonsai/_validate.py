@@ -70,9 +70,13 @@ def score(
         raise ValueError(f"sequences and length must be >= 1, got {sequences} and {length}")
     gen = make_generator(seed)
     right_bits = right_seqs = seen = 0
+    # when the first error ends the run, start small and double: a wrong network is usually
+    # caught in the first few hundred sequences
+    size = min(256, chunk) if stop_at_first_error else chunk
     with torch.no_grad():
         while seen < sequences:
-            n = min(chunk, sequences - seen)
+            n = min(size, sequences - seen)
+            size = min(2 * size, chunk)
             x, y = task.batch(n, length, gen)
             ok = (predict(x) > 0) == (y > 0)  # (B, T, out)
             right_bits += int(ok.sum())

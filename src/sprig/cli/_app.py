@@ -82,6 +82,9 @@ def bonsai(
     validation_sequences: Annotated[
         int, typer.Option(help="Fresh sequences (length 40) the graph is validated on.")
     ] = 50_000,
+    check_sequences: Annotated[
+        int, typer.Option(help="Fresh sequences each clip threshold must get all right.")
+    ] = 5_000,
 ) -> None:
     """Grow a bonsai RNN on TASK, prune it to a graph, validate it, and write graph.json,
     graph.dot, graph.py and graph.html into a run folder.
@@ -90,7 +93,9 @@ def bonsai(
     """
     from ._bonsai import run_bonsai
 
-    run_bonsai(task, out, cells, steps, seed, input, validation_sequences, echo=typer.echo)
+    run_bonsai(
+        task, out, cells, steps, seed, input, validation_sequences, check_sequences, typer.echo
+    )
 
 
 @app.command()

@@ -45,6 +45,7 @@ def run_bonsai(
     seed: int,
     inputs: str | None,
     validation_sequences: int,
+    check_sequences: int,
     echo: Callable[[str], None],
 ) -> None:
     from tqdm import tqdm
@@ -68,7 +69,11 @@ def run_bonsai(
                 bar.set_postfix(loss=f"{loss:.4f}")
 
         result = grow_bonsai(
-            task, config, validation_sequences=validation_sequences, on_step=on_step
+            task,
+            config,
+            check_sequences=check_sequences,
+            validation_sequences=validation_sequences,
+            on_step=on_step,
         )
     g = result.graph
     if steps_in is None:

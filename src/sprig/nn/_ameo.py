@@ -214,7 +214,7 @@ def ameo_fast(x: Tensor, factor: float = 1.0, leak: float = 0.0) -> Tensor:
         [0.0, -0.5, 0.5]
     """
     values, slopes = _pieces(factor, leak)
-    return _Piecewise.apply(x, values, slopes)  # type: ignore[no-any-return]
+    return _Piecewise.apply(x, values, slopes)
 
 
 class _FastAmeo(nn.Module):
@@ -231,7 +231,7 @@ class _FastAmeo(nn.Module):
         self.register_buffer("_slopes", slopes, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _Piecewise.apply(x, self._values, self._slopes)  # type: ignore[no-any-return]
+        return _Piecewise.apply(x, self._values, self._slopes)
 
 
 class Ameo(_FastAmeo):
