@@ -22,8 +22,8 @@ from .conftest import random_pruned_net
 def test_hand_built_delay1(delay1, delay1_graph):
     g = delay1_graph
     assert g.counts() == {"neurons": 2, "states": 1, "edges": 2}
-    assert score(g.evaluate, "delay-1", sequences=2000).perfect
-    assert score(delay1, "delay-1", sequences=2000).perfect
+    assert score(g.evaluate, "delay-1", sequences=500).perfect
+    assert score(delay1, "delay-1", sequences=500).perfect
 
 
 @pytest.mark.parametrize("seed", range(6))
