@@ -12,7 +12,7 @@ from ._export import (
     to_python,
 )
 from ._graph import Edge, Graph, Node, extract_graph
-from ._grow import PRESETS, GrowConfig, grow, make_model, preset_config
+from ._grow import PRESETS, GrowConfig, finetune, grow, make_model, preset_config
 from ._pipeline import BonsaiResult, grow_bonsai
 from ._tasks import TASKS, SampledTask, StepTask, Task, get_task
 from ._threshold import THRESHOLDS, ThresholdResult, clip, threshold_search
@@ -36,6 +36,7 @@ __all__ = [
     "ThresholdResult",
     "clip",
     "extract_graph",
+    "finetune",
     "get_task",
     "graph_from_dict",
     "graph_to_dict",

@@ -234,7 +234,7 @@ _ACT_SOURCE = '''\
 def act(v):
     """{name}: factor * sharp + (1 - factor) * soft (sprig.nn.ameo_scalar)."""
     if v < -3.0:
-        a = -1.0 + (v + 3.0) * LEAK_SHARP
+        a = -1.0 + (v + 3.0) * LEAK
     elif v <= -1.0:
         a = v + 2.0
     elif v <= 1.0:
@@ -242,7 +242,7 @@ def act(v):
     elif v <= 3.0:
         a = v - 2.0
     else:
-        a = 1.0 + (v - 3.0) * LEAK_SHARP
+        a = 1.0 + (v - 3.0) * LEAK
     u = v * 0.5 - 0.5
     if u <= -2.0:
         s = LEAK * (u + 2.0)
@@ -297,7 +297,6 @@ def to_python(graph: Graph) -> str:
         "",
         f"FACTOR = {float(factor)!r}",
         f"LEAK = {float(leak)!r}",
-        f"LEAK_SHARP = {float(leak)!r}",
         "",
         "",
         _ACT_SOURCE.replace("{name}", graph.activation),
@@ -315,7 +314,9 @@ def to_python(graph: Graph) -> str:
     for e in graph.edges:
         into[e.dst].append(e)
     for n in graph.neuron_order():
-        terms = [f"{e.weight!r} * {_var(e.src)}" for e in into[n.id]] + [repr(n.bias)]
+        terms = [f"{e.weight!r} * {_var(e.src)}" for e in into[n.id]]
+        if n.bias or not terms:
+            terms.append(repr(n.bias))
         expr = " + ".join(terms)
         if n.activation != "identity":
             expr = f"act({expr})"

@@ -72,7 +72,13 @@ def grow_bonsai(
     task = get_task(task)
     config = config or GrowConfig()
     model, losses = grow(task, config, on_step=on_step)
-    found = threshold_search(model, task, sequences=check_sequences, seed=config.seed + 1)
+    found = threshold_search(
+        model,
+        task,
+        sequences=check_sequences,
+        seed=config.seed + 1,
+        finetune_steps=config.finetune_steps,
+    )
     graph = extract_graph(
         found.model,
         task=task.name,

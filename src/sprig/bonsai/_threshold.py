@@ -9,9 +9,11 @@ from dataclasses import dataclass
 
 import torch
 
+from .._checks import sub_seed
 from ..nn import BonsaiRNN
+from ._grow import finetune
 from ._tasks import Task, get_task
-from ._validate import score
+from ._validate import Score, score
 
 #: Clip thresholds tried, from large to small (the post's ladder, ending in 0: no clipping).
 THRESHOLDS: tuple[float, ...] = (
@@ -53,12 +55,16 @@ def threshold_search(
     length: int = 40,
     thresholds: Sequence[float] = THRESHOLDS,
     seed: int = 0,
+    finetune_steps: int = 0,
+    max_finetunes: int = 3,
 ) -> ThresholdResult:
     """Clip at the largest threshold whose network gets every output sign right.
 
     Tries ``thresholds`` from large to small; each candidate is checked on the same ``sequences``
-    fresh sequences of ``length`` steps. If the unclipped network already makes errors, there is
-    nothing to search: it is returned with ``perfect=False``.
+    fresh sequences of ``length`` steps. With ``finetune_steps``, a candidate that is close
+    (at least 97% of output bits right) but not perfect is fine-tuned with its zeros frozen
+    (:func:`finetune`, at most ``max_finetunes`` times) and checked again. If nothing is
+    perfect, the unclipped network is returned with ``perfect=False``.
 
     Args:
         model: a trained :class:`sprig.nn.BonsaiRNN`.
@@ -67,16 +73,30 @@ def threshold_search(
         length: their length.
         thresholds: candidates (sorted large to small here).
         seed: seed of the check sequences.
+        finetune_steps: steps of fine-tuning for a close candidate (0: none).
+        max_finetunes: at most this many candidates are fine-tuned.
 
     Returns:
         A :class:`ThresholdResult`.
     """
     task = get_task(task)
-    if not score(model, task, sequences, length, seed=seed, stop_at_first_error=True).perfect:
-        # the trained network itself errs: clipping is not what fails, so do not search
+
+    def check(net: BonsaiRNN) -> Score:
+        return score(net, task, sequences, length, seed=seed, stop_at_first_error=True)
+
+    base_ok = check(model).perfect
+    if not base_ok and not finetune_steps:
+        # the trained network itself errs and nothing will retrain it: no threshold can help
         return ThresholdResult(copy.deepcopy(model), 0.0, False)
+    budget = max_finetunes
     for c in sorted({float(t) for t in thresholds}, reverse=True):
         pruned = clip(model, c)
-        if score(pruned, task, sequences, length, seed=seed, stop_at_first_error=True).perfect:
+        found = check(pruned)
+        if found.perfect:
             return ThresholdResult(pruned, c, True)
+        if finetune_steps and budget > 0 and found.accuracy >= 0.97:
+            budget -= 1
+            tuned = finetune(pruned, task, steps=finetune_steps, seed=sub_seed(seed, c))
+            if check(tuned).perfect:
+                return ThresholdResult(tuned, c, True)
     return ThresholdResult(copy.deepcopy(model), 0.0, False)
