@@ -66,3 +66,36 @@ def test_grow_bonsai_learns_delay1():
     assert r.perfect and r.score.perfect
     assert r.graph.counts() == {"neurons": 2, "states": 1, "edges": 2}
     assert score(r.pruned, "delay-1", sequences=500).perfect
+
+
+def test_finetune_keeps_the_zeros(delay1):
+    from sprig import get_mask
+    from sprig.bonsai import finetune
+
+    with torch.no_grad():
+        delay1.cells[0].kernel_out[1, 0] = 1.5  # s_{t-1} -> y: too weak, Ameo(1.5) = -0.5
+    tuned = finetune(delay1, "delay-1", steps=40, lr=0.05, batch_size=64)
+    for (name, before), after in zip(delay1.named_parameters(), tuned.parameters()):
+        assert torch.equal(before == 0, after == 0), name
+        assert get_mask(tuned.cells[0], name.split(".")[-1]) is None  # masks baked out
+    assert not torch.equal(tuned.cells[0].kernel_out, delay1.cells[0].kernel_out)
+    assert float(delay1.cells[0].kernel_out.detach()[1, 0]) == 1.5  # the original is untouched
+
+
+def test_threshold_search_with_finetune_repairs_a_close_network(delay1):
+    with torch.no_grad():
+        delay1.cells[0].initial_state.fill_(1.0)  # wrong at t = 0 only: 39 of 40 steps right
+    assert not score(delay1, "delay-1", sequences=100).perfect
+    plain = threshold_search(delay1, "delay-1", sequences=200, length=40, thresholds=[0.1, 0.0])
+    assert not plain.perfect
+    found = threshold_search(
+        delay1,
+        "delay-1",
+        sequences=200,
+        length=40,
+        thresholds=[0.1, 0.0],
+        finetune_steps=40,
+        finetune_lr=0.05,
+    )
+    assert found.perfect and found.threshold == 0.1
+    assert score(found.model, "delay-1", sequences=500).perfect

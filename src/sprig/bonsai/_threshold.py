@@ -57,6 +57,7 @@ def threshold_search(
     seed: int = 0,
     finetune_steps: int = 0,
     max_finetunes: int = 3,
+    finetune_lr: float = 0.002,
 ) -> ThresholdResult:
     """Clip at the largest threshold whose network gets every output sign right.
 
@@ -75,6 +76,7 @@ def threshold_search(
         seed: seed of the check sequences.
         finetune_steps: steps of fine-tuning for a close candidate (0: none).
         max_finetunes: at most this many candidates are fine-tuned.
+        finetune_lr: Adam learning rate of the fine-tuning.
 
     Returns:
         A :class:`ThresholdResult`.
@@ -96,7 +98,9 @@ def threshold_search(
             return ThresholdResult(pruned, c, True)
         if finetune_steps and budget > 0 and found.accuracy >= 0.97:
             budget -= 1
-            tuned = finetune(pruned, task, steps=finetune_steps, seed=sub_seed(seed, c))
+            tuned = finetune(
+                pruned, task, steps=finetune_steps, lr=finetune_lr, seed=sub_seed(seed, c)
+            )
             if check(tuned).perfect:
                 return ThresholdResult(tuned, c, True)
     return ThresholdResult(copy.deepcopy(model), 0.0, False)
