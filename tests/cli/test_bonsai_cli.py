@@ -47,3 +47,21 @@ def test_help_has_examples():
     for cmd in (["bonsai", "--help"], ["view", "--help"]):
         result = CliRunner().invoke(app, cmd)
         assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_bonsai_runs_a_users_task(tmp_path, monkeypatch):
+    (tmp_path / "mytasks.py").write_text(
+        "import torch\n"
+        "from sprig.bonsai import StepTask\n"
+        "NOT = StepTask('not', 1, 1, lambda s, x: (s, -x))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "run"
+    args = ["bonsai", "mytasks:NOT", "--out", str(out), "--steps", "5", "--cells", "1x0"]
+    args += ["--validation-sequences", "50", "--check-sequences", "50"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "growing a bonsai on not" in result.output
+    assert (out / "graph.html").is_file()
+    bad = CliRunner().invoke(app, ["bonsai", "mytasks:MISSING"])
+    assert "cannot load task" in str(bad.exception)

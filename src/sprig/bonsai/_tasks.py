@@ -232,7 +232,29 @@ TASKS.add("switcher", switcher)
 
 
 def get_task(task: str | Task) -> Task:
-    """A task from its registry name (``"delay-2"``, ``"1to111"``...) or the task itself."""
+    """A task from its registry name (``"delay-2"``, ``"1to111"``...), from ``"module:name"``
+    (a :class:`Task`, or a function returning one, in an importable module: how the CLI runs
+    users' own tasks), or the task itself.
+
+    Example:
+        >>> get_task("sprig.bonsai._tasks:loop").name
+        'loop'
+    """
     if isinstance(task, Task):
         return task
+    if ":" in task and task not in TASKS:
+        import importlib
+
+        module_name, _, attr = task.partition(":")
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(
+                f"cannot load task {task!r} ({err}); give MODULE:NAME of a Task in an importable "
+                "module (run from its folder or set PYTHONPATH)"
+            ) from None
+        made = obj if isinstance(obj, Task) else obj() if callable(obj) else obj
+        if not isinstance(made, Task):
+            raise TypeError(f"{task!r} is a {type(made).__name__}, not a sprig.bonsai.Task")
+        return made
     return TASKS.get(task)()
