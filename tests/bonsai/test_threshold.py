@@ -99,3 +99,15 @@ def test_threshold_search_with_finetune_repairs_a_close_network(delay1):
     )
     assert found.perfect and found.threshold == 0.1
     assert score(found.model, "delay-1", sequences=500).perfect
+
+
+def test_quantize_search(delay1):
+    from sprig.bonsai import quantize, quantize_search
+
+    with torch.no_grad():
+        delay1.cells[0].kernel_out[1, 0] = 2.93  # Ameo(2.93 s) keeps the sign, so does 3.0
+    found = quantize_search(delay1, "delay-1", sequences=200, length=20)
+    assert found.perfect and found.threshold == 1.0
+    assert float(found.model.cells[0].kernel_out.detach()[1, 0]) == 3.0
+    with pytest.raises(ValueError, match="step"):
+        quantize(delay1, 0.0)

@@ -7,7 +7,7 @@ from sprig.cli import app
 
 def test_bonsai_writes_the_run_folder(tmp_path):
     out = tmp_path / "run"
-    args = ["bonsai", "delay-1", "--out", str(out), "--steps", "20", "--cells", "1x1"]
+    args = ["bonsai", "delay-1", "--out", str(out), "--steps", "20", "--cells", "1x1", "--quantize"]
     args += ["--validation-sequences", "200", "--check-sequences", "100", "--input", "1 0 0 1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

@@ -15,13 +15,22 @@ from ._graph import Edge, Graph, Node, extract_graph
 from ._grow import PRESETS, GrowConfig, finetune, grow, make_model, preset_config
 from ._pipeline import BonsaiResult, grow_bonsai
 from ._tasks import TASKS, SampledTask, StepTask, Task, get_task
-from ._threshold import THRESHOLDS, ThresholdResult, clip, threshold_search
+from ._threshold import (
+    QUANTA,
+    THRESHOLDS,
+    ThresholdResult,
+    clip,
+    quantize,
+    quantize_search,
+    threshold_search,
+)
 from ._validate import Score, score
 from ._viewer import layout, parse_inputs, render_html, write_html
 
 __all__ = [
     "FORMAT_VERSION",
     "PRESETS",
+    "QUANTA",
     "TASKS",
     "BonsaiResult",
     "THRESHOLDS",
@@ -50,6 +59,8 @@ __all__ = [
     "make_model",
     "save_graph",
     "preset_config",
+    "quantize",
+    "quantize_search",
     "score",
     "threshold_search",
     "to_dot",

@@ -10,7 +10,7 @@ from ..nn import BonsaiRNN
 from ._graph import Graph, extract_graph
 from ._grow import GrowConfig, grow
 from ._tasks import Task, get_task
-from ._threshold import threshold_search
+from ._threshold import ThresholdResult, quantize_search, threshold_search
 from ._validate import Score, score
 
 
@@ -48,6 +48,7 @@ def grow_bonsai(
     validation_sequences: int = 50_000,
     validation_length: int = 40,
     on_step: Callable[[int, float], None] | None = None,
+    quantize: bool = False,
 ) -> BonsaiResult:
     """Grow a bonsai network on ``task``, prune it to a graph and validate the graph.
 
@@ -58,6 +59,8 @@ def grow_bonsai(
         validation_sequences: fresh sequences the final graph is scored on (post: 50,000).
         validation_length: their length (post: 40).
         on_step: called with ``(step, loss)`` after each training step.
+        quantize: after clipping, also round the values to the coarsest step that keeps the
+            network perfect (:func:`quantize_search`): a more readable graph.
 
     Returns:
         A :class:`BonsaiResult`.
@@ -79,6 +82,10 @@ def grow_bonsai(
         seed=config.seed + 1,
         finetune_steps=config.finetune_steps,
     )
+    if quantize and found.perfect:
+        rounded = quantize_search(found.model, task, check_sequences, seed=config.seed + 1)
+        if rounded.perfect:
+            found = ThresholdResult(rounded.model, found.threshold, True)
     graph = extract_graph(
         found.model,
         task=task.name,

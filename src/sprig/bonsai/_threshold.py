@@ -104,3 +104,46 @@ def threshold_search(
             if check(tuned).perfect:
                 return ThresholdResult(tuned, c, True)
     return ThresholdResult(copy.deepcopy(model), 0.0, False)
+
+
+#: Quantisation steps tried, from coarse to fine.
+QUANTA: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125, 0.1, 0.05, 0.025, 0.01, 0.005, 0.001)
+
+
+def quantize(model: BonsaiRNN, step: float) -> BonsaiRNN:
+    """A copy of ``model`` with every parameter entry rounded to the nearest multiple of ``step``.
+
+    Example:
+        >>> net = quantize(BonsaiRNN(1, 1, cells=[(1, 1)], seed=0), 0.5)
+        >>> bool(all(((p * 2) == (p * 2).round()).all() for p in net.parameters()))
+        True
+    """
+    if not step > 0:
+        raise ValueError(f"quantisation step must be > 0, got {step!r}")
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in out.parameters():
+            p.copy_(torch.round(p / step) * step)
+    return out
+
+
+def quantize_search(
+    model: BonsaiRNN,
+    task: str | Task,
+    sequences: int = 5_000,
+    length: int = 40,
+    quanta: Sequence[float] = QUANTA,
+    seed: int = 0,
+) -> ThresholdResult:
+    """Round to the coarsest step in ``quanta`` that keeps every output sign right.
+
+    The same search as :func:`threshold_search`, over rounding steps instead of clip
+    thresholds (``ThresholdResult.threshold`` holds the step; 0.0 when none works, with the
+    model unchanged). Rounding also zeroes entries below half a step.
+    """
+    task = get_task(task)
+    for q in sorted({float(v) for v in quanta if v > 0}, reverse=True):
+        rounded = quantize(model, q)
+        if score(rounded, task, sequences, length, seed=seed, stop_at_first_error=True).perfect:
+            return ThresholdResult(rounded, q, True)
+    return ThresholdResult(copy.deepcopy(model), 0.0, False)

@@ -85,6 +85,9 @@ def bonsai(
     check_sequences: Annotated[
         int, typer.Option(help="Fresh sequences each clip threshold must get all right.")
     ] = 5_000,
+    quantize: Annotated[
+        bool, typer.Option(help="Also round values to the coarsest step that stays perfect.")
+    ] = False,
 ) -> None:
     """Grow a bonsai RNN on TASK, prune it to a graph, validate it, and write graph.json,
     graph.dot, graph.py and graph.html into a run folder.
@@ -94,7 +97,16 @@ def bonsai(
     from ._bonsai import run_bonsai
 
     run_bonsai(
-        task, out, cells, steps, seed, input, validation_sequences, check_sequences, typer.echo
+        task,
+        out,
+        cells,
+        steps,
+        seed,
+        input,
+        validation_sequences,
+        check_sequences,
+        typer.echo,
+        quantize=quantize,
     )
 
 

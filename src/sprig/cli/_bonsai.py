@@ -47,6 +47,7 @@ def run_bonsai(
     validation_sequences: int,
     check_sequences: int,
     echo: Callable[[str], None],
+    quantize: bool = False,
 ) -> None:
     from tqdm import tqdm
 
@@ -74,6 +75,7 @@ def run_bonsai(
             check_sequences=check_sequences,
             validation_sequences=validation_sequences,
             on_step=on_step,
+            quantize=quantize,
         )
     g = result.graph
     if steps_in is None:
