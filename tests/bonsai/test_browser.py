@@ -40,6 +40,7 @@ def _pixels_vary(png: bytes) -> bool:
     return len(colours) > 20  # a blank page has one or two
 
 
+@pytest.mark.slow
 def test_viewer_in_chromium(tmp_path):
     _need_browser()
     from playwright.sync_api import sync_playwright
