@@ -64,7 +64,10 @@ def summary(
 def bonsai(
     task: Annotated[
         str,
-        typer.Argument(help="A task: delay-1, delay-2, loop, parentheses, 1to111, switcher."),
+        typer.Argument(
+            help="A task: delay-1, delay-2, loop, parentheses, 1to111, switcher, or "
+            "MODULE:NAME of your own sprig.bonsai.Task."
+        ),
     ],
     out: Annotated[
         Path | None, typer.Option(help="Run folder (default: runs/bonsai-TASK-TIME).")
