@@ -81,6 +81,7 @@ def grow_bonsai(
         sequences=check_sequences,
         seed=config.seed + 1,
         finetune_steps=config.finetune_steps,
+        finetune_length=config.length,  # the length the network was grown on
     )
     if quantize and found.perfect:
         rounded = quantize_search(found.model, task, check_sequences, seed=config.seed + 1)

@@ -58,6 +58,7 @@ def threshold_search(
     finetune_steps: int = 0,
     max_finetunes: int = 3,
     finetune_lr: float = 0.002,
+    finetune_length: int = 20,
 ) -> ThresholdResult:
     """Clip at the largest threshold whose network gets every output sign right.
 
@@ -77,6 +78,7 @@ def threshold_search(
         finetune_steps: steps of fine-tuning for a close candidate (0: none).
         max_finetunes: at most this many candidates are fine-tuned.
         finetune_lr: Adam learning rate of the fine-tuning.
+        finetune_length: sequence length of the fine-tuning batches.
 
     Returns:
         A :class:`ThresholdResult`.
@@ -99,7 +101,12 @@ def threshold_search(
         if finetune_steps and budget > 0 and found.accuracy >= 0.97:
             budget -= 1
             tuned = finetune(
-                pruned, task, steps=finetune_steps, lr=finetune_lr, seed=sub_seed(seed, c)
+                pruned,
+                task,
+                steps=finetune_steps,
+                lr=finetune_lr,
+                length=finetune_length,
+                seed=sub_seed(seed, c),
             )
             if check(tuned).perfect:
                 return ThresholdResult(tuned, c, True)
