@@ -39,9 +39,12 @@ def main() -> None:
     args = ap.parse_args()
     for task in [] if args.table_only else args.tasks.split(","):
         runs_path = RESULTS / f"bonsai_runs_{task}.json"  # one file per task: runs can be parallel
-        runs: list[dict] = []
+        runs: list[dict] = json.loads(runs_path.read_text()) if runs_path.exists() else []
+        done = {r["seed"] for r in runs}  # resume: seeds already measured are kept
         start = time.perf_counter()
         for seed in range(args.seeds):
+            if seed in done:
+                continue
             if time.perf_counter() - start > args.budget:
                 break
             config = preset_config(task, seed=seed)
