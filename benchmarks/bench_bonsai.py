@@ -115,14 +115,15 @@ def table(runs: list[dict]) -> None:
 
 NOTES = """
 n/s/e: neurons / states / edges of the pruned graph (state feedback not counted); "best" is
-the smallest graph among the seeds that reach 100% on 50,000 fresh sequences of length 40.
-sprig counts a final-layer output as a neuron, and folds neurons without inputs into biases.
+the smallest graph among the seeds that reach 100% on 50,000 fresh sequences of length 40
+(when no seed does, the best failing one is shown with its accuracy). sprig counts a
+final-layer output as a neuron, and folds neurons without inputs into biases.
 
-Conditions of the committed run: 2 CPU cores shared with 6 other helpers' jobs (load average
-10-15 throughout), so wall times are several times what an idle machine takes. One separate
-1to111 run (seed 0) under the same load: 129 s wall, 22.1 s CPU time for the whole process
-(imports included; the process got 16% of a core). parentheses and switcher ran fewer seeds
-than 5 because of the time budget (--budget).
+Conditions: 2 CPU cores shared with other helpers' jobs. delay-2, 1to111 and switcher seeds
+0-1 ran under load average 10-15 (wall times several times an idle machine's); parentheses and
+switcher seeds 2-4 ran later under load 2-3 (their "cpu s" column is filled). One separate
+1to111 run (seed 0) under load ~10: 129 s wall, 22.1 s CPU time for the whole process, imports
+included (the process got 16% of a core).
 """
 
 
