@@ -12,6 +12,7 @@ something is: density 0.1 is "90% sparse".
 
 __version__ = "0.1.0"
 
+from .bonsai import grow_bonsai, load_graph
 from .compress import CompressedLinear, StripResult, compress, decompress, strip
 from .dst import SET, SNFS, DeepR, MaskUpdater, RigL, make_updater
 from .io import SprigFileError, load, load_state, load_state_dict, save
@@ -26,19 +27,20 @@ from .masks import (
     sparsify,
     summary,
 )
-from .nn import SparseLinear, SparseMLP, SparseRNN
+from .nn import BonsaiRNN, SparseLinear, SparseMLP, SparseRNN
 from .prune import GradualPruning, LotteryConfig, Polynomial, find_tickets
 
 __all__ = [
+    "BonsaiRNN",
     "CompressedLinear",
-    "SET",
-    "SNFS",
     "DeepR",
-    "MaskUpdater",
-    "RigL",
     "GradualPruning",
     "LotteryConfig",
+    "MaskUpdater",
     "Polynomial",
+    "RigL",
+    "SET",
+    "SNFS",
     "SparseLinear",
     "SparseMLP",
     "SparseRNN",
@@ -52,7 +54,9 @@ __all__ = [
     "density",
     "find_tickets",
     "get_mask",
+    "grow_bonsai",
     "load",
+    "load_graph",
     "load_state",
     "load_state_dict",
     "make_mask",

@@ -28,3 +28,11 @@ def test_keras_sparse_layer():
 def test_scipy_sparse_rnn():
     # sprig's fused loop reproduces the article's scipy CSR loop on its own matrices
     assert _load("scipy_sparse_rnn").main() < 1e-12
+
+
+def test_bonsai_rnn(tmp_path):
+    # a short run: the full one is in benchmarks/results/bonsai.md
+    example = _load("bonsai_rnn")
+    accuracy = example.main(steps=30, check_sequences=300, validation_sequences=300, out=tmp_path)
+    assert 0.5 < accuracy <= 1.0
+    assert (tmp_path / "graph.html").is_file()

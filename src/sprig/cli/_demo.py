@@ -141,9 +141,7 @@ def _compress(size: int, rounds: int, echo: Echo) -> _Section:
     dense.load_state_dict({"weight": layer.weight.detach(), "bias": layer.bias.detach()})
     dense_bytes = sum(t.numel() * t.element_size() for t in dense.state_dict().values())
     fast_bytes = sum(t.numel() * t.element_size() for t in fast.state_dict().values())
-    rows: list[tuple[str, ...]] = [
-        ("batch", "dense ms", "compressed ms", "speedup", "max |diff|")
-    ]
+    rows: list[tuple[str, ...]] = [("batch", "dense ms", "compressed ms", "speedup", "max |diff|")]
     with torch.inference_mode():
         for batch in (1, 64):
             x = torch.randn(batch, size)

@@ -1,0 +1,68 @@
+"""Bonsai networks: grow a sparse RNN on a binary sequence task, prune it to a minimal
+computational graph, export it and watch it run (Primozic 2023, "Growing Bonsai Networks with
+RNNs")."""
+
+from ._export import (
+    FORMAT_VERSION,
+    graph_from_dict,
+    graph_to_dict,
+    load_graph,
+    save_graph,
+    to_dot,
+    to_python,
+)
+from ._graph import Edge, Graph, Node, extract_graph
+from ._grow import PRESETS, GrowConfig, finetune, grow, make_model, preset_config
+from ._pipeline import BonsaiResult, grow_bonsai
+from ._tasks import TASKS, SampledTask, StepTask, Task, get_task
+from ._threshold import (
+    QUANTA,
+    THRESHOLDS,
+    ThresholdResult,
+    clip,
+    quantize,
+    quantize_search,
+    threshold_search,
+)
+from ._validate import Score, score
+from ._viewer import layout, parse_inputs, render_html, write_html
+
+__all__ = [
+    "FORMAT_VERSION",
+    "PRESETS",
+    "QUANTA",
+    "TASKS",
+    "BonsaiResult",
+    "THRESHOLDS",
+    "Edge",
+    "Graph",
+    "GrowConfig",
+    "Node",
+    "SampledTask",
+    "Score",
+    "StepTask",
+    "Task",
+    "ThresholdResult",
+    "clip",
+    "extract_graph",
+    "finetune",
+    "get_task",
+    "graph_from_dict",
+    "graph_to_dict",
+    "grow",
+    "grow_bonsai",
+    "layout",
+    "parse_inputs",
+    "render_html",
+    "write_html",
+    "load_graph",
+    "make_model",
+    "save_graph",
+    "preset_config",
+    "quantize",
+    "quantize_search",
+    "score",
+    "threshold_search",
+    "to_dot",
+    "to_python",
+]

@@ -1,0 +1,335 @@
+"""Bonsai graph exports: JSON (versioned, validated on load), Graphviz DOT, and Python source.
+
+The JSON is the graph's file format: ``sprig view`` and the viewer page read it. Loading checks
+everything (format, version, node kinds, references, output indices, no cycle within a step)
+and says what is wrong; it never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..io import SprigFileError, write_text_atomic
+from ..nn._ameo import AMEO_CLASSES
+from ._graph import Edge, Graph, Node
+
+FORMAT = "sprig.bonsai.graph"
+FORMAT_VERSION = 1
+
+
+def graph_to_dict(graph: Graph) -> dict[str, Any]:
+    """The JSON-able form of ``graph`` (see :func:`save_graph`)."""
+    nodes = []
+    for n in graph.nodes:
+        d: dict[str, Any] = {"id": n.id, "kind": n.kind}
+        if n.kind == "input":
+            d["index"] = n.index
+        elif n.kind == "state":
+            d.update(initial=n.initial, source=n.source)
+        else:
+            d.update(bias=n.bias, activation=n.activation)
+            if n.output is not None:
+                d["output"] = n.output
+        nodes.append(d)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "sprig_version": __version__,
+        "in_features": graph.in_features,
+        "out_features": graph.out_features,
+        "activation": {"name": graph.activation, "params": graph.activation_params},
+        "nodes": nodes,
+        "edges": [[e.src, e.dst, e.weight] for e in graph.edges],
+        "counts": graph.counts(),
+        "meta": graph.meta,
+    }
+
+
+def _bad(where: str, what: str) -> SprigFileError:
+    return SprigFileError(f"{where}: {what}")
+
+
+def _num(where: str, value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _bad(where, f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _int(where: str, value: Any, what: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _bad(where, f"{what} must be an int >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise _bad(where, f"{what} must be at most {high}, got {value!r}")
+    return value
+
+
+def graph_from_dict(data: Any, where: str = "graph") -> Graph:
+    """Rebuild a :class:`Graph` from :func:`graph_to_dict`'s form, checking everything."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise _bad(where, f'not a bonsai graph (expected "format": {FORMAT!r})')
+    version = data.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise _bad(where, f"format_version must be an int >= 1, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise _bad(
+            where,
+            f"written by sprig {data.get('sprig_version')} in graph format v{version}; this "
+            f"sprig reads up to v{FORMAT_VERSION}: upgrade sprig",
+        )
+    try:
+        n_in = _int(where, data["in_features"], "in_features", 1)
+        n_out = _int(where, data["out_features"], "out_features", 1)
+        act = data["activation"]
+        act_name, params = act["name"], dict(act.get("params", {}))
+        raw_nodes, raw_edges = data["nodes"], data["edges"]
+    except (KeyError, TypeError) as err:
+        raise _bad(where, f"missing or malformed field {err}") from None
+    if act_name not in AMEO_CLASSES:
+        raise _bad(where, f"unknown activation {act_name!r}; valid: {sorted(AMEO_CLASSES)}")
+    try:
+        AMEO_CLASSES[act_name](**{k: _num(where, v, k) for k, v in params.items()})
+    except (TypeError, ValueError) as err:
+        raise _bad(where, f"bad activation parameters {params}: {err}") from None
+    if not isinstance(raw_nodes, list) or not isinstance(raw_edges, list):
+        raise _bad(where, "nodes and edges must be lists")
+    nodes: list[Node] = []
+    for i, d in enumerate(raw_nodes):
+        at = f"node {i}"
+        if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not d["id"]:
+            raise _bad(where, f"{at} must be an object with a non-empty string id, got {d!r}")
+        kind = d.get("kind")
+        if kind == "input":
+            nodes.append(
+                Node(d["id"], kind, index=_int(where, d.get("index"), at + " index", 0, n_in - 1))
+            )
+        elif kind == "state":
+            if not isinstance(d.get("source"), str):
+                raise _bad(where, f"{at} ({d['id']}): a state needs a source neuron id")
+            nodes.append(
+                Node(
+                    d["id"],
+                    kind,
+                    initial=_num(where, d.get("initial"), at + " initial"),
+                    source=d["source"],
+                )
+            )
+        elif kind == "neuron":
+            a = d.get("activation")
+            if a not in (act_name, "identity"):
+                raise _bad(
+                    where,
+                    f"{at} ({d['id']}): activation must be {act_name!r} or 'identity', got {a!r}",
+                )
+            out = d.get("output")
+            nodes.append(
+                Node(
+                    d["id"],
+                    kind,
+                    bias=_num(where, d.get("bias"), at + " bias"),
+                    activation=a,
+                    output=None if out is None else _int(where, out, at + " output", 0, n_out - 1),
+                )
+            )
+        else:
+            raise _bad(where, f"{at}: kind must be 'input', 'neuron' or 'state', got {kind!r}")
+    ids = [n.id for n in nodes]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise _bad(where, f"duplicate node ids {dup}")
+    kinds = dict(zip(ids, (n.kind for n in nodes)))
+    for n in nodes:
+        if n.kind == "state" and kinds.get(n.source or "") != "neuron":
+            raise _bad(where, f"state {n.id}'s source {n.source!r} is not a neuron of the graph")
+    for label, attr, count in (("input", "index", n_in), ("output", "output", n_out)):
+        have = sorted(getattr(n, attr) for n in nodes if getattr(n, attr) is not None)
+        if have != list(range(count)):
+            raise _bad(where, f"{label} indices must be 0..{count - 1}, each once; got {have}")
+    edges: list[Edge] = []
+    for i, e in enumerate(raw_edges):
+        if not isinstance(e, list) or len(e) != 3:
+            raise _bad(where, f"edge {i} must be [source, target, weight], got {e!r}")
+        src, dst, w = e
+        if kinds.get(src) is None or kinds.get(dst) != "neuron":
+            raise _bad(where, f"edge {i} {e!r}: source must be a node and target a neuron")
+        edges.append(Edge(src, dst, _num(where, w, f"edge {i} weight")))
+    meta = data.get("meta", {})
+    graph = Graph(
+        n_in, n_out, act_name, params, nodes, edges, meta if isinstance(meta, dict) else {}
+    )
+    try:
+        graph.neuron_order()
+    except ValueError as err:
+        raise _bad(where, str(err)) from None
+    return graph
+
+
+def save_graph(graph: Graph, path: str | os.PathLike[str]) -> Path:
+    """Write ``graph`` as JSON (atomic). Read it back with :func:`load_graph`.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from sprig.nn import BonsaiRNN
+        >>> from sprig.bonsai import extract_graph
+        >>> g = extract_graph(BonsaiRNN(1, 1, cells=[(1, 1)], seed=0))
+        >>> path = save_graph(g, tempfile.mkdtemp() + "/graph.json")
+        >>> load_graph(path).counts() == g.counts()
+        True
+    """
+    return write_text_atomic(path, json.dumps(graph_to_dict(graph), indent=1) + "\n")
+
+
+def load_graph(path: str | os.PathLike[str]) -> Graph:
+    """Read a graph written by :func:`save_graph`; a malformed or newer file raises
+    :class:`sprig.SprigFileError` saying what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no graph file at {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SprigFileError(
+            f"{path} is not valid JSON ({err}); is it a bonsai graph.json?"
+        ) from None
+    return graph_from_dict(data, where=str(path))
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def to_dot(graph: Graph) -> str:
+    """Graphviz DOT text: neurons as boxes, states as circles, dashed edges into states.
+
+    Example:
+        >>> from sprig.nn import BonsaiRNN
+        >>> from sprig.bonsai import extract_graph
+        >>> to_dot(extract_graph(BonsaiRNN(1, 1, cells=[(1, 1)], seed=0))).splitlines()[0]
+        'digraph bonsai {'
+    """
+    lines = ["digraph bonsai {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+    for n in graph.nodes:
+        if n.kind == "input":
+            attrs = f'shape=plaintext, label="{n.label}"'
+        elif n.kind == "state":
+            attrs = f'shape=circle, label="{n.id}\\ninit {_fmt(n.initial)}"'
+        else:
+            head = f"{n.label}\\n" if n.output is not None else f"{n.id}\\n"
+            attrs = f'shape=box, label="{head}b {_fmt(n.bias)}"'
+        lines.append(f'  "{n.id}" [{attrs}];')
+    for e in graph.edges:
+        lines.append(f'  "{e.src}" -> "{e.dst}" [label="{_fmt(e.weight)}"];')
+    for n in graph.nodes:
+        if n.kind == "state":
+            lines.append(f'  "{n.source}" -> "{n.id}" [style=dashed, constraint=false];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+_ACT_SOURCE = '''\
+def act(v):
+    """{name}: factor * sharp + (1 - factor) * soft (sprig.nn.ameo_scalar)."""
+    if v < -3.0:
+        a = -1.0 + (v + 3.0) * LEAK
+    elif v <= -1.0:
+        a = v + 2.0
+    elif v <= 1.0:
+        a = -v
+    elif v <= 3.0:
+        a = v - 2.0
+    else:
+        a = 1.0 + (v - 3.0) * LEAK
+    u = v * 0.5 - 0.5
+    if u <= -2.0:
+        s = LEAK * (u + 2.0)
+    elif u <= -1.5:
+        s = 8.0 * (u + 2.0) ** 4
+    elif u <= -0.5:
+        s = 1.0 - 8.0 * (u + 1.0) ** 4
+    elif u <= 0.5:
+        s = 8.0 * u**4
+    elif u <= 1.0:
+        s = 1.0 - 8.0 * (u - 1.0) ** 4
+    else:
+        s = 1.0 + LEAK * (u - 1.0)
+    return FACTOR * a + (1.0 - FACTOR) * 2.0 * (s - 0.5)
+'''
+
+
+def _var(node_id: str) -> str:
+    return "v_" + "".join(c if c.isalnum() else "_" for c in node_id)
+
+
+def to_python(graph: Graph) -> str:
+    """Readable Python source computing the graph's outputs, one line per neuron.
+
+    The source defines ``act(v)`` and ``run(inputs)``: ``inputs`` is a list of time steps, each
+    a list of ``in_features`` +-1 values; it returns one list of ``out_features`` values per
+    step. It needs nothing but Python.
+
+    Example:
+        >>> from sprig.nn import BonsaiRNN
+        >>> from sprig.bonsai import extract_graph
+        >>> src = to_python(extract_graph(BonsaiRNN(1, 1, cells=[(1, 1)], seed=0)))
+        >>> scope = {}
+        >>> exec(src, scope)
+        >>> len(scope["run"]([[1.0], [-1.0]]))
+        2
+    """
+    p = graph.activation_params
+    factor = {"ameo": 1.0, "leaky_ameo": 1.0, "soft_leaky_ameo": 0.0}.get(
+        graph.activation, p.get("factor", 0.5)
+    )
+    leak = 0.0 if graph.activation == "ameo" else p.get("leak", 0.1)
+    counts = graph.counts()
+    lines = [
+        f'"""A bonsai network as plain Python (sprig {__version__}): '
+        f"{counts['neurons']} neurons, {counts['states']} states, {counts['edges']} edges.",
+        "",
+        f"Task: {graph.meta.get('task', '?')}. run(inputs) takes a list of time steps, each a "
+        f"list of {graph.in_features} values in {{-1, +1}};",
+        f"it returns, per step, the list of {graph.out_features} outputs (their signs are the "
+        'answer)."""',
+        "",
+        f"FACTOR = {float(factor)!r}",
+        f"LEAK = {float(leak)!r}",
+        "",
+        "",
+        _ACT_SOURCE.replace("{name}", graph.activation),
+        "",
+        "def run(inputs):",
+    ]
+    states = [n for n in graph.nodes if n.kind == "state"]
+    for s in states:
+        lines.append(f"    {_var(s.id)} = {s.initial!r}  # initial state")
+    lines += ["    outputs = []", "    for x in inputs:"]
+    for n in graph.nodes:
+        if n.kind == "input":
+            lines.append(f"        {_var(n.id)} = x[{n.index}]")
+    into: dict[str, list[Edge]] = {n.id: [] for n in graph.nodes}
+    for e in graph.edges:
+        into[e.dst].append(e)
+    for n in graph.neuron_order():
+        terms = [f"{e.weight!r} * {_var(e.src)}" for e in into[n.id]]
+        if n.bias or not terms:
+            terms.append(repr(n.bias))
+        expr = " + ".join(terms)
+        if n.activation != "identity":
+            expr = f"act({expr})"
+        lines.append(f"        {_var(n.id)} = {expr}")
+    if states:
+        lhs = ", ".join(_var(s.id) for s in states)
+        rhs = ", ".join(_var(s.source or "") for s in states)
+        lines.append(f"        {lhs} = {rhs}  # next step's states")
+    outs = {n.output: n.id for n in graph.nodes if n.output is not None}
+    lines.append(
+        "        outputs.append(["
+        + ", ".join(_var(outs[k]) for k in range(graph.out_features))
+        + "])"
+    )
+    lines.append("    return outputs")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,254 @@
+"""The training recipe that grows a bonsai RNN: MSE to the +-1 targets plus the bonsai
+sparsity regularizer on every kernel, a fresh random batch each step.
+
+Defaults are the post's run (Primozic 2023): Adam, lr 0.01, sequences of 20, batch 1024,
+regularizer intensity 0.05, threshold 0.025, steepness 10, l1 0.001, and lr and intensity times
+0.8 from step 500 and times 0.6 from step 1000.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._checks import make_generator, sub_seed
+from ..nn import BonsaiRNN
+from ..nn._ameo import AMEO_CLASSES
+from ..prune import BonsaiRegularizer
+from ._tasks import Task, get_task
+
+
+@dataclass
+class GrowConfig:
+    """How to grow a bonsai RNN.
+
+    Args:
+        cells: ``(output width, state width)`` of each cell.
+        activation: Ameo-family activation name.
+        factor: interpolation factor (``interpolated_ameo`` only).
+        leak: slope of the activation's tails (not ``ameo``).
+        steps: optimizer steps, one fresh batch each.
+        batch_size: sequences per batch.
+        length: time steps per sequence.
+        lr: Adam learning rate.
+        intensity, threshold, steepness, l1: the :class:`sprig.prune.BonsaiRegularizer`.
+        schedule: ``(step, multiplier)`` pairs: from that step on, lr and intensity are their
+            base value times the multiplier.
+        seed: seed of the initial weights and of the batches.
+        finetune_steps: after clipping, fine-tune close-but-imperfect candidates this many
+            steps with their zeros frozen (0: the post's plain search).
+        threads: torch CPU threads while training (restored after). The tensors are tiny
+            (batch x a few neurons), so extra threads only add synchronisation: on a busy
+            2-core machine one thread ran a step 5x faster than two.
+    """
+
+    cells: Sequence[Sequence[int]] = ((8, 8),)
+    activation: str = "interpolated_ameo"
+    factor: float = 0.5
+    leak: float = 0.1
+    steps: int = 2000
+    batch_size: int = 1024
+    length: int = 20
+    lr: float = 0.01
+    intensity: float = 0.05
+    threshold: float = 0.025
+    steepness: float = 10.0
+    l1: float = 0.001
+    schedule: Sequence[tuple[int, float]] = field(default_factory=lambda: ((500, 0.8), (1000, 0.6)))
+    seed: int = 0
+    finetune_steps: int = 0
+    threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        self.cells = tuple(tuple(int(v) for v in c) for c in self.cells)
+        if not self.cells or any(len(c) != 2 or c[0] < 1 or c[1] < 0 for c in self.cells):
+            raise ValueError(
+                f"cells must be (output width >= 1, state width >= 0) pairs, got {self.cells}"
+            )
+        if self.activation not in AMEO_CLASSES:
+            raise ValueError(
+                f"unknown activation {self.activation!r}; valid names are: "
+                f"{', '.join(sorted(AMEO_CLASSES))}"
+            )
+        if isinstance(self.finetune_steps, bool) or self.finetune_steps < 0:
+            raise ValueError(f"finetune_steps must be an int >= 0, got {self.finetune_steps!r}")
+        for name in ("steps", "batch_size", "length"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
+            raise ValueError(f"threads must be None or an int >= 1, got {self.threads!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        BonsaiRegularizer(self.intensity, self.threshold, self.steepness, self.l1)  # checks
+        self.schedule = tuple((int(s), float(m)) for s, m in self.schedule)
+        if any(m < 0 for _, m in self.schedule):
+            raise ValueError(f"schedule multipliers must be >= 0, got {self.schedule}")
+
+    def activation_params(self) -> dict[str, float]:
+        return {
+            "ameo": {},
+            "leaky_ameo": {"leak": self.leak},
+            "soft_leaky_ameo": {"leak": self.leak},
+        }.get(self.activation, {"factor": self.factor, "leak": self.leak})
+
+    def multiplier(self, step: int) -> float:
+        """The lr and intensity multiplier in force at ``step``."""
+        m = 1.0
+        for start, value in sorted(self.schedule):
+            if step >= start:
+                m = value
+        return m
+
+
+#: Network sizes and step counts per built-in task, small enough to prune well and big enough
+#: to learn (see benchmarks/results/bonsai.md). Other tasks get GrowConfig's defaults.
+PRESETS: dict[str, dict[str, Any]] = {
+    "delay-1": {"cells": ((1, 2),), "steps": 1000},
+    "delay-2": {"cells": ((1, 3),), "steps": 1000},
+    "loop": {"cells": ((1, 3),), "steps": 1000},
+    "1to111": {"cells": ((1, 3),), "steps": 1000},
+    # depth up to 8 is rare within 20 steps: train on the validation length
+    "parentheses": {"cells": ((4, 4),), "steps": 3000, "length": 40, "finetune_steps": 300},
+    "switcher": {"cells": ((12, 12),), "steps": 3000, "finetune_steps": 300},
+}
+
+
+def preset_config(task: str, **overrides: Any) -> GrowConfig:
+    """The :class:`GrowConfig` for a task: its preset (if any), then ``overrides``.
+
+    Example:
+        >>> preset_config("1to111", seed=3).steps
+        1000
+    """
+    return GrowConfig(**{**PRESETS.get(task, {}), **overrides})
+
+
+def make_model(task: Task, config: GrowConfig) -> BonsaiRNN:
+    """The untrained network ``config`` describes, sized for ``task``."""
+    return BonsaiRNN(
+        task.in_features,
+        task.out_features,
+        cells=config.cells,
+        activation=config.activation,
+        activation_params=config.activation_params(),
+        seed=sub_seed(config.seed, "model"),
+    )
+
+
+def grow(
+    task: str | Task,
+    config: GrowConfig | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> tuple[BonsaiRNN, list[float]]:
+    """Train a bonsai RNN on ``task`` with the sparsity regularizer.
+
+    Args:
+        task: a registered task name or a :class:`Task`.
+        config: the recipe (default :class:`GrowConfig`).
+        on_step: called after every step with ``(step, loss)`` (e.g. a progress bar).
+
+    Returns:
+        The trained network and the loss of every step (MSE + regularizer).
+
+    Example:
+        >>> net, losses = grow("delay-1", GrowConfig(cells=[(2, 2)], steps=3, batch_size=8))
+        >>> len(losses)
+        3
+    """
+    task = get_task(task)
+    config = config or GrowConfig()
+    model = make_model(task, config)
+    gen = make_generator(sub_seed(config.seed, "batches"))
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    reg = BonsaiRegularizer(config.intensity, config.threshold, config.steepness, config.l1)
+    losses: list[float] = []
+    model.train()
+    old_threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        _train(task, config, model, opt, reg, gen, losses, on_step)
+    finally:
+        torch.set_num_threads(old_threads)
+    model.eval()
+    return model, losses
+
+
+def _train(
+    task: Task,
+    config: GrowConfig,
+    model: BonsaiRNN,
+    opt: torch.optim.Optimizer,
+    reg: BonsaiRegularizer,
+    gen: torch.Generator,
+    losses: list[float],
+    on_step: Callable[[int, float], None] | None,
+) -> None:
+    mse = nn.MSELoss()
+    for step in range(config.steps):
+        m = config.multiplier(step)
+        for group in opt.param_groups:
+            group["lr"] = config.lr * m
+        reg.intensity = config.intensity * m
+        x, y = task.batch(config.batch_size, config.length, gen)  # fresh batch every step
+        opt.zero_grad(set_to_none=True)
+        loss = mse(model(x), y) + reg(model.regularized_weights())
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(step, losses[-1])
+
+
+def finetune(
+    model: BonsaiRNN,
+    task: str | Task,
+    steps: int = 300,
+    lr: float = 0.002,
+    batch_size: int = 1024,
+    length: int = 20,
+    seed: int = 0,
+) -> BonsaiRNN:
+    """A copy of a clipped ``model`` trained ``steps`` more on plain MSE, its zeros kept.
+
+    Every exact zero (clipped weight, bias or initial state) is frozen through sprig's mask
+    mechanism, so the graph keeps its shape while the surviving values settle; the masks are
+    baked out afterwards. Used by :func:`threshold_search` between rounds.
+
+    Example:
+        >>> net = BonsaiRNN(1, 1, cells=[(1, 1)], seed=0)
+        >>> tuned = finetune(net, "delay-1", steps=2, batch_size=8)
+        >>> isinstance(tuned, BonsaiRNN)
+        True
+    """
+    import copy
+
+    from ..masks import apply_mask, bake
+
+    task = get_task(task)
+    tuned = copy.deepcopy(model)
+    for module in list(tuned.modules()):
+        for name, p in list(module.named_parameters(recurse=False)):
+            apply_mask(module, name, p.detach() != 0)
+    gen = make_generator(sub_seed(seed, "finetune"))
+    opt = torch.optim.Adam(tuned.parameters(), lr=lr)
+    mse = nn.MSELoss()
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tuned.train()
+        for _ in range(steps):
+            x, y = task.batch(batch_size, length, gen)
+            opt.zero_grad(set_to_none=True)
+            mse(tuned(x), y).backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(old_threads)
+    tuned.eval()
+    bake(tuned)
+    return tuned

@@ -1,0 +1,107 @@
+"""The whole bonsai recipe in one call: grow, threshold search, graph, validation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..nn import BonsaiRNN
+from ._graph import Graph, extract_graph
+from ._grow import GrowConfig, grow
+from ._tasks import Task, get_task
+from ._threshold import ThresholdResult, quantize_search, threshold_search
+from ._validate import Score, score
+
+
+@dataclass
+class BonsaiResult:
+    """What :func:`grow_bonsai` made.
+
+    Attributes:
+        task: the task.
+        model: the trained network.
+        pruned: the clipped network.
+        threshold: the clip threshold found.
+        perfect: whether the clipped network was perfect on the threshold check sequences.
+        graph: the pruned network as a graph (dead code removed).
+        score: the graph's validation score on fresh sequences.
+        losses: the training loss of every step.
+        seconds: wall time of the whole run.
+    """
+
+    task: Task
+    model: BonsaiRNN
+    pruned: BonsaiRNN
+    threshold: float
+    perfect: bool
+    graph: Graph
+    score: Score
+    losses: list[float]
+    seconds: float
+
+
+def grow_bonsai(
+    task: str | Task,
+    config: GrowConfig | None = None,
+    check_sequences: int = 5_000,
+    validation_sequences: int = 50_000,
+    validation_length: int = 40,
+    on_step: Callable[[int, float], None] | None = None,
+    quantize: bool = False,
+) -> BonsaiResult:
+    """Grow a bonsai network on ``task``, prune it to a graph and validate the graph.
+
+    Args:
+        task: a registered task name or a :class:`Task`.
+        config: the training recipe (default :class:`GrowConfig`).
+        check_sequences: fresh sequences each clip threshold must get right (post: 5,000).
+        validation_sequences: fresh sequences the final graph is scored on (post: 50,000).
+        validation_length: their length (post: 40).
+        on_step: called with ``(step, loss)`` after each training step.
+        quantize: after clipping, also round the values to the coarsest step that keeps the
+            network perfect (:func:`quantize_search`): a more readable graph.
+
+    Returns:
+        A :class:`BonsaiResult`.
+
+    Example:
+        >>> r = grow_bonsai("delay-1", GrowConfig(cells=[(1, 1)], steps=2, batch_size=8),
+        ...                 check_sequences=10, validation_sequences=10)
+        >>> r.graph.counts()["neurons"] >= 1
+        True
+    """
+    start = time.perf_counter()
+    task = get_task(task)
+    config = config or GrowConfig()
+    model, losses = grow(task, config, on_step=on_step)
+    found = threshold_search(
+        model,
+        task,
+        sequences=check_sequences,
+        seed=config.seed + 1,
+        finetune_steps=config.finetune_steps,
+        finetune_length=config.length,  # the length the network was grown on
+    )
+    if quantize and found.perfect:
+        rounded = quantize_search(found.model, task, check_sequences, seed=config.seed + 1)
+        if rounded.perfect:
+            found = ThresholdResult(rounded.model, found.threshold, True)
+    graph = extract_graph(
+        found.model,
+        task=task.name,
+        threshold=found.threshold,
+        seed=config.seed,
+    )
+    val = score(graph.evaluate, task, validation_sequences, validation_length, seed=config.seed + 2)
+    return BonsaiResult(
+        task,
+        model,
+        found.model,
+        found.threshold,
+        found.perfect,
+        graph,
+        val,
+        losses,
+        time.perf_counter() - start,
+    )

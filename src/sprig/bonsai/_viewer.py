@@ -1,0 +1,104 @@
+"""The viewer page: one self-contained HTML file that steps a bonsai graph through time.
+
+Node positions come from igraph's Sugiyama layered layout (state feedback left out, so the
+graph of one step is acyclic and flows from inputs and states to outputs); the page itself
+(``templates/viewer.html``) draws, evaluates and animates in plain inline JavaScript, with no
+network access, so it works opened from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from ..io import write_text_atomic
+from ._export import graph_to_dict
+from ._graph import Graph
+
+
+def parse_inputs(text: str, in_features: int) -> list[list[float]]:
+    """Parse an input string: one token per time step, ``in_features`` characters each,
+    ``1``/``+`` for +1 and ``0``/``-`` for -1; tokens are separated by spaces or commas.
+
+    Example:
+        >>> parse_inputs("1 0 0 1", 1)
+        [[1.0], [-1.0], [-1.0], [1.0]]
+        >>> parse_inputs("101,011", 3)
+        [[1.0, -1.0, 1.0], [-1.0, 1.0, 1.0]]
+    """
+    tokens = text.replace(",", " ").split()
+    if not tokens:
+        raise ValueError('the input has no time steps; give e.g. --input "1 0 0 1"')
+    steps = []
+    for i, tok in enumerate(tokens):
+        bad = sorted({c for c in tok if c not in "01+-"})
+        if bad or len(tok) != in_features:
+            why = f"symbols {bad} are not 0/1" if bad else f"it has {len(tok)} characters"
+            example = " ".join(["1" * in_features, "0" * in_features])
+            raise ValueError(
+                f"input step {i + 1} is {tok!r}: {why}; each step needs {in_features} "
+                f'character(s) of 0/1 (1 = +1, 0 = -1), e.g. "{example}"'
+            )
+        steps.append([1.0 if c in "1+" else -1.0 for c in tok])
+    return steps
+
+
+def layout(graph: Graph) -> dict[str, tuple[float, float]]:
+    """Node positions ``{id: (x, y)}`` from igraph's Sugiyama layout (y grows with the layer)."""
+    import igraph
+
+    ids = [n.id for n in graph.nodes]
+    index = {nid: i for i, nid in enumerate(ids)}
+    g = igraph.Graph(
+        n=len(ids), edges=[(index[e.src], index[e.dst]) for e in graph.edges], directed=True
+    )
+    coords = g.layout_sugiyama(hgap=1, vgap=1).coords[: len(ids)]
+    return {nid: (float(c[0]), float(c[1])) for nid, c in zip(ids, coords)}
+
+
+def _template() -> str:
+    return (resources.files("sprig.bonsai") / "templates" / "viewer.html").read_text()
+
+
+def render_html(graph: Graph, inputs: list[list[float]] | None = None, title: str = "") -> str:
+    """The viewer page for ``graph`` (a string of HTML).
+
+    Args:
+        graph: the graph to show.
+        inputs: the input sequence, one list of ``in_features`` +-1 values per step (default:
+            16 random steps, seed 0).
+        title: the page's title (default: the task name in ``graph.meta``).
+    """
+    if inputs is None:
+        gen = torch.Generator().manual_seed(0)
+        bits = torch.randint(0, 2, (16, graph.in_features), generator=gen) * 2.0 - 1.0
+        inputs = bits.tolist()
+    for i, step in enumerate(inputs):
+        if len(step) != graph.in_features or any(v not in (-1.0, 1.0) for v in step):
+            raise ValueError(
+                f"input step {i + 1} is {step}: each step needs {graph.in_features} values of +-1"
+            )
+    counts = graph.counts()
+    title = title or (
+        f"bonsai: {graph.meta.get('task', 'graph')} ({counts['neurons']} neurons, "
+        f"{counts['states']} states, {counts['edges']} edges)"
+    )
+    data = {"graph": graph_to_dict(graph), "positions": layout(graph), "inputs": inputs}
+    # "</" inside a script element would end it early; JSON allows "<\/" for it
+    payload = json.dumps(data).replace("</", "<\\/")
+    safe_title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _template().replace("__SPRIG_TITLE__", safe_title).replace("__SPRIG_DATA__", payload)
+
+
+def write_html(
+    graph: Graph,
+    path: str | os.PathLike[str],
+    inputs: list[list[float]] | None = None,
+    title: str = "",
+) -> Path:
+    """Write the viewer page for ``graph`` to ``path`` (atomic); see :func:`render_html`."""
+    return write_text_atomic(path, render_html(graph, inputs, title))

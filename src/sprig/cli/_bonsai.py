@@ -1,0 +1,114 @@
+"""``sprig bonsai`` and ``sprig view``: grow, prune and export a bonsai network; draw a graph."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..bonsai import (
+    get_task,
+    grow_bonsai,
+    load_graph,
+    parse_inputs,
+    preset_config,
+    save_graph,
+    to_dot,
+    to_python,
+    write_html,
+)
+from ..io import write_text_atomic
+
+
+def parse_cells(text: str) -> list[tuple[int, int]]:
+    """``"4x4,8x2"`` -> ``[(4, 4), (8, 2)]``: each cell's output width x state width."""
+    cells = []
+    for part in text.replace(" ", "").split(","):
+        try:
+            out, state = part.lower().split("x")
+            cells.append((int(out), int(state)))
+        except ValueError:
+            raise ValueError(
+                f"cell {part!r} is not OUTxSTATE; give e.g. --cells 4x4 or --cells 8x8,4x2"
+            ) from None
+    return cells
+
+
+def run_bonsai(
+    task_name: str,
+    out: Path | None,
+    cells: str | None,
+    steps: int | None,
+    seed: int,
+    inputs: str | None,
+    validation_sequences: int,
+    check_sequences: int,
+    echo: Callable[[str], None],
+    quantize: bool = False,
+) -> None:
+    from tqdm import tqdm
+
+    task = get_task(task_name)
+    overrides: dict[str, Any] = {"seed": seed}
+    if cells:
+        overrides["cells"] = parse_cells(cells)
+    if steps is not None:
+        overrides["steps"] = steps
+    config = preset_config(task.name, **overrides)
+    steps_in = parse_inputs(inputs, task.in_features) if inputs else None
+    folder = out or Path("runs") / f"bonsai-{task.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder.mkdir(parents=True, exist_ok=True)
+    echo(f"growing a bonsai on {task.name}: cells {list(config.cells)}, {config.steps} steps")
+    with tqdm(total=config.steps, unit="step", leave=False) as bar:
+
+        def on_step(step: int, loss: float) -> None:
+            bar.update(1)
+            if step % 50 == 0:
+                bar.set_postfix(loss=f"{loss:.4f}")
+
+        result = grow_bonsai(
+            task,
+            config,
+            check_sequences=check_sequences,
+            validation_sequences=validation_sequences,
+            on_step=on_step,
+            quantize=quantize,
+        )
+    g = result.graph
+    if steps_in is None:
+        x, _ = task.batch(1, 24, torch.Generator().manual_seed(seed))
+        steps_in = x[0].tolist()
+    save_graph(g, folder / "graph.json")
+    write_text_atomic(folder / "graph.dot", to_dot(g))
+    write_text_atomic(folder / "graph.py", to_python(g))
+    write_html(g, folder / "graph.html", steps_in)
+    c = g.counts()
+    echo(
+        f"clip threshold {result.threshold:g}"
+        + (
+            ""
+            if result.perfect
+            else " (no threshold kept every check sequence right: the network itself makes errors)"
+        )
+    )
+    echo(f"graph: {c['neurons']} neurons, {c['states']} states, {c['edges']} edges")
+    s = result.score
+    echo(
+        f"validation ({s.sequences} fresh sequences of {s.length}): accuracy {s.accuracy:.4%}, "
+        f"sequences all right {s.sequence_accuracy:.4%}"
+    )
+    echo(f"wall time {result.seconds:.1f} s")
+    echo(f"wrote {folder}/graph.json, graph.dot, graph.py, graph.html")
+
+
+def run_view(
+    graph_path: Path, inputs: str | None, out: Path | None, echo: Callable[[str], None]
+) -> None:
+    graph = load_graph(graph_path)
+    steps = parse_inputs(inputs, graph.in_features) if inputs else None
+    target = out or graph_path.with_suffix(".html")
+    write_html(graph, target, steps)
+    echo(f"wrote {target} (open it in a browser; it needs no network)")
