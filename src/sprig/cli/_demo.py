@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from .._timing import time_interleaved
 
 Echo = Callable[[str], None]
 
@@ -118,19 +119,6 @@ def _moons(folder: Path, seed: int, steps: int, echo: Echo) -> _Section:
     )
 
 
-def _interleaved(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median seconds per call, calling the candidates in turn so they share conditions."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
 def _compress(size: int, rounds: int, echo: Echo) -> _Section:
     import sprig
 
@@ -145,7 +133,9 @@ def _compress(size: int, rounds: int, echo: Echo) -> _Section:
     with torch.inference_mode():
         for batch in (1, 64):
             x = torch.randn(batch, size)
-            t = _interleaved({"dense": partial(dense, x), "fast": partial(fast, x)}, rounds)
+            t = time_interleaved(
+                {"dense": partial(dense, x), "fast": partial(fast, x)}, rounds, warmup=1
+            )
             t_dense, t_fast = t["dense"], t["fast"]
             diff = float((dense(x) - fast(x)).abs().max())
             rows.append(
