@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sprig.runs import (
@@ -14,6 +16,8 @@ from sprig.runs import (
 from sprig.runs._config import config_diff
 
 from . import _methods  # noqa: F401  (registers "swap_one", a Callback class, by one line)
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 BASE = {"steps": 10, "data": {"name": "moons", "n_samples": 50}}
 
@@ -124,3 +128,10 @@ def test_the_library_core_never_imports_the_outer_ring():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+def test_every_example_config_is_valid(path):
+    # every method's example config passes the checks a run makes before it starts
+    config = load_config(path)
+    assert config.method.name in METHODS
