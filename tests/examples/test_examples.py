@@ -36,3 +36,10 @@ def test_bonsai_rnn(tmp_path):
     accuracy = example.main(steps=30, check_sequences=300, validation_sequences=300, out=tmp_path)
     assert 0.5 < accuracy <= 1.0
     assert (tmp_path / "graph.html").is_file()
+
+
+def test_course_module(tmp_path):
+    res = _load("course_module").main(steps=100, out=tmp_path)
+    assert res["dense"] > 0.9 and res["sparse 0.5"] > 0.9
+    assert res["ticket density"] == pytest.approx(0.125, abs=0.01)
+    assert (tmp_path / "masks.png").stat().st_size > 1000
