@@ -12,6 +12,7 @@ python benchmarks/bench_rnn.py [--quick]
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -35,12 +36,9 @@ NOTES = """
 Medians of interleaved rounds (3 for H=4096, 5-7 otherwise). sprig = `sprig.compress` (one
 numba loop per layer, one thread) for inference; for training, a masked `SparseRNN` (torch's
 fused kernel, sprig's mask hooks) with `Adam(fused=True)` against the same dense torch module.
-"dense torch" uses torch's default 2 threads, "dense 1-thread" one thread. This run shared the
-2-core machine with other jobs (load average 10-13): multi-threaded torch ops suffer most from
-that (dense 2-thread times up to 10x their quiet values), so prefer the 1-thread column, and
-expect smaller ratios on a quiet machine (measured apart at lighter load: nn.RNN H=1024 B=1
-6.9 ms vs sprig ~0.55 ms, about 13x; H=4096 B=1 136 ms vs sprig d=0.05 ~60 ms, about 2.3x).
-Training rows at this load are noisy (a rerun with 9 rounds gave GRU 0.89, RNN 1.11).
+"dense torch" uses torch's default 2 threads, "dense 1-thread" one thread. Multi-threaded
+torch ops suffer most when other jobs share the 2 cores, so the load average measured during
+this run is written below the table.
 """
 
 
@@ -200,7 +198,12 @@ def main(quick: bool = False) -> None:
         "all threads; the machine was shared with other jobs",
     }
     path = write_table("rnn" if not quick else "rnn_quick", columns, rows, extra)
-    path.write_text(path.read_text() + NOTES)
+    load = os.getloadavg()
+    path.write_text(
+        path.read_text()
+        + NOTES
+        + f"Load average at the end of this run: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min).\n"
+    )
     print(path.read_text())
 
 
