@@ -44,6 +44,17 @@ def test_errors_are_one_line(tmp_path):
 
 
 def test_help_has_examples():
-    for cmd in (["demo", "--help"], ["summary", "--help"]):
+    for cmd in ([c, "--help"] for c in ("demo", "summary", "bench", "run", "bonsai", "view")):
         result = CliRunner().invoke(app, cmd)
         assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_bench_times_every_alternative_and_rejects_bad_density():
+    result = CliRunner().invoke(app, ["bench", "--size", "300", "--rounds", "2"])
+    assert result.exit_code == 0, result.output
+    for name in ("dense F.linear", "W.to_sparse_csr()", "scipy csr", "sprig compressed"):
+        assert name in result.output
+    diff = float(result.output.rsplit("=", 1)[1])
+    assert diff < 1e-4  # the compressed layer computes what the dense one does
+    bad = CliRunner().invoke(app, ["bench", "--density", "2"])
+    assert bad.exit_code != 0

@@ -251,6 +251,24 @@ def view(
     run_view(graph, input, out, echo=typer.echo)
 
 
+@app.command()
+def bench(
+    size: Annotated[int, typer.Option(help="Square layer size N (N x N weight).")] = 4096,
+    batch: Annotated[int, typer.Option(help="Rows per call.")] = 1,
+    density: Annotated[float, typer.Option(help="Fraction of weights kept, in (0, 1].")] = 0.05,
+    rounds: Annotated[int, typer.Option(help="Interleaved timing rounds.")] = 20,
+) -> None:
+    """Time one sparse layer on this machine: dense, torch CSR by hand, scipy and sprig.
+
+    The full grids are the scripts in the repository's benchmarks/ folder (make bench).
+
+    Example: sprig bench --size 8192 --batch 1 --density 0.05
+    """
+    from ._bench import run_bench
+
+    run_bench(size, batch, density, rounds, echo=typer.echo)
+
+
 def main() -> None:
     """Entry point: typer handles usage errors (exit 2); a failed job is one line (exit 1)."""
     try:
