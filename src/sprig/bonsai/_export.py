@@ -7,6 +7,7 @@ and says what is wrong; it never runs code.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -15,7 +16,7 @@ from typing import Any
 
 from .. import __version__
 from ..io import SprigFileError, write_text_atomic
-from ..nn._ameo import AMEO_CLASSES
+from ..nn._ameo import AMEO_CLASSES, sharp_ameo_scalar, soft_ameo_scalar
 from ._graph import Edge, Graph, Node
 
 FORMAT = "sprig.bonsai.graph"
@@ -230,34 +231,16 @@ def to_dot(graph: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
-_ACT_SOURCE = '''\
-def act(v):
-    """{name}: factor * sharp + (1 - factor) * soft (sprig.nn.ameo_scalar)."""
-    if v < -3.0:
-        a = -1.0 + (v + 3.0) * LEAK
-    elif v <= -1.0:
-        a = v + 2.0
-    elif v <= 1.0:
-        a = -v
-    elif v <= 3.0:
-        a = v - 2.0
-    else:
-        a = 1.0 + (v - 3.0) * LEAK
-    u = v * 0.5 - 0.5
-    if u <= -2.0:
-        s = LEAK * (u + 2.0)
-    elif u <= -1.5:
-        s = 8.0 * (u + 2.0) ** 4
-    elif u <= -0.5:
-        s = 1.0 - 8.0 * (u + 1.0) ** 4
-    elif u <= 0.5:
-        s = 8.0 * u**4
-    elif u <= 1.0:
-        s = 1.0 - 8.0 * (u - 1.0) ** 4
-    else:
-        s = 1.0 + LEAK * (u - 1.0)
-    return FACTOR * a + (1.0 - FACTOR) * 2.0 * (s - 0.5)
-'''
+def _act_source(name: str) -> str:
+    """Standalone source of the activation: sprig's own scalar twins, copied by inspect."""
+    helpers = [inspect.getsource(f) for f in (sharp_ameo_scalar, soft_ameo_scalar)]
+    act = (
+        "def act(v):\n"
+        f'    """{name}: FACTOR * sharp + (1 - FACTOR) * soft (sprig.nn.ameo_scalar)."""\n'
+        "    sharp, soft = sharp_ameo_scalar(v, LEAK), soft_ameo_scalar(v, LEAK)\n"
+        "    return FACTOR * sharp + (1.0 - FACTOR) * soft\n"
+    )
+    return "\n\n".join([*helpers, act])
 
 
 def _var(node_id: str) -> str:
@@ -299,7 +282,7 @@ def to_python(graph: Graph) -> str:
         f"LEAK = {float(leak)!r}",
         "",
         "",
-        _ACT_SOURCE.replace("{name}", graph.activation),
+        _act_source(graph.activation),
         "",
         "def run(inputs):",
     ]

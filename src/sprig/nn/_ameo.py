@@ -106,6 +106,37 @@ def interpolated_ameo(x: Tensor, factor: float = 0.5, leak: float = 0.1) -> Tens
     return factor * leaky_ameo(x, leak) + (1.0 - factor) * soft_leaky_ameo(x, leak)
 
 
+def sharp_ameo_scalar(v: float, lk: float) -> float:
+    """Leaky Ameo of one float (leak ``lk``; 0 gives plain Ameo)."""
+    if v < -3.0:
+        return -1.0 + (v + 3.0) * lk
+    if v <= -1.0:
+        return v + 2.0
+    if v <= 1.0:
+        return -v
+    if v <= 3.0:
+        return v - 2.0
+    return 1.0 + (v - 3.0) * lk
+
+
+def soft_ameo_scalar(v: float, lk: float) -> float:
+    """Soft leaky Ameo of one float (leak ``lk``)."""
+    u = v * 0.5 - 0.5
+    if u <= -2.0:
+        s = lk * (u + 2.0)
+    elif u <= -1.5:
+        s = 8.0 * (u + 2.0) ** 4
+    elif u <= -0.5:
+        s = 1.0 - 8.0 * (u + 1.0) ** 4
+    elif u <= 0.5:
+        s = 8.0 * u**4
+    elif u <= 1.0:
+        s = 1.0 - 8.0 * (u - 1.0) ** 4
+    else:
+        s = 1.0 + lk * (u - 1.0)
+    return 2.0 * (s - 0.5)
+
+
 def ameo_scalar(name: str, x: float, factor: float = 0.5, leak: float = 0.1) -> float:
     """Pure-Python twin of the torch functions above, for one float (``name`` as registered).
 
@@ -114,41 +145,14 @@ def ameo_scalar(name: str, x: float, factor: float = 0.5, leak: float = 0.1) -> 
         -0.5
     """
 
-    def sharp(v: float, lk: float) -> float:
-        if v < -3.0:
-            return -1.0 + (v + 3.0) * lk
-        if v <= -1.0:
-            return v + 2.0
-        if v <= 1.0:
-            return -v
-        if v <= 3.0:
-            return v - 2.0
-        return 1.0 + (v - 3.0) * lk
-
-    def soft(v: float, lk: float) -> float:
-        u = v * 0.5 - 0.5
-        if u <= -2.0:
-            s = lk * (u + 2.0)
-        elif u <= -1.5:
-            s = 8.0 * (u + 2.0) ** 4
-        elif u <= -0.5:
-            s = 1.0 - 8.0 * (u + 1.0) ** 4
-        elif u <= 0.5:
-            s = 8.0 * u**4
-        elif u <= 1.0:
-            s = 1.0 - 8.0 * (u - 1.0) ** 4
-        else:
-            s = 1.0 + lk * (u - 1.0)
-        return 2.0 * (s - 0.5)
-
     if name == "ameo":
-        return sharp(x, 0.0)
+        return sharp_ameo_scalar(x, 0.0)
     if name == "leaky_ameo":
-        return sharp(x, leak)
+        return sharp_ameo_scalar(x, leak)
     if name == "soft_leaky_ameo":
-        return soft(x, leak)
+        return soft_ameo_scalar(x, leak)
     if name == "interpolated_ameo":
-        return factor * sharp(x, leak) + (1.0 - factor) * soft(x, leak)
+        return factor * sharp_ameo_scalar(x, leak) + (1.0 - factor) * soft_ameo_scalar(x, leak)
     raise ValueError(
         f"unknown Ameo activation {name!r}; valid names are: ameo, interpolated_ameo, "
         "leaky_ameo, soft_leaky_ameo"
