@@ -32,15 +32,27 @@ def test_outputs_equal_masked_dense(backend, lead):
         torch.testing.assert_close(comp(x), net(x), rtol=1e-5, atol=1e-6)
 
 
-def test_stores_only_nonzeros_int32():
+def test_stores_only_nonzeros_16bit_columns():
     net = _net()
     comp = sprig.compress(net)
     layer = comp[2]
     nnz = int(net[2].weight_mask.sum())
     names = {n for n, _ in layer.named_buffers()}
     assert names == {"crow", "col", "values", "bias"}
-    assert layer.values.numel() == nnz and layer.col.dtype == torch.int32
-    assert not list(layer.parameters())
+    assert layer.values.numel() == nnz and layer.col.dtype == torch.uint16
+    assert layer.crow.dtype == torch.int32 and not list(layer.parameters())
+
+
+def test_wide_layer_keeps_int32_columns():
+    lin = torch.nn.Linear(2**16 + 3, 2)
+    sprig.sparsify(lin, density=0.01, seed=0)
+    layer = sprig.compress(lin)
+    assert layer.col.dtype == torch.int32 and int(layer.col.max()) > 2**16 - 1000
+    x = torch.randn(2**16 + 3)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), lin(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="65536 inputs"):
+        CompressedLinear(2**16 + 1, 2, 0, index_dtype="uint16")
 
 
 def test_decompress_gives_back_masked_dense():

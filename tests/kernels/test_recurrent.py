@@ -4,10 +4,12 @@ import torch
 from sprig.kernels import (
     KERNEL_ACTIVATIONS,
     RecurrentLayer,
+    _threads,
     csr_recurrent,
     recurrent_reference,
     to_csr,
 )
+from sprig.kernels import _recurrent_numba as nb
 from sprig.masks import make_mask
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
@@ -43,7 +45,14 @@ SHAPES = [
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize(("T", "B", "I", "H", "density"), SHAPES)
-def test_matches_reference(cell, T, B, I, H, density):
+@pytest.mark.parametrize("split", [False, True])
+def test_matches_reference(cell, T, B, I, H, density, split, monkeypatch):
+    calls = []
+    if split:  # every step's recurrent product split over 2 threads, even this small one
+        monkeypatch.setattr(_threads, "MIN_NNZ_PER_THREAD", 1)
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+        parallel = nb.loop_vec_parallel
+        monkeypatch.setattr(nb, "loop_vec_parallel", lambda *a: calls.append(1) or parallel(*a))
     dense, csr = _layer(cell, I, H, density, seed=T * 100 + H)
     x = torch.randn(T, B, I)
     h0 = torch.randn(B, H)
@@ -57,6 +66,7 @@ def test_matches_reference(cell, T, B, I, H, density):
                 assert a is None
             else:
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert bool(calls) == (split and B == 1 and density * H * H * GATES[cell] >= 2)
 
 
 @pytest.mark.parametrize("act", sorted(KERNEL_ACTIVATIONS))

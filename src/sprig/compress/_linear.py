@@ -1,8 +1,10 @@
 """CompressedLinear: a masked ``nn.Linear`` (or SparseLinear) reduced to its nonzeros (CSR).
 
-The three CSR arrays are plain buffers (``crow``, ``col`` int32, ``values``), so the module
-saves and loads with ``sprig.save``/``sprig.load`` (safetensors holds no sparse tensors); the
-CSR tensor is rebuilt from them, and validated, the first time it is needed.
+The three CSR arrays are plain buffers (``crow``, ``col``, ``values``), so the module saves and
+loads with ``sprig.save``/``sprig.load`` (safetensors holds no sparse tensors). Column indices
+are 16-bit when the layer has at most 65,536 inputs (6 bytes per nonzero instead of 8), which
+the batch-1 kernel (:class:`sprig.kernels.MatVec`) reads directly; larger batches run MKL's
+CSR product, which needs int32 indices: that copy is made, validated and cached on first use.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..kernels import (
+    MatVec,
     apply_rows,
     check_csr_parts,
     choose,
@@ -31,6 +34,7 @@ from ..nn import MODULES, module_config, sprig_module
 from ._api import CompressedModule, register_compressor
 
 _DTYPES = {"float16", "bfloat16", "float32", "float64"}
+_INDEX_DTYPES = ("uint16", "int32", "int64")
 
 
 @sprig_module("CompressedLinear")
@@ -47,7 +51,9 @@ class CompressedLinear(CompressedModule):
         nnz: number of stored weights.
         bias: whether the layer has a bias.
         dtype: dtype name of the values (``"float32"``).
-        index_dtype: ``"int32"`` (fast MKL path) or ``"int64"`` (huge layers).
+        index_dtype: of the column indices: ``"uint16"`` (at most 65,536 inputs; fewest
+            bytes), ``"int32"`` or ``"int64"`` (huge layers). Row pointers are int32 unless
+            this is int64.
         backend: ``"auto"`` (the dispatcher), ``"csr"`` or ``"dense"``.
         source: how to rebuild the masked-dense layer (set by ``compress``).
 
@@ -58,8 +64,8 @@ class CompressedLinear(CompressedModule):
     Example:
         >>> import sprig
         >>> layer = sprig.compress(sprig.SparseLinear(64, 32, density=0.1, seed=0))
-        >>> layer.values.numel(), layer.crow.dtype
-        (205, torch.int32)
+        >>> layer.values.numel(), layer.col.dtype
+        (205, torch.uint16)
         >>> layer(torch.randn(8, 64)).shape
         torch.Size([8, 32])
     """
@@ -84,18 +90,24 @@ class CompressedLinear(CompressedModule):
         check_backend(backend)
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-        if index_dtype not in ("int32", "int64"):
-            raise ValueError(f"index_dtype must be 'int32' or 'int64', got {index_dtype!r}")
+        if index_dtype not in _INDEX_DTYPES:
+            raise ValueError(f"index_dtype must be one of {_INDEX_DTYPES}, got {index_dtype!r}")
+        if index_dtype == "uint16" and in_features > 2**16:
+            raise ValueError(
+                f"uint16 column indices hold at most 65536 inputs, got in_features="
+                f"{in_features}; use index_dtype='int32'"
+            )
         if min(in_features, out_features) < 1 or not 0 <= nnz <= in_features * out_features:
             raise ValueError(
                 f"need in/out features >= 1 and 0 <= nnz <= in*out, got in={in_features}, "
                 f"out={out_features}, nnz={nnz}"
             )
         vdt, idt = getattr(torch, dtype), getattr(torch, index_dtype)
+        rdt = torch.int64 if index_dtype == "int64" else torch.int32
         self.in_features, self.out_features, self.nnz = in_features, out_features, nnz
         self.dtype_name, self.index_dtype, self.backend = dtype, index_dtype, backend
         self.source = source or {"class": "Linear", "pattern": "custom"}
-        self.register_buffer("crow", torch.zeros(out_features + 1, dtype=idt))
+        self.register_buffer("crow", torch.zeros(out_features + 1, dtype=rdt))
         self.register_buffer("col", torch.zeros(nnz, dtype=idt))
         self.register_buffer("values", torch.zeros(nnz, dtype=vdt))
         self.register_buffer("bias", torch.zeros(out_features, dtype=vdt) if bias else None)
@@ -140,15 +152,34 @@ class CompressedLinear(CompressedModule):
             and key[3:] == (c._version, k._version, v._version)
         )
 
+    def _check(self) -> None:
+        """Validate the CSR buffers (once per change of them)."""
+        if not self._valid("checked"):
+            col = self.col.to(torch.int32) if self.col.dtype == torch.uint16 else self.col
+            shape = (self.out_features, self.in_features)
+            check_csr_parts(self.crow, col, self.values, shape, "CompressedLinear")
+            self._cache["checked_key"] = self._key()
+
     def weight_csr(self) -> Tensor:
         """The weight as a CSR tensor ``(out, in)`` (validated once per change of the buffers)."""
         if not self._valid("csr"):
+            self._check()
             shape = (self.out_features, self.in_features)
-            check_csr_parts(self.crow, self.col, self.values, shape, "CompressedLinear")
-            self._cache["csr"] = csr_from_parts(self.crow, self.col, self.values, shape)
+            col = self.col.to(torch.int32) if self.col.dtype == torch.uint16 else self.col
+            self._cache["csr"] = csr_from_parts(self.crow, col, self.values, shape)
             self._cache["csr_key"] = self._key()
         csr: Tensor = self._cache["csr"]
         return csr
+
+    def matvec(self) -> MatVec:
+        """The batch-1 CPU kernel over the buffers (validated once per change of the buffers)."""
+        if not self._valid("matvec"):
+            self._check()
+            v = self.values
+            self._cache["matvec"] = MatVec(self.crow, self.col, v, self.in_features)
+            self._cache["matvec_key"] = self._key()
+        mv: MatVec = self._cache["matvec"]
+        return mv
 
     def dense_weight(self) -> Tensor:
         """The masked-dense weight ``(out, in)`` (cached while the dense path is in use)."""
@@ -181,6 +212,9 @@ class CompressedLinear(CompressedModule):
         plan = choose(self.density, shape, batch, v.dtype, v.device, "infer", self.backend)
         if plan.kernel == "dense":
             return F.linear(x, self.dense_weight(), self.bias)
+        if batch == 1 and _matvec_fits(x, v):
+            y = self.matvec()(x.reshape(self.in_features), self.bias)
+            return y.reshape(*x.shape[:-1], self.out_features)
         return csr_linear(x, self.weight_csr(), self.bias, block=plan.block)
 
     def decompress_module(self) -> nn.Module:
@@ -209,6 +243,15 @@ class CompressedLinear(CompressedModule):
         )
 
 
+def _matvec_fits(x: Tensor, values: Tensor) -> bool:
+    """Whether :class:`MatVec` serves this call: CPU, float32/64, no gradient wanted for ``x``."""
+    return (
+        values.device.type == "cpu"
+        and values.dtype in (torch.float32, torch.float64)
+        and not (x.requires_grad and torch.is_grad_enabled())
+    )
+
+
 @register_compressor(nn.Linear)
 def compress_linear(module: nn.Module, backend: str = "auto", **_others: Any) -> CompressedLinear:
     """A :class:`CompressedLinear` holding the nonzeros a masked ``nn.Linear`` keeps.
@@ -223,6 +266,9 @@ def compress_linear(module: nn.Module, backend: str = "auto", **_others: Any) ->
     weight = module.weight.detach()
     csr = to_csr(weight, mask)
     shape = (module.out_features, module.in_features)
+    index_dtype = str(csr.crow_indices().dtype).removeprefix("torch.")
+    if weight.device.type == "cpu" and module.in_features <= 2**16 and index_dtype == "int32":
+        index_dtype = "uint16"  # the batch-1 kernel's fewest bytes per nonzero
     what = f"{type(module).__name__}({module.in_features}, {module.out_features})"
     check_csr_parts(csr.crow_indices(), csr.col_indices(), csr.values(), shape, what)
     cfg = module_config(module)
@@ -238,7 +284,7 @@ def compress_linear(module: nn.Module, backend: str = "auto", **_others: Any) ->
         int(csr.values().numel()),
         bias=module.bias is not None,
         dtype=str(weight.dtype).removeprefix("torch."),
-        index_dtype=str(csr.crow_indices().dtype).removeprefix("torch."),
+        index_dtype=index_dtype,
         backend=backend,
         source=source,
     ).to(weight.device)

@@ -15,6 +15,7 @@ from ._dispatch import (
 )
 from ._inputs import apply_rows, is_sparse_input
 from ._linear import csr_linear, csr_linear_reference
+from ._matvec import MatVec
 from ._recurrent import (
     KERNEL_ACTIVATIONS,
     PreparedLayer,
@@ -43,6 +44,7 @@ __all__ = [
     "get_dispatch_table",
     "is_sparse_input",
     "masked_csr_linear",
+    "MatVec",
     "nonzero_grad_reference",
     "Plan",
     "prepare_layer",

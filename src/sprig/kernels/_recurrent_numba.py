@@ -28,14 +28,19 @@ from typing import Any
 
 import numba
 import numpy as np
-from numba import types
+from numba import prange, types
 from numba.extending import overload
+
+from ._threads import configure_numba
+
+configure_numba()  # before the first parallel call
 
 _FM = {"reassoc", "contract", "nsz", "arcp"}  # reassociation lets LLVM vectorize reductions
 # error_model="numpy": a float division may give inf instead of raising, which removes the
 # zero-check branch that otherwise keeps LLVM from vectorizing any loop with a division.
 _jit = numba.njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
 _inline = numba.njit(cache=True, fastmath=_FM, inline="always", error_model="numpy")
+_pjit = numba.njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy", parallel=True)
 
 
 _F = np.float32
@@ -121,14 +126,55 @@ def activate(v: Any, code: int) -> Any:
 
 @_inline
 def spmv(
-    crow: Any, col: Any, val: Any, v: Any, bias: Any, gi: Any, t: int, fold: int, out: Any
+    crow: Any,
+    col: Any,
+    val: Any,
+    v: Any,
+    bias: Any,
+    gi: Any,
+    t: int,
+    fold: int,
+    out: Any,
+    r0: int,
+    r1: int,
 ) -> None:
-    # out = W v + bias, plus the step's input part gi[:, t] on the first ``fold`` rows
-    for i in range(out.shape[0]):
+    # out = W v + bias on rows r0 <= i < r1, plus the step's input part gi[:, t] on the
+    # first ``fold`` rows
+    for i in range(r0, r1):
         acc = bias[i] + gi[i, t] if i < fold else bias[i]
         for k in range(crow[i], crow[i + 1]):
             acc += val[k] * v[col[k]]
         out[i] = acc
+
+
+@_inline
+def update_vec(cell: int, act: int, gh: Any, gi: Any, t: int, hb: Any, cb: Any, ob: Any) -> None:
+    # the cell's element-wise update from the gates ``gh``: ob = h_t, cb = c_t (LSTM).
+    # One branch-free loop per common cell: these vectorize (a loop with branches and libm
+    # calls runs ~3x slower at H=1024).
+    H = hb.shape[0]
+    if cell == 0 and act == 0:
+        for j in range(H):
+            ob[j] = ftanh(gh[j])
+    elif cell == 0 and act == 1:
+        for j in range(H):
+            ob[j] = max(gh[j], 0)
+    elif cell == 0:
+        for j in range(H):
+            ob[j] = activate(gh[j], act)
+    elif cell == 2:
+        for j in range(H):
+            cn = fsigmoid(gh[H + j]) * cb[j] + fsigmoid(gh[j]) * ftanh(gh[2 * H + j])
+            cb[j] = cn
+            ob[j] = fsigmoid(gh[3 * H + j]) * ftanh(cn)
+    else:
+        for j in range(H):
+            r = fsigmoid(gh[j])
+            z = fsigmoid(gh[H + j])
+            # the GRU's n gate keeps its two parts apart: n = tanh(in + r * rec)
+            n = ftanh(gi[2 * H + j, t] + r * gh[2 * H + j])
+            ob[j] = (1 - z) * n + z * hb[j]
+    hb[:] = ob
 
 
 @_jit
@@ -159,34 +205,46 @@ def loop_vec(
         # The input part of every step at once (time is the contiguous inner loop): only the
         # recurrent product is left inside the sequential loop.
         spmm(ih_crow, ih_col, ih_val, x[b], b_ih, gi)
+        fold = 2 * H if cell == 1 else gh.shape[0]
         for t in range(lengths[b]):
-            # the GRU's n gate keeps its two parts apart: n = tanh(in + r * rec)
-            fold = 2 * H if cell == 1 else gh.shape[0]
-            spmv(hh_crow, hh_col, hh_val, hb, b_hh, gi, t, fold, gh)
-            ob = out[b, t]
-            # One branch-free loop per common cell: these vectorize (a loop with branches
-            # and libm calls runs ~3x slower at H=1024).
-            if cell == 0 and act == 0:
-                for j in range(H):
-                    ob[j] = ftanh(gh[j])
-            elif cell == 0 and act == 1:
-                for j in range(H):
-                    ob[j] = max(gh[j], 0)
-            elif cell == 0:
-                for j in range(H):
-                    ob[j] = activate(gh[j], act)
-            elif cell == 2:
-                for j in range(H):
-                    cn = fsigmoid(gh[H + j]) * cb[j] + fsigmoid(gh[j]) * ftanh(gh[2 * H + j])
-                    cb[j] = cn
-                    ob[j] = fsigmoid(gh[3 * H + j]) * ftanh(cn)
-            else:
-                for j in range(H):
-                    r = fsigmoid(gh[j])
-                    z = fsigmoid(gh[H + j])
-                    n = ftanh(gi[2 * H + j, t] + r * gh[2 * H + j])
-                    ob[j] = (1 - z) * n + z * hb[j]
-            hb[:] = ob
+            spmv(hh_crow, hh_col, hh_val, hb, b_hh, gi, t, fold, gh, 0, gh.shape[0])
+            update_vec(cell, act, gh, gi, t, hb, cb, out[b, t])
+
+
+@_pjit
+def loop_vec_parallel(
+    x: Any,
+    lengths: Any,
+    h: Any,
+    c: Any,
+    ih_crow: Any,
+    ih_col: Any,
+    ih_val: Any,
+    hh_crow: Any,
+    hh_col: Any,
+    hh_val: Any,
+    b_ih: Any,
+    b_hh: Any,
+    cell: int,
+    act: int,
+    out: Any,
+    bounds: Any,  # (parts + 1,) row cuts of W_hh, one part per thread
+) -> None:
+    # loop_vec with each step's recurrent product split over threads (one parallel region per
+    # step: it pays for big layers only, see csr_recurrent)
+    B, _, T = x.shape
+    H = h.shape[1]
+    gi = np.empty((b_ih.shape[0], T), dtype=h.dtype)
+    gh = np.empty(b_ih.shape[0], dtype=h.dtype)
+    fold = 2 * H if cell == 1 else gh.shape[0]
+    for b in range(B):
+        hb = h[b]
+        cb = c[b]
+        spmm(ih_crow, ih_col, ih_val, x[b], b_ih, gi)
+        for t in range(lengths[b]):
+            for p in prange(bounds.shape[0] - 1):
+                spmv(hh_crow, hh_col, hh_val, hb, b_hh, gi, t, fold, gh, bounds[p], bounds[p + 1])
+            update_vec(cell, act, gh, gi, t, hb, cb, out[b, t])
 
 
 @_inline

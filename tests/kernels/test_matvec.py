@@ -1,0 +1,58 @@
+"""The batch-1 CPU kernel (MatVec) against the slow reference on awkward cases."""
+
+import pytest
+import torch
+
+from sprig.kernels import MatVec, _threads, csr_linear_reference, to_csr
+
+
+def _case(rows, cols, density, dtype, seed, empty_rows=()):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(rows, cols, generator=g, dtype=dtype)
+    mask = torch.rand(rows, cols, generator=g) < density
+    mask[list(empty_rows)] = False
+    return to_csr(w, mask), torch.randn(rows, generator=g, dtype=dtype)
+
+
+@pytest.mark.parametrize("col_dtype", [torch.uint16, torch.int32, torch.int64])
+@pytest.mark.parametrize(
+    "rows, cols, density",
+    [(1, 1, 1.0), (7, 13, 0.3), (33, 1, 0.5), (1, 100, 0.2), (64, 64, 1.0), (50, 70, 0.0)],
+)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_matches_reference(col_dtype, rows, cols, density, threads, monkeypatch):
+    monkeypatch.setattr(_threads, "MIN_NNZ_PER_THREAD", 1)  # small cases take the threaded path
+    csr, bias = _case(rows, cols, density, torch.float32, rows * cols, empty_rows=[0])
+    mv = MatVec(csr.crow_indices(), csr.col_indices().to(col_dtype), csr.values(), cols)
+    x = torch.randn(2, cols * 3)[1, ::3]  # non-contiguous
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for b in (None, bias):
+            ref = csr_linear_reference(x.unsqueeze(0), csr, b)[0]
+            torch.testing.assert_close(mv(x, b), ref, rtol=1e-5, atol=1e-5)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_float64_and_balanced_parts(monkeypatch):
+    monkeypatch.setattr(_threads, "MIN_NNZ_PER_THREAD", 10)
+    csr, bias = _case(300, 257, 0.1, torch.float64, 1, empty_rows=range(100))
+    mv = MatVec(csr.crow_indices(), csr.col_indices().to(torch.uint16), csr.values(), 257)
+    x = torch.randn(257, dtype=torch.float64)
+    torch.testing.assert_close(mv(x, bias), csr_linear_reference(x[None], csr, bias)[0])
+    bounds = mv._split(2)
+    crow = csr.crow_indices()
+    halves = [int(crow[bounds[i + 1]] - crow[bounds[i]]) for i in range(2)]
+    assert bounds[0] == 0 and bounds[-1] == 300 and abs(halves[0] - halves[1]) < 0.2 * sum(halves)
+
+
+def test_bad_input():
+    csr, _ = _case(4, 5, 0.5, torch.float32, 0)
+    mv = MatVec(csr.crow_indices(), csr.col_indices(), csr.values(), 5)
+    with pytest.raises(ValueError, match=r"pass a \(5,\) vector"):
+        mv(torch.ones(6))
+    with pytest.raises(ValueError, match="float32"):
+        mv(torch.ones(5, dtype=torch.float64))
+    with pytest.raises(TypeError, match="float32 and float64"):
+        MatVec(csr.crow_indices(), csr.col_indices(), csr.values().half(), 5)
