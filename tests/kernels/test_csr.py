@@ -17,3 +17,19 @@ def test_round_trip_and_product(rows, cols, density):
     assert torch.equal(back, w) and torch.equal(back_mask, mask)
     x = torch.randn(cols, 3)
     torch.testing.assert_close(csr @ x, w @ x)
+
+
+def test_structure_gathers_match_index_select(monkeypatch):
+    from sprig.kernels import CSRStructure, _csr
+
+    monkeypatch.setattr(_csr, "GATHER_MIN", 1)  # the compiled gather even on small tensors
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    for shape, density in (((37, 53), 0.3), ((1, 5), 1.0), ((8, 8), 0.02)):
+        mask = make_mask(shape, density, generator=0)
+        s = CSRStructure(mask)
+        for dtype in (torch.float32, torch.float64):
+            w = torch.randn(shape, dtype=dtype) * mask
+            values = s.values_of(w)
+            assert torch.equal(values, w.reshape(-1).index_select(0, s.flat))
+            t = s.transpose(values).to_dense()
+            assert torch.equal(t, w.t())

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 import sprig
-from sprig.kernels import CSRStructure, csr_linear_train, nonzero_grad_reference
+from sprig.kernels import CSRStructure, _csr, _threads, csr_linear_train, nonzero_grad_reference
+from sprig.kernels._train import _nonzero_grad
 from sprig.masks import dense_gradients, get_dense_grad, make_mask
 
 
@@ -13,7 +14,14 @@ from sprig.masks import dense_gradients, get_dense_grad, make_mask
     (7, 5, (3,), 0.3), (13, 17, (1,), 0.5), (33, 9, (2, 5), 1.0), (16, 31, (70,), 0.05),
 ])  # fmt: skip
 @pytest.mark.parametrize("block", [0, 8])
-def test_values_autograd_exact_vs_masked_dense(out_f, in_f, lead, density, block):
+@pytest.mark.parametrize("split", [False, True])
+def test_values_autograd_exact_vs_masked_dense(
+    out_f, in_f, lead, density, block, split, monkeypatch
+):
+    if split:  # the compiled sampled product and gathers on 2 threads, even at these sizes
+        monkeypatch.setattr(_threads, "MIN_NNZ_PER_THREAD", 1)
+        monkeypatch.setattr(_csr, "GATHER_MIN", 1)
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     mask = make_mask((out_f, in_f), density, generator=1)
     mask[0] = False  # an empty row
     w = torch.randn(out_f, in_f, dtype=torch.float64) * mask
@@ -31,11 +39,18 @@ def test_values_autograd_exact_vs_masked_dense(out_f, in_f, lead, density, block
     torch.testing.assert_close(values.grad, s.values_of(wd.grad))
     torch.testing.assert_close(x.grad, xd.grad)
     torch.testing.assert_close(bias.grad, bd.grad)
-    # the sampled product against its slow reference
+    # the sampled products (sprig's compiled one, torch's) against the slow reference
     g2, x2 = gy.reshape(-1, out_f), x.detach().reshape(-1, in_f)
+    ref = nonzero_grad_reference(s, g2, x2)
+    torch.testing.assert_close(_nonzero_grad(s, values.detach(), g2, x2), ref)
     torch.testing.assert_close(
-        torch.sparse.sampled_addmm(s.csr(values.detach()), g2.t(), x2, beta=0.0).values(),
-        nonzero_grad_reference(s, g2, x2),
+        _nonzero_grad(s, values.detach().float(), g2.float(), x2.float()),
+        ref.float(),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    torch.testing.assert_close(
+        torch.sparse.sampled_addmm(s.csr(values.detach()), g2.t(), x2, beta=0.0).values(), ref
     )
 
 

@@ -7,9 +7,15 @@ it 1.2-4x faster than ``to_sparse_csr()``'s default int64 (measured on this mach
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from ._threads import row_parts, run_parts
+
+GATHER_MIN = 200_000  # entries; below this index_select's single call is as fast
 
 # torch warns once that CSR support is "beta"; sprig uses only its stable core (MKL products)
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -132,11 +138,11 @@ class CSRStructure:
         self.perm_t = torch.argsort(col * rows + row)
         self.crow_t = _row_pointers(col[self.perm_t], cols).to(index)
         self.col_t = row[self.perm_t].to(index)
+        self._np_index: dict[str, Any] = {}  # numpy copies for the compiled loops
 
     def values_of(self, weight: Tensor) -> Tensor:
         """The stored entries of a dense ``weight`` (``(nnz,)``, CSR order)."""
-        # index_select: about 4x faster than advanced indexing here
-        return weight.detach().reshape(-1).index_select(0, self.flat)
+        return self._take(weight.detach().reshape(-1), self.flat, "flat")
 
     def csr(self, values: Tensor) -> Tensor:
         """The CSR matrix ``(rows, cols)`` with these values."""
@@ -144,8 +150,50 @@ class CSRStructure:
 
     def transpose(self, values: Tensor) -> Tensor:
         """The CSR matrix of the transpose ``(cols, rows)`` with these values (CSR order)."""
-        values_t = values.index_select(0, self.perm_t)
+        values_t = self._take(values, self.perm_t, "perm_t")
         return csr_from_parts(self.crow_t, self.col_t, values_t, self.shape[::-1])
+
+    def compiled(self, threads: int) -> tuple[Any, Any, Any]:
+        """Row pointers, columns (16-bit where they fit) and row cuts for ``threads``, as
+        numpy arrays for the compiled loops (built once)."""
+        key = f"rows{threads}"
+        if key not in self._np_index:
+            if "crow" not in self._np_index:
+                self._np_index["crow"] = self.crow.numpy().astype(np.uint32)
+                col = np.uint16 if self.shape[1] <= 2**16 else np.uint32
+                self._np_index["col"] = self.col.numpy().astype(col)
+            self._np_index[key] = row_parts(self._np_index["crow"], threads)
+        return self._np_index["crow"], self._np_index["col"], self._np_index[key]
+
+    def _take(self, src: Tensor, index: Tensor, name: str) -> Tensor:
+        """``src[index]`` for a 1-D ``src``: a compiled parallel gather for big CPU tensors.
+
+        Measured at N=4096, d=0.1 (1.7 M entries, 2 threads): ``index_select`` 2.0 ms, the
+        compiled gather over 32-bit indices 0.8 ms. Small, CUDA, other dtypes and anything
+        that needs a gradient go through ``index_select``.
+        """
+        if (
+            index.numel() < GATHER_MIN
+            or src.device.type != "cpu"
+            or src.dtype not in (torch.float32, torch.float64)
+            or (src.requires_grad and torch.is_grad_enabled())
+        ):
+            return src.index_select(0, index)  # about 4x faster than advanced indexing here
+        idx = self._np_index.get(name)
+        if idx is None:
+            wide = src.numel() >= 2**32
+            idx = self._np_index[name] = index.numpy().astype(np.uint64 if wide else np.uint32)
+        from . import _compiled as nb
+
+        src_np = src.contiguous().numpy()
+        out = np.empty(index.numel(), dtype=src_np.dtype)
+        parts = max(1, min(torch.get_num_threads(), index.numel() // GATHER_MIN))
+        run_parts(
+            lambda cuts: nb.gather(src_np, idx, out, len(cuts) - 1),
+            lambda: out.__setitem__(slice(None), src_np[idx]),
+            np.arange(parts + 1),  # run_parts only counts the parts here
+        )
+        return torch.from_numpy(out)
 
     def scatter(self, values: Tensor) -> Tensor:
         """A dense ``(rows, cols)`` tensor with ``values`` at the nonzeros, zero elsewhere."""

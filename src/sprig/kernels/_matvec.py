@@ -9,7 +9,7 @@ columns 2.15 ms, with 16-bit columns 1.48 ms (``benchmarks/bench_kernels.py`` ha
 The rows are cut into one part per torch thread, balanced by nonzeros, and the parts run on
 OpenMP threads (``_threads`` says why those). Small products run on one thread.
 
-The compiled loop lives in ``_matvec_numba`` (numba is imported on first use).
+The compiled loop lives in ``_compiled`` (numba is imported on first use).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class MatVec:
 
     def __call__(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
         """``W x + b`` for a dense CPU vector ``x`` of ``n_cols`` (any strides), no gradient."""
-        from . import _matvec_numba as nb
+        from . import _compiled as nb
 
         if x.shape != (self.cols,) or x.dtype != self.dtype:
             raise ValueError(
@@ -77,8 +77,8 @@ class MatVec:
         b = self._zeros if bias is None else bias.detach().to(self.dtype).contiguous().numpy()
         args = (self._crow, self._col, self._val, xn, b, y)
         run_parts(
-            lambda bounds: nb.rows_parallel(*args, bounds),
-            lambda: nb.rows(*args, 0, self.rows),
+            lambda bounds: nb.matvec_parallel(*args, bounds),
+            lambda: nb.matvec(*args),
             self._split(torch.get_num_threads()),
         )
         return torch.from_numpy(y)

@@ -17,7 +17,7 @@ dense products) that the tests compare against.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -159,6 +159,13 @@ class PreparedLayer:
     shape_hh: tuple[int, int]
     arrays: tuple[Any, ...]  # ih crow, col, values, hh crow, col, values, b_ih, b_hh
     dtype: torch.dtype
+    parts: dict[int, Any] = field(default_factory=dict)  # W_hh row cuts per thread count
+
+    def hh_parts(self, threads: int) -> Any:
+        """Row cuts of ``W_hh`` for ``threads`` threads (cached)."""
+        if threads not in self.parts:
+            self.parts[threads] = row_parts(self.arrays[3], threads)
+        return self.parts[threads]
 
 
 def prepare_layer(layer: RecurrentLayer, dtype: torch.dtype = torch.float32) -> PreparedLayer:
@@ -275,7 +282,9 @@ def csr_recurrent(
     # loop_mat: (T, I, B), batch innermost; loop_vec: (B, I, T), time innermost
     xs = np.ascontiguousarray(xn.transpose(0, 2, 1) if inner else xn.transpose(1, 2, 0))
     h, c = state(h0, inner), state(c0, inner)
-    out = np.zeros((T, H, B) if inner else (B, T, H), dtype=np_dtype)
+    # every step of every sequence is written unless a length stops one early
+    full = lengths is None or bool((lens == T).all())
+    out = (np.empty if full else np.zeros)((T, H, B) if inner else (B, T, H), dtype=np_dtype)
     args = (xs, lens.numpy(), h, c, *prep.arrays, _CELL_CODE[cell], act, out)
     if inner:
         nb.loop_mat(*args)
@@ -283,7 +292,7 @@ def csr_recurrent(
         run_parts(
             lambda bounds: nb.loop_vec_parallel(*args, bounds),
             lambda: nb.loop_vec(*args),
-            row_parts(prep.arrays[3], torch.get_num_threads()),
+            prep.hh_parts(torch.get_num_threads()),
         )
     out_t = torch.from_numpy(out).permute(*((0, 2, 1) if inner else (1, 0, 2)))
     h_t, c_t = torch.from_numpy(h), torch.from_numpy(c)

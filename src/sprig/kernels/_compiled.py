@@ -1,0 +1,87 @@
+"""Compiled CPU loops (numba, imported lazily): the batch-1 CSR product, the sampled product
+of sparse training and a parallel gather.
+
+Each loop body is written once, over a range of rows; a serial entry point runs it on all rows
+and a parallel one on one part of rows per thread (``_threads``). The recurrent loops live in
+``_recurrent_numba``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+from numba import prange
+
+from ._threads import configure_numba
+
+configure_numba()  # before the first parallel call
+
+_FM = {"reassoc", "contract", "nsz", "arcp"}  # reassociation lets LLVM vectorize the row sums
+# error_model="numpy": no zero-division branch (see _recurrent_numba)
+_jit = numba.njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
+_pjit = numba.njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy", parallel=True)
+_inline = numba.njit(cache=True, fastmath=_FM, inline="always", error_model="numpy")
+
+
+@_inline
+def _matvec_range(
+    crow: Any, col: Any, val: Any, x: Any, bias: Any, y: Any, r0: int, r1: int
+) -> None:
+    # y[r] = bias[r] + sum_k val[k] x[col[k]]
+    for r in range(r0, r1):
+        acc = bias[r]
+        for k in range(crow[r], crow[r + 1]):
+            acc += val[k] * x[col[k]]
+        y[r] = acc
+
+
+@_jit
+def matvec(crow: Any, col: Any, val: Any, x: Any, bias: Any, y: Any) -> None:
+    _matvec_range(crow, col, val, x, bias, y, 0, y.shape[0])
+
+
+@_pjit
+def matvec_parallel(crow: Any, col: Any, val: Any, x: Any, bias: Any, y: Any, bounds: Any) -> None:
+    for p in prange(bounds.shape[0] - 1):
+        _matvec_range(crow, col, val, x, bias, y, bounds[p], bounds[p + 1])
+
+
+@_inline
+def _sampled_range(
+    crow: Any, col: Any, gy_t: Any, x_t: Any, out: Any, zero: Any, r0: int, r1: int
+) -> None:
+    # out[k] = gy_t[r] . x_t[col[k]]: the weight gradient at the nonzeros; ``zero`` is a 0 of
+    # the values' dtype (the sums keep that dtype)
+    B = gy_t.shape[1]
+    for r in range(r0, r1):
+        g = gy_t[r]
+        for k in range(crow[r], crow[r + 1]):
+            xr = x_t[col[k]]
+            acc = zero
+            for b in range(B):
+                acc += g[b] * xr[b]
+            out[k] = acc
+
+
+@_jit
+def sampled(crow: Any, col: Any, gy_t: Any, x_t: Any, out: Any, zero: Any) -> None:
+    _sampled_range(crow, col, gy_t, x_t, out, zero, 0, crow.shape[0] - 1)
+
+
+@_pjit
+def sampled_parallel(
+    crow: Any, col: Any, gy_t: Any, x_t: Any, out: Any, zero: Any, bounds: Any
+) -> None:
+    for p in prange(bounds.shape[0] - 1):
+        _sampled_range(crow, col, gy_t, x_t, out, zero, bounds[p], bounds[p + 1])
+
+
+@_pjit
+def gather(src: Any, index: Any, out: Any, parts: int) -> None:
+    # out[i] = src[index[i]], the index cut into ``parts`` contiguous pieces
+    n = index.shape[0]
+    step = (n + parts - 1) // parts
+    for p in prange(parts):
+        for i in range(p * step, min(n, (p + 1) * step)):
+            out[i] = src[index[i]]
