@@ -4,6 +4,7 @@ import torch
 from sprig.kernels import (
     KERNEL_ACTIVATIONS,
     RecurrentLayer,
+    _recurrent,
     _threads,
     csr_recurrent,
     recurrent_reference,
@@ -48,11 +49,16 @@ SHAPES = [
 @pytest.mark.parametrize("split", [False, True])
 def test_matches_reference(cell, T, B, I, H, density, split, monkeypatch):
     calls = []
+    monkeypatch.setattr(_recurrent, "MKL_STEP_MIN", 0 if split else 10**12)
     if split:  # every step's recurrent product split over 2 threads, even this small one
         monkeypatch.setattr(_threads, "MIN_NNZ_PER_THREAD", 1)
         monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
         parallel = nb.loop_vec_parallel
         monkeypatch.setattr(nb, "loop_vec_parallel", lambda *a: calls.append(1) or parallel(*a))
+    # batches: with split, the torch loop of CSR products and cell ops
+    mkl = []
+    mkl_loop = _recurrent._torch_csr_loop
+    monkeypatch.setattr(_recurrent, "_torch_csr_loop", lambda *a: mkl.append(1) or mkl_loop(*a))
     dense, csr = _layer(cell, I, H, density, seed=T * 100 + H)
     x = torch.randn(T, B, I)
     h0 = torch.randn(B, H)
@@ -67,6 +73,7 @@ def test_matches_reference(cell, T, B, I, H, density, split, monkeypatch):
             else:
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert bool(calls) == (split and B == 1 and density * H * H * GATES[cell] >= 2)
+    assert bool(mkl) == (split and B > 1)
 
 
 @pytest.mark.parametrize("act", sorted(KERNEL_ACTIVATIONS))

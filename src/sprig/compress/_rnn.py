@@ -32,6 +32,17 @@ _TORCH_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "ls
 _PARTS = ("crow", "col", "values")
 
 
+class _Prepared(dict[int, tuple[Any, PreparedLayer]]):
+    """Per-layer arrays for the compiled loop, rebuilt on change; copies and pickles start
+    empty (they hold torch CSR tensors, which cannot be deep-copied)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Prepared:
+        return _Prepared()
+
+    def __reduce__(self) -> tuple[type[_Prepared], tuple[()]]:
+        return (_Prepared, ())
+
+
 @sprig_module("CompressedRNN")
 class CompressedRNN(CompressedModule):
     """A recurrent network that stores only its nonzero weights and runs a fused CSR loop.
@@ -88,7 +99,7 @@ class CompressedRNN(CompressedModule):
         G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
         act = nonlinearity or "tanh"
         self.activation: Any = act if act in KERNEL_ACTIVATIONS else make_activation(act)
-        self._prepared: dict[int, tuple[Any, PreparedLayer]] = {}
+        self._prepared: _Prepared = _Prepared()
         for layer in range(num_layers):
             for kind in ("ih", "hh"):
                 name = f"weight_{kind}_l{layer}"

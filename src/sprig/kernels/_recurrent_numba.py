@@ -262,6 +262,75 @@ def spmm(crow: Any, col: Any, val: Any, v: Any, bias: Any, out: Any) -> None:
                 out[i, b] += w * v[ck, b]
 
 
+@_inline
+def gates_mat(cell: int, act: int, gi: Any, gh: Any, h: Any, c: Any, hn: Any, cn: Any) -> None:
+    # hn (and cn, LSTM) from the step's input part gi and recurrent part gh (biases included)
+    # and the previous h, c. Branch-free loops per common cell (they vectorize).
+    H, B = h.shape
+    if cell == 0 and act == 0:
+        for j in range(H):
+            for b in range(B):
+                hn[j, b] = ftanh(gh[j, b] + gi[j, b])
+    elif cell == 0 and act == 1:
+        for j in range(H):
+            for b in range(B):
+                hn[j, b] = max(gh[j, b] + gi[j, b], 0)
+    elif cell == 0:
+        for j in range(H):
+            for b in range(B):
+                hn[j, b] = activate(gh[j, b] + gi[j, b], act)
+    elif cell == 2:
+        for j in range(H):
+            for b in range(B):
+                i_g = fsigmoid(gh[j, b] + gi[j, b])
+                f_g = fsigmoid(gh[H + j, b] + gi[H + j, b])
+                g_g = ftanh(gh[2 * H + j, b] + gi[2 * H + j, b])
+                cv = f_g * c[j, b] + i_g * g_g
+                cn[j, b] = cv
+                hn[j, b] = fsigmoid(gh[3 * H + j, b] + gi[3 * H + j, b]) * ftanh(cv)
+    else:
+        for j in range(H):
+            for b in range(B):
+                r = fsigmoid(gh[j, b] + gi[j, b])
+                z = fsigmoid(gh[H + j, b] + gi[H + j, b])
+                # the GRU's n gate keeps its two parts apart: n = tanh(in + r * rec)
+                n = ftanh(gi[2 * H + j, b] + r * gh[2 * H + j, b])
+                hn[j, b] = (1 - z) * n + z * h[j, b]
+
+
+@_inline
+def update_mat(
+    cell: int,
+    act: int,
+    gi: Any,  # (GH, B) input part of the step, b_ih included
+    gh: Any,  # (GH, B) recurrent part, b_hh included
+    h: Any,  # (H, B) in: h_{t-1}, out: h_t (sequences past their length keep theirs)
+    c: Any,  # (H, B) LSTM cell state, in and out
+    hn: Any,  # (H, B) scratch
+    cn: Any,  # (H, B) scratch
+    live: Any,  # (B,) bool: the sequence has this step
+    ot: Any,  # (H, B) the step's output (untouched for finished sequences)
+) -> None:
+    H, B = h.shape
+    all_live = True
+    for b in range(B):
+        all_live = all_live and live[b]
+    if all_live:  # the common case: straight into the output, no masked commit
+        gates_mat(cell, act, gi, gh, h, c, ot, cn)
+        h[:, :] = ot
+        if cell == 2:
+            c[:, :] = cn
+        return
+    gates_mat(cell, act, gi, gh, h, c, hn, cn)
+    for j in range(H):
+        for b in range(B):
+            if live[b]:
+                ot[j, b] = hn[j, b]
+                h[j, b] = hn[j, b]
+                if cell == 2:
+                    c[j, b] = cn[j, b]
+
+
 @_jit
 def loop_mat(
     x: Any,  # (T, I, B)
@@ -288,48 +357,9 @@ def loop_mat(
     hn = np.empty((H, B), dtype=h.dtype)
     cn = np.empty((H, B), dtype=h.dtype)
     live = np.empty(B, dtype=np.bool_)
-    fold = 2 * H if cell == 1 else GH  # the GRU's n gate keeps its two parts apart
     for t in range(T):
         for b in range(B):
             live[b] = t < lengths[b]
         spmm(ih_crow, ih_col, ih_val, x[t], b_ih, gi)
         spmm(hh_crow, hh_col, hh_val, h, b_hh, gh)
-        for i in range(fold):
-            for b in range(B):
-                gh[i, b] += gi[i, b]
-        # branch-free loops per common cell (they vectorize), then a masked commit
-        if cell == 0 and act == 0:
-            for j in range(H):
-                for b in range(B):
-                    hn[j, b] = ftanh(gh[j, b])
-        elif cell == 0 and act == 1:
-            for j in range(H):
-                for b in range(B):
-                    hn[j, b] = max(gh[j, b], 0)
-        elif cell == 0:
-            for j in range(H):
-                for b in range(B):
-                    hn[j, b] = activate(gh[j, b], act)
-        elif cell == 2:
-            for j in range(H):
-                for b in range(B):
-                    cv = fsigmoid(gh[H + j, b]) * c[j, b] + fsigmoid(gh[j, b]) * ftanh(
-                        gh[2 * H + j, b]
-                    )
-                    cn[j, b] = cv
-                    hn[j, b] = fsigmoid(gh[3 * H + j, b]) * ftanh(cv)
-        else:
-            for j in range(H):
-                for b in range(B):
-                    r = fsigmoid(gh[j, b])
-                    z = fsigmoid(gh[H + j, b])
-                    n = ftanh(gi[2 * H + j, b] + r * gh[2 * H + j, b])
-                    hn[j, b] = (1 - z) * n + z * h[j, b]
-        ot = out[t]
-        for j in range(H):
-            for b in range(B):
-                if live[b]:
-                    ot[j, b] = hn[j, b]
-                    h[j, b] = hn[j, b]
-                    if cell == 2:
-                        c[j, b] = cn[j, b]
+        update_mat(cell, act, gi, gh, h, c, hn, cn, live, out[t])

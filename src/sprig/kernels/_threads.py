@@ -27,8 +27,8 @@ def configure_numba() -> None:
     """Ask numba for its OpenMP threading layer unless the user chose one (before any launch)."""
     import numba
 
-    if numba.config.THREADING_LAYER == "default":
-        numba.config.THREADING_LAYER = "omp"
+    if numba.config.THREADING_LAYER == "default":  # type: ignore[attr-defined]
+        numba.config.THREADING_LAYER = "omp"  # type: ignore[attr-defined]
 
 
 def row_parts(crow: Any, threads: int, min_nnz: int | None = None) -> Any:
