@@ -33,3 +33,4 @@ def test_structure_gathers_match_index_select(monkeypatch):
             assert torch.equal(values, w.reshape(-1).index_select(0, s.flat))
             t = s.transpose(values).to_dense()
             assert torch.equal(t, w.t())
+            assert torch.equal(s.scatter(values), w)

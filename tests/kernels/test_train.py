@@ -163,3 +163,20 @@ def test_layer_with_cache_copies():
         assert other._kernels.csr is None  # the copy starts with an empty cache
         torch.testing.assert_close(other(x), y)
     assert pickle.loads(pickle.dumps(layer._kernels)).csr is None
+
+
+def test_csr_backend_gradient_stays_masked_when_other_uses_add_dense_parts():
+    # other contributions (a second use of the weight, accumulation over two backwards) join
+    # the CSR backward's gradient and are masked too
+    layer = sprig.SparseLinear(40, 30, 0.2, seed=0, backend="csr")
+    off = ~layer.weight_mask
+    x = torch.randn(5, 40)
+    (layer(x).sum() + (x @ layer.weight.t()).square().sum()).backward()
+    assert layer.weight.grad is not None and bool((layer.weight.grad[off] == 0).all())
+    layer.weight.grad = None
+    layer(x).sum().backward()
+    first = layer.weight.grad.clone()
+    assert bool((first[off] == 0).all())
+    (x @ layer.weight.t()).sum().backward()  # accumulates a dense gradient into it
+    assert bool((layer.weight.grad[off] == 0).all())
+    assert not torch.equal(layer.weight.grad, first)

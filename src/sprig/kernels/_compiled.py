@@ -1,5 +1,5 @@
 """Compiled CPU loops (numba, imported lazily): the batch-1 CSR product, the sampled product
-of sparse training and a parallel gather.
+of sparse training, and a parallel gather and scatter.
 
 Each loop body is written once, over a range of rows; a serial entry point runs it on all rows
 and a parallel one on one part of rows per thread (``_threads``). The recurrent loops live in
@@ -85,3 +85,13 @@ def gather(src: Any, index: Any, out: Any, parts: int) -> None:
     for p in prange(parts):
         for i in range(p * step, min(n, (p + 1) * step)):
             out[i] = src[index[i]]
+
+
+@_pjit
+def scatter(src: Any, index: Any, out: Any, parts: int) -> None:
+    # out[index[i]] = src[i] (distinct indices), the index cut into ``parts`` pieces
+    n = index.shape[0]
+    step = (n + parts - 1) // parts
+    for p in prange(parts):
+        for i in range(p * step, min(n, (p + 1) * step)):
+            out[index[i]] = src[i]

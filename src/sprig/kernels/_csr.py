@@ -172,34 +172,64 @@ class CSRStructure:
         compiled gather over 32-bit indices 0.8 ms. Small, CUDA, other dtypes and anything
         that needs a gradient go through ``index_select``.
         """
-        if (
-            index.numel() < GATHER_MIN
-            or src.device.type != "cpu"
-            or src.dtype not in (torch.float32, torch.float64)
-            or (src.requires_grad and torch.is_grad_enabled())
-        ):
+        if not _compiled_fits(src, index.numel()):
             return src.index_select(0, index)  # about 4x faster than advanced indexing here
-        idx = self._np_index.get(name)
-        if idx is None:
-            wide = src.numel() >= 2**32
-            idx = self._np_index[name] = index.numpy().astype(np.uint64 if wide else np.uint32)
         from . import _compiled as nb
 
+        idx = self._np(name, index, src.numel())
         src_np = src.contiguous().numpy()
         out = np.empty(index.numel(), dtype=src_np.dtype)
-        parts = max(1, min(torch.get_num_threads(), index.numel() // GATHER_MIN))
         run_parts(
             lambda cuts: nb.gather(src_np, idx, out, len(cuts) - 1),
             lambda: out.__setitem__(slice(None), src_np[idx]),
-            np.arange(parts + 1),  # run_parts only counts the parts here
+            _parts(index.numel()),
         )
         return torch.from_numpy(out)
 
+    def _np(self, name: str, index: Tensor, size: int) -> Any:
+        """A cached numpy copy of ``index`` (32-bit when ``size`` allows) for compiled loops."""
+        idx = self._np_index.get(name)
+        if idx is None:
+            idx = self._np_index[name] = index.numpy().astype(
+                np.uint64 if size >= 2**32 else np.uint32
+            )
+        return idx
+
     def scatter(self, values: Tensor) -> Tensor:
-        """A dense ``(rows, cols)`` tensor with ``values`` at the nonzeros, zero elsewhere."""
-        out = torch.zeros(self.shape[0] * self.shape[1], dtype=values.dtype, device=values.device)
-        out.index_copy_(0, self.flat, values)
-        return out.view(self.shape)
+        """A dense ``(rows, cols)`` tensor with ``values`` at the nonzeros, zero elsewhere.
+
+        Not a view: autograd then keeps it as the gradient without a copy.
+        """
+        out = torch.zeros(self.shape, dtype=values.dtype, device=values.device)
+        flat = out.view(-1)
+        if not _compiled_fits(values, self.nnz):
+            flat.index_copy_(0, self.flat, values)
+            return out
+        from . import _compiled as nb
+
+        idx = self._np("flat", self.flat, out.numel())
+        src, dst = values.contiguous().numpy(), flat.numpy()
+        run_parts(
+            lambda cuts: nb.scatter(src, idx, dst, len(cuts) - 1),
+            lambda: dst.__setitem__(idx, src),
+            _parts(self.nnz),
+        )
+        return out
+
+
+def _compiled_fits(t: Tensor, n: int) -> bool:
+    """Whether the compiled gather/scatter serves ``n`` entries of ``t`` (else torch's ops)."""
+    return (
+        n >= GATHER_MIN
+        and t.device.type == "cpu"
+        and t.dtype in (torch.float32, torch.float64)
+        and not (t.requires_grad and torch.is_grad_enabled())
+    )
+
+
+def _parts(n: int) -> Any:
+    parts = max(1, min(torch.get_num_threads(), n // GATHER_MIN))
+    return np.arange(parts + 1)  # run_parts only counts the parts here
 
 
 def _row_pointers(row: Tensor, rows: int) -> Tensor:
