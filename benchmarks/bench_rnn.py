@@ -1,8 +1,8 @@
 """Sparse recurrent networks: compressed inference and masked training against dense torch.
 
 Inference (T=100 steps, input 256): dense ``nn.RNN``, a Python loop of torch CSR products, the
-source article's scipy CSR loop, and ``sprig.compress`` (fused numba loop), for H in
-{256, 1024, 4096}, B in {1, 16}, density in {0.1, 0.05, 0.01}; GRU and LSTM at H=1024.
+source article's scipy CSR loop, and ``sprig.compress`` (``sprig.kernels.csr_recurrent``), for
+H in {256, 1024, 4096}, B in {1, 16}, density in {0.1, 0.05, 0.01}; GRU and LSTM at H=1024.
 Training: one step (forward, backward, Adam) of a masked ``SparseRNN`` against dense torch at
 H=1024, T=100, B=16, density 0.1. All times of one row are measured interleaved in one run.
 
@@ -33,9 +33,13 @@ GOALS = {
 }
 
 NOTES = """
-Medians of interleaved rounds (3 for H=4096, 5-7 otherwise). sprig = `sprig.compress` (one
-numba loop per layer, one thread) for inference; for training, a masked `SparseRNN` (torch's
-fused kernel, sprig's mask hooks) with `Adam(fused=True)` against the same dense torch module.
+Medians of interleaved rounds (3 for H=4096, 5-7 otherwise). sprig = `sprig.compress` for
+inference: batch 1 runs one compiled loop per layer (each step's rows split over 2 OpenMP
+threads when W_hh holds >= 100k nonzeros); batch 16 runs the compiled batch-inner loop, or,
+when nnz(W_hh) * B >= 200k, a Python loop of MKL CSR products and torch cell ops. The "torch
+CSR loop" column keeps only the last state (no outputs), sprig keeps every step's. For
+training, a masked `SparseRNN` (torch's fused kernel, sprig's mask hooks) with
+`Adam(fused=True)` against the same dense torch module.
 "dense torch" uses torch's default 2 threads, "dense 1-thread" one thread. Multi-threaded
 torch ops suffer most when other jobs share the 2 cores, so the load average measured during
 this run is written below the table.
@@ -193,7 +197,8 @@ def main(quick: bool = False) -> None:
         "T": T,
         "input_size": IN,
         "goals": GOALS,
-        "note": "sprig = sprig.compress (numba CSR loop, one thread) for inference, masked "
+        "note": "sprig = sprig.compress (compiled loop, or MKL products per step for big "
+        "batched steps) for inference, masked "
         "SparseRNN on torch's fused kernel + Adam(fused=True) for training; dense torch uses "
         "all threads; the machine was shared with other jobs",
     }

@@ -5,6 +5,9 @@ Fast path: MKL's CSR kernels through torch (cuSPARSE on CUDA). Measured on this 
 ``(in, 1)`` matrix; large batches run in column blocks (32 columns made a batch of 256 about
 1.9x faster), because MKL's SpMM slows down when the dense operand is wide. The slow reference
 beside it (:func:`csr_linear_reference`) is a plain scatter-add over the nonzeros.
+
+Compressed layers run batch 1 through :class:`sprig.kernels.MatVec` instead (16-bit column
+indices, OpenMP threads): 2x MKL's ``mv`` at N=8192, d=0.05 on this machine.
 """
 
 from __future__ import annotations
