@@ -67,10 +67,11 @@ class MatVec:
         """``W x + b`` for a dense CPU vector ``x`` of ``n_cols`` (any strides), no gradient."""
         from . import _compiled as nb
 
-        if x.shape != (self.cols,) or x.dtype != self.dtype:
+        if x.shape != (self.cols,) or x.dtype != self.dtype or x.device.type != "cpu":
             raise ValueError(
-                f"MatVec: input of shape {tuple(x.shape)} and dtype {x.dtype} does not fit a "
-                f"({self.rows}, {self.cols}) {self.dtype} matrix: pass a ({self.cols},) vector"
+                f"MatVec: input of shape {tuple(x.shape)}, dtype {x.dtype} on {x.device} does "
+                f"not fit a ({self.rows}, {self.cols}) {self.dtype} CPU matrix: pass a "
+                f"({self.cols},) CPU vector"
             )
         xn = x.detach().contiguous().numpy()
         y = np.empty(self.rows, dtype=self._val.dtype)
