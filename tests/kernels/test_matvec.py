@@ -50,7 +50,7 @@ def test_float64_and_balanced_parts(monkeypatch):
 def test_bad_input():
     csr, _ = _case(4, 5, 0.5, torch.float32, 0)
     mv = MatVec(csr.crow_indices(), csr.col_indices(), csr.values(), 5)
-    with pytest.raises(ValueError, match=r"pass a \(5,\) vector"):
+    with pytest.raises(ValueError, match=r"pass a \(5,\) CPU vector"):
         mv(torch.ones(6))
     with pytest.raises(ValueError, match="float32"):
         mv(torch.ones(5, dtype=torch.float64))
