@@ -111,3 +111,42 @@ def test_quantize_search(delay1):
     assert float(found.model.cells[0].kernel_out.detach()[1, 0]) == 3.0
     with pytest.raises(ValueError, match="step"):
         quantize(delay1, 0.0)
+
+
+def _rare_glitch_task():
+    """y[n] = x[n-1], except -1 after ten +1 inputs in a row: a hand-built delay-1 network is
+    wrong on roughly one sequence of 20 steps in 400."""
+    from sprig.bonsai import StepTask
+
+    def step(state: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        prev, run = state[:, :1], state[:, 1:]
+        run = torch.where(x > 0, run + 1, torch.zeros_like(run))
+        y = torch.where(run >= 10, -torch.ones_like(prev), prev)
+        return torch.cat([x, run], dim=1), y
+
+    return StepTask("rare-glitch", 1, 1, step, torch.tensor([-1.0, 0.0]))
+
+
+def test_threshold_search_confirms_on_more_sequences(delay1):
+    task = _rare_glitch_task()
+    assert score(delay1, task, sequences=60, length=20, seed=0).perfect  # the small check passes
+    assert not score(delay1, task, sequences=5000, length=20, seed=1).perfect
+    kw = {"sequences": 60, "length": 20, "thresholds": [0.7, 0.0], "seed": 0}
+    plain = threshold_search(delay1, task, confirm_sequences=0, **kw)
+    assert plain.perfect and plain.threshold == 0.7  # accepted on 60 sequences: a false pass
+    confirmed = threshold_search(delay1, task, confirm_sequences=5000, **kw)
+    # 0.7 fails the confirmation, so does the next threshold (0.0): an honest failure
+    assert not confirmed.perfect and confirmed.threshold == 0.0
+    # a network that is really perfect passes the confirmation
+    assert threshold_search(delay1, "delay-1", confirm_sequences=5000, **kw).threshold == 0.7
+    with pytest.raises(ValueError, match="confirm_sequences"):
+        threshold_search(delay1, "delay-1", confirm_sequences=-1)
+
+
+def test_quantize_search_confirms_too(delay1):
+    from sprig.bonsai import quantize_search
+
+    task = _rare_glitch_task()
+    kw = {"sequences": 60, "length": 20, "quanta": [1.0], "seed": 0}
+    assert quantize_search(delay1, task, confirm_sequences=0, **kw).perfect
+    assert not quantize_search(delay1, task, confirm_sequences=5000, **kw).perfect

@@ -49,6 +49,7 @@ def grow_bonsai(
     validation_length: int = 40,
     on_step: Callable[[int, float], None] | None = None,
     quantize: bool = False,
+    confirm_sequences: int | None = None,
 ) -> BonsaiResult:
     """Grow a bonsai network on ``task``, prune it to a graph and validate the graph.
 
@@ -61,6 +62,9 @@ def grow_bonsai(
         on_step: called with ``(step, loss)`` after each training step.
         quantize: after clipping, also round the values to the coarsest step that keeps the
             network perfect (:func:`quantize_search`): a more readable graph.
+        confirm_sequences: fresh sequences a threshold that passes the check must also get
+            right before it is kept (:func:`threshold_search`; None: as many as the
+            validation, so a rare error is caught before the validation, not by it).
 
     Returns:
         A :class:`BonsaiResult`.
@@ -75,6 +79,7 @@ def grow_bonsai(
     task = get_task(task)
     config = config or GrowConfig()
     model, losses = grow(task, config, on_step=on_step)
+    confirm = validation_sequences if confirm_sequences is None else confirm_sequences
     found = threshold_search(
         model,
         task,
@@ -82,9 +87,12 @@ def grow_bonsai(
         seed=config.seed + 1,
         finetune_steps=config.finetune_steps,
         finetune_length=config.length,  # the length the network was grown on
+        confirm_sequences=confirm,
     )
     if quantize and found.perfect:
-        rounded = quantize_search(found.model, task, check_sequences, seed=config.seed + 1)
+        rounded = quantize_search(
+            found.model, task, check_sequences, seed=config.seed + 1, confirm_sequences=confirm
+        )
         if rounded.perfect:
             found = ThresholdResult(rounded.model, found.threshold, True)
     graph = extract_graph(
