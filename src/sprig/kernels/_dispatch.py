@@ -96,6 +96,11 @@ def dispatch_table(table: Sequence[BreakEven]) -> Iterator[None]:
         set_dispatch_table(old)
 
 
+def dispatch_version() -> int:
+    """A number that changes whenever the table does (layers key cached plans on it)."""
+    return _version
+
+
 def check_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
