@@ -3,8 +3,9 @@
 The three CSR arrays are plain buffers (``crow``, ``col``, ``values``), so the module saves and
 loads with ``sprig.save``/``sprig.load`` (safetensors holds no sparse tensors). Column indices
 are 16-bit when the layer has at most 65,536 inputs (6 bytes per nonzero instead of 8), which
-the batch-1 kernel (:class:`sprig.kernels.MatVec`) reads directly; larger batches run MKL's
-CSR product, which needs int32 indices: that copy is made, validated and cached on first use.
+the batch-1 kernel (:class:`sprig.kernels.MatVec`, layers of ``MATVEC_MIN_NNZ`` nonzeros or
+more) reads directly; larger batches and small layers run MKL's CSR product, which needs int32
+indices: that copy is made, validated and cached on first use.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..kernels import (
+    MATVEC_MIN_NNZ,
     MatVec,
     apply_rows,
     check_csr_parts,
@@ -221,7 +223,7 @@ class CompressedLinear(CompressedModule):
         plan = self._plan(batch, v)
         if plan.kernel == "dense":
             return F.linear(x, self.dense_weight(), bias)
-        if batch == 1 and _matvec_fits(x, v):
+        if batch == 1 and self.nnz >= MATVEC_MIN_NNZ and _matvec_fits(x, v):
             y = self.matvec()(x.reshape(self.in_features), bias)
             return y.reshape(*x.shape[:-1], self.out_features)
         return csr_linear(x, self.weight_csr(), bias, block=plan.block)

@@ -15,7 +15,7 @@ from ._dispatch import (
 )
 from ._inputs import apply_rows, is_sparse_input
 from ._linear import csr_linear, csr_linear_reference
-from ._matvec import MatVec
+from ._matvec import MATVEC_MIN_NNZ, MatVec
 from ._recurrent import (
     KERNEL_ACTIVATIONS,
     PreparedLayer,
@@ -45,6 +45,7 @@ __all__ = [
     "is_sparse_input",
     "masked_csr_linear",
     "MatVec",
+    "MATVEC_MIN_NNZ",
     "nonzero_grad_reference",
     "Plan",
     "prepare_layer",
