@@ -7,15 +7,15 @@ Measured on: 2.13.0+cpu, 2 threads.
 """
 
 TABLE: tuple[tuple[str, str, str, int, int, float, int], ...] = (
-    ("cpu", "float32", "infer", 1024, 1, 0.01, 0),
+    ("cpu", "float32", "infer", 1024, 1, 0.2, 0),
     ("cpu", "float32", "infer", 1024, 32, 0.2, 0),
     ("cpu", "float32", "infer", 1024, 256, 0.1, 32),
     ("cpu", "float32", "infer", 4096, 1, 0.2, 0),
     ("cpu", "float32", "infer", 4096, 32, 0.2, 0),
     ("cpu", "float32", "infer", 4096, 256, 0.2, 32),
     ("cpu", "float32", "infer", 8192, 1, 0.2, 0),
-    ("cpu", "float32", "infer", 8192, 32, 0.5, 0),
-    ("cpu", "float32", "infer", 8192, 256, 0.1, 32),
+    ("cpu", "float32", "infer", 8192, 32, 0.2, 0),
+    ("cpu", "float32", "infer", 8192, 256, 0.2, 32),
     ("cpu", "float32", "train", 1024, 1, 0.0, 0),
     ("cpu", "float32", "train", 1024, 32, 0.0, 0),
     ("cpu", "float32", "train", 1024, 256, 0.01, 32),
