@@ -14,7 +14,7 @@ TABLE: tuple[tuple[str, str, str, int, int, float, int], ...] = (
     ("cpu", "float32", "infer", 4096, 32, 0.2, 0),
     ("cpu", "float32", "infer", 4096, 256, 0.2, 32),
     ("cpu", "float32", "infer", 8192, 1, 0.2, 0),
-    ("cpu", "float32", "infer", 8192, 32, 0.2, 0),
+    ("cpu", "float32", "infer", 8192, 32, 0.5, 0),
     ("cpu", "float32", "infer", 8192, 256, 0.2, 32),
     ("cpu", "float32", "train", 1024, 1, 0.0, 0),
     ("cpu", "float32", "train", 1024, 32, 0.0, 0),
