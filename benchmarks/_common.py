@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
-from sprig._timing import time_interleaved
+from sprig._timing import time_blocks, time_interleaved
 
-__all__ = ["RESULTS", "machine", "time_interleaved", "write_table"]
+__all__ = ["RESULTS", "machine", "time_blocks", "time_interleaved", "write_table"]
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import write_table  # noqa: E402
+from _common import time_blocks, write_table  # noqa: E402
 
 import sprig  # noqa: E402
 from sprig.kernels import (  # noqa: E402
@@ -89,26 +89,6 @@ def time_best(fns: Mapping[str, Callable[[], object]], budget: float = 1.0) -> d
     for _ in range(rounds):
         for name, fn in fns.items():
             best[name] = min(best[name], _once(fn))
-    return best
-
-
-def time_blocks(
-    fns: Mapping[str, Callable[[], object]], budget: float = 1.0, block: float = 2e-3
-) -> dict[str, float]:
-    """Best mean seconds per call over blocks of consecutive calls (about ``block`` seconds
-    each), the blocks interleaved."""
-    for fn in fns.values():
-        fn()  # warm-up: a first call may compile, load or validate
-    once = {name: _once(fn) for name, fn in fns.items()}  # the cost of a call
-    calls = {name: max(1, int(block / max(t, 1e-7))) for name, t in once.items()}
-    rounds = int(max(3, min(30, budget / max(block * len(fns), sum(once.values())))))
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            for _ in range(calls[name]):
-                fn()
-            best[name] = min(best[name], (time.perf_counter() - start) / calls[name])
     return best
 
 
