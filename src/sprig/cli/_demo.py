@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._timing import time_interleaved
+from .._timing import time_blocks
 
 Echo = Callable[[str], None]
 
@@ -133,9 +133,9 @@ def _compress(size: int, rounds: int, echo: Echo) -> _Section:
     with torch.inference_mode():
         for batch in (1, 64):
             x = torch.randn(batch, size)
-            t = time_interleaved(
-                {"dense": partial(dense, x), "fast": partial(fast, x)}, rounds, warmup=1
-            )
+            # blocks of consecutive calls, as a layer runs in a loop (sprig._timing)
+            fns = {"dense": partial(dense, x), "fast": partial(fast, x)}
+            t = time_blocks(fns, budget=0.05 * rounds, block=10e-3)
             t_dense, t_fast = t["dense"], t["fast"]
             diff = float((dense(x) - fast(x)).abs().max())
             rows.append(
