@@ -150,3 +150,21 @@ def test_quantize_search_confirms_too(delay1):
     kw = {"sequences": 60, "length": 20, "quanta": [1.0], "seed": 0}
     assert quantize_search(delay1, task, confirm_sequences=0, **kw).perfect
     assert not quantize_search(delay1, task, confirm_sequences=5000, **kw).perfect
+
+
+def test_best_result_prefers_the_smallest_perfect_graph():
+    from types import SimpleNamespace
+
+    from sprig.bonsai import best_result
+
+    def run(counts, accuracy):
+        graph = SimpleNamespace(counts=lambda: dict(zip(("neurons", "states", "edges"), counts)))
+        score = SimpleNamespace(accuracy=accuracy, perfect=accuracy == 1.0)
+        return SimpleNamespace(graph=graph, score=score)
+
+    big, small, wrong = run((5, 3, 20), 1.0), run((3, 2, 6), 1.0), run((2, 1, 2), 0.99)
+    assert best_result([big, wrong, small]) is small
+    near, far = run((9, 9, 90), 0.999), run((2, 1, 2), 0.9)
+    assert best_result([far, near]) is near
+    with pytest.raises(ValueError, match="at least one"):
+        best_result([])

@@ -65,3 +65,15 @@ def test_bonsai_runs_a_users_task(tmp_path, monkeypatch):
     assert (out / "graph.html").is_file()
     bad = CliRunner().invoke(app, ["bonsai", "mytasks:MISSING"])
     assert "cannot load task" in str(bad.exception)
+
+
+def test_bonsai_seeds_keeps_the_best_run(tmp_path):
+    out = tmp_path / "run"
+    args = ["bonsai", "delay-1", "--out", str(out), "--steps", "30", "--cells", "1x1"]
+    args += ["--validation-sequences", "100", "--check-sequences", "50", "--seeds", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "seed 0:" in result.output and "seed 1:" in result.output
+    assert "keeping seed" in result.output and "for all seeds" in result.output
+    bad = CliRunner().invoke(app, ["bonsai", "delay-1", "--seeds", "0"])
+    assert bad.exit_code == 2 and "--seeds" in bad.output  # a usage error names the option

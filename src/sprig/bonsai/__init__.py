@@ -13,7 +13,7 @@ from ._export import (
 )
 from ._graph import Edge, Graph, Node, extract_graph
 from ._grow import PRESETS, GrowConfig, finetune, grow, make_model, preset_config
-from ._pipeline import BonsaiResult, grow_bonsai
+from ._pipeline import BonsaiResult, best_result, grow_bonsai
 from ._tasks import TASKS, SampledTask, StepTask, Task, get_task
 from ._threshold import (
     QUANTA,
@@ -51,6 +51,7 @@ __all__ = [
     "graph_to_dict",
     "grow",
     "grow_bonsai",
+    "best_result",
     "layout",
     "parse_inputs",
     "render_html",

@@ -192,7 +192,15 @@ def bonsai(
         typer.Option(help="Cells as OUTxSTATE widths, comma-separated (default: the task's)."),
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Training steps (default: the task's).")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed (the first one with --seeds).")] = 0,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            help="Grow this many networks (seeds SEED, SEED+1, ...) and keep the smallest "
+            "perfect graph: seeds differ a lot on the harder tasks.",
+            min=1,
+        ),
+    ] = 1,
     input: Annotated[
         str | None,
         typer.Option(help='Input steps for the viewer page, e.g. "1 0 0 1" (default: a sample).'),
@@ -210,7 +218,7 @@ def bonsai(
     """Grow a bonsai RNN on TASK, prune it to a graph, validate it, and write graph.json,
     graph.dot, graph.py and graph.html into a run folder.
 
-    Example: sprig bonsai 1to111 --out runs/b111
+    Example: sprig bonsai 1to111 --out runs/b111 (or: sprig bonsai switcher --seeds 5)
     """
     from ._bonsai import run_bonsai
 
@@ -225,6 +233,7 @@ def bonsai(
         check_sequences,
         typer.echo,
         quantize=quantize,
+        seeds=seeds,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ..bonsai import (
+    best_result,
     get_task,
     grow_bonsai,
     load_graph,
@@ -48,38 +49,57 @@ def run_bonsai(
     check_sequences: int,
     echo: Callable[[str], None],
     quantize: bool = False,
+    seeds: int = 1,
 ) -> None:
     from tqdm import tqdm
 
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
     task = get_task(task_name)
-    overrides: dict[str, Any] = {"seed": seed}
+    overrides: dict[str, Any] = {}
     if cells:
         overrides["cells"] = parse_cells(cells)
     if steps is not None:
         overrides["steps"] = steps
-    config = preset_config(task.name, **overrides)
     steps_in = parse_inputs(inputs, task.in_features) if inputs else None
     folder = out or Path("runs") / f"bonsai-{task.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     folder.mkdir(parents=True, exist_ok=True)
-    echo(f"growing a bonsai on {task.name}: cells {list(config.cells)}, {config.steps} steps")
-    with tqdm(total=config.steps, unit="step", leave=False) as bar:
-
-        def on_step(step: int, loss: float) -> None:
-            bar.update(1)
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{loss:.4f}")
-
-        result = grow_bonsai(
-            task,
-            config,
-            check_sequences=check_sequences,
-            validation_sequences=validation_sequences,
-            on_step=on_step,
-            quantize=quantize,
+    results = []
+    for run_seed in range(seed, seed + seeds):
+        config = preset_config(task.name, seed=run_seed, **overrides)
+        echo(
+            f"growing a bonsai on {task.name}: cells {list(config.cells)}, {config.steps} "
+            f"steps, seed {run_seed}"
         )
+        with tqdm(total=config.steps, unit="step", leave=False) as bar:
+
+            def on_step(step: int, loss: float) -> None:
+                bar.update(1)
+                if step % 50 == 0:
+                    bar.set_postfix(loss=f"{loss:.4f}")
+
+            r = grow_bonsai(
+                task,
+                config,
+                check_sequences=check_sequences,
+                validation_sequences=validation_sequences,
+                on_step=on_step,
+                quantize=quantize,
+            )
+        results.append(r)
+        if seeds > 1:
+            c = r.graph.counts()
+            echo(
+                f"  seed {run_seed}: {c['neurons']}/{c['states']}/{c['edges']} "
+                f"(neurons/states/edges), validation {r.score.accuracy:.4%}, {r.seconds:.0f} s"
+            )
+    result = best_result(results)
+    kept = seed + results.index(result)
+    if seeds > 1:
+        echo(f"keeping seed {kept}")
     g = result.graph
     if steps_in is None:
-        x, _ = task.batch(1, 24, torch.Generator().manual_seed(seed))
+        x, _ = task.batch(1, 24, torch.Generator().manual_seed(kept))
         steps_in = x[0].tolist()
     save_graph(g, folder / "graph.json")
     write_text_atomic(folder / "graph.dot", to_dot(g))
@@ -100,7 +120,11 @@ def run_bonsai(
         f"validation ({s.sequences} fresh sequences of {s.length}): accuracy {s.accuracy:.4%}, "
         f"sequences all right {s.sequence_accuracy:.4%}"
     )
-    echo(f"wall time {result.seconds:.1f} s")
+    total = sum(r.seconds for r in results)
+    echo(
+        f"wall time {result.seconds:.1f} s"
+        + (f" ({total:.1f} s for all seeds)" if seeds > 1 else "")
+    )
     echo(f"wrote {folder}/graph.json, graph.dot, graph.py, graph.html")
 
 
