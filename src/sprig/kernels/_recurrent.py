@@ -306,18 +306,16 @@ def csr_recurrent(
         return np.array(arr.T if batch_inner else arr, dtype=np_dtype, order="C", copy=True)
 
     inner = B > 1  # batch innermost: one pass over the nonzeros per step serves every sequence
-    # loop_mat: (T, I, B), batch innermost; loop_vec: (B, I, T), time innermost
-    h, c = state(h0, inner), state(c0, inner)
-    # every step of every sequence is written unless a length stops one early
-    full = lengths is None or bool((lens == T).all())
-    out = (np.empty if full else np.zeros)((T, H, B) if inner else (B, T, H), dtype=np_dtype)
     if inner and prep.arrays[5].shape[0] * B >= MKL_STEP_MIN:
         csr_ih, csr_hh = prep.csr
         b_ih, b_hh = (torch.from_numpy(b) for b in prep.arrays[6:8])
         layer32 = RecurrentLayer(csr_ih, csr_hh, b_ih, b_hh)
         act_fn = _torch_activation(activation)
-        xd = x.detach().to(dtype)
-        return _torch_csr_loop(xd, layer32, cell, act_fn, h0, c0, lens)
+        return _torch_csr_loop(x.detach().to(dtype), layer32, cell, act_fn, h0, c0, lens)
+    h, c = state(h0, inner), state(c0, inner)
+    # every step of every sequence is written unless a length stops one early
+    full = lengths is None or bool((lens == T).all())
+    out = (np.empty if full else np.zeros)((T, H, B) if inner else (B, T, H), dtype=np_dtype)
     # loop_mat: (T, I, B), batch innermost; loop_vec: (B, I, T), time innermost
     xs = np.ascontiguousarray(xn.transpose(0, 2, 1) if inner else xn.transpose(1, 2, 0))
     args = (xs, lens.numpy(), h, c, *prep.arrays, _CELL_CODE[cell], act, out)
@@ -397,8 +395,8 @@ def _torch_csr_loop(
         x_t = x.permute(0, 2, 1).contiguous()  # (T, I, B)
         b_ih = None if layer.bias_ih is None else layer.bias_ih.unsqueeze(1)
         b_hh = None if layer.bias_hh is None else layer.bias_hh.unsqueeze(1)
-        h_t = torch.zeros(H, B, dtype=x.dtype) if h0 is None else h0.t().contiguous()
-        c_t = torch.zeros(H, B, dtype=x.dtype) if c0 is None else c0.t().contiguous()
+        h_t = torch.zeros(H, B, dtype=x.dtype) if h0 is None else h0.to(x.dtype).t().contiguous()
+        c_t = torch.zeros(H, B, dtype=x.dtype) if c0 is None else c0.to(x.dtype).t().contiguous()
         out = torch.empty(T, H, B, dtype=x.dtype)
         live_all = bool((lens == T).all())
         for t in range(T):
