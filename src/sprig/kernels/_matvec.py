@@ -1,4 +1,4 @@
-"""The batch-1 CSR product on the CPU: a compiled row loop, split over torch's threads.
+"""The batch-1 CSR product on the CPU: a compiled row loop, split over OpenMP threads.
 
 At batch 1 a sparse layer is one pass over its nonzeros, so its speed is the bytes each nonzero
 costs. MKL (through torch) reads 8 per nonzero (float32 value + int32 column). This kernel reads

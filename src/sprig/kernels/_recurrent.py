@@ -321,7 +321,7 @@ def csr_recurrent(
     args = (xs, lens.numpy(), h, c, *prep.arrays, _CELL_CODE[cell], act, out)
     if inner:
         nb.loop_mat(*args)
-    else:  # big layers split each step's recurrent product over torch's threads
+    else:  # big layers split each step's recurrent product over OpenMP threads
         run_parts(
             lambda bounds: nb.loop_vec_parallel(*args, bounds),  # type: ignore[call-arg]
             lambda: nb.loop_vec(*args),

@@ -1,13 +1,14 @@
-"""Threads for sprig's compiled kernels: torch's own OpenMP threads, rows split by nonzeros.
+"""Threads for sprig's compiled kernels: numba's OpenMP layer, rows split by nonzeros.
 
-numba runs parallel loops through a "threading layer". sprig asks for its OpenMP one, which
-uses libgomp like torch's CPU build. That matters on a small machine: libgomp's idle threads
-keep spinning for milliseconds after every torch operation (measured here: ~8 ms of CPU after a
-1.3 ms product), so a second thread pool (numba's default workqueue, Python threads) fights
-them for the cores. Measured on this 2-core machine, N=8192, d=0.05, batch 1, interleaved with
-dense torch products: Python threads 1.51 ms, one thread 1.47 ms, OpenMP threads 0.56 ms.
-A user who chose a numba threading layer keeps their choice. When no threading layer loads,
-the kernels run on one thread.
+numba runs parallel loops through a "threading layer"; sprig asks for its OpenMP one. On this
+2-core machine the choice decided whether threads paid at all: torch's libgomp threads keep
+spinning for milliseconds after every torch operation (measured: ~8 ms of CPU after a 1.3 ms
+product), and a kernel interleaved with dense torch products (N=8192, d=0.05, batch 1) took
+1.51 ms on two Python threads, 1.47 ms on one thread and 0.56 ms on OpenMP threads. numba's
+OpenMP layer loads its own copy of libgomp (not torch's), so it is a second pool all the same;
+why it fares so much better than the others was not pinned down, only measured. A user who
+chose a numba threading layer keeps their choice. When no threading layer loads, the kernels
+run on one thread.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def _nonzero_grad(structure: CSRStructure, values: Tensor, gy: Tensor, x2: Tenso
     if gy.device.type == "cpu" and gy.dtype in (torch.float32, torch.float64):
         from . import _compiled as nb
 
-        gy_t = gy.t().contiguous().numpy()  # (out, N): one row per output
+        gy_t = gy.detach().t().contiguous().numpy()  # (out, N): one row per output
         x_t = x2.detach().t().contiguous().numpy()  # (in, N)
         out = np.empty(structure.nnz, dtype=gy_t.dtype)
         crow, col, bounds = structure.compiled(torch.get_num_threads())
