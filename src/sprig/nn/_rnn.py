@@ -94,7 +94,7 @@ class SparseRNN(nn.RNNBase):
         >>> out, (h, c) = rnn(torch.randn(7, 3, 16), lengths=[7, 2, 5])
         >>> out.shape, h.shape
         (torch.Size([7, 3, 32]), torch.Size([1, 3, 32]))
-        >>> float(out[2:, 1].abs().sum())  # sequence 1 stops after 2 steps
+        >>> float(out[2:, 1].detach().abs().sum())  # sequence 1 stops after 2 steps
         0.0
     """
 
