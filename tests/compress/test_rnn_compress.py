@@ -91,6 +91,28 @@ def test_bad_input_names_expected_shape():
         small(torch.randn(5, 2, 3), lengths=[9, 1])
 
 
+@pytest.mark.parametrize(
+    ("part", "index", "value", "match"),
+    [
+        ("col", 3, 10_000, r"outside \[0, 4\)"),
+        ("crow", 2, -1, "not monotone"),
+        ("values", 0, float("nan"), "not finite"),
+    ],
+)
+def test_corrupt_buffers_fail_before_the_compiled_loop(tmp_path, part, index, value, match):
+    # the compiled loop does not check bounds: a corrupt saved file must fail with a clear error,
+    # not read memory outside the weights
+    path = tmp_path / "rnn.safetensors"
+    sprig.save(sprig.compress(sprig.SparseRNN(3, 4, 2, cell="gru", density=0.5, seed=0)), path)
+    small = sprig.load(path)
+    x = torch.randn(5, 2, 3)
+    with torch.no_grad():
+        small(x)  # prepares and caches layer 0
+        getattr(small, f"weight_hh_l1_{part}")[index] = value
+        with pytest.raises(ValueError, match=f"weight_hh_l1: .*{match}"):
+            small(x)
+
+
 def _article_loop(xs, h, w_ih, w_hh):
     hs = []
     for x in xs:

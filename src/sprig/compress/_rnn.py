@@ -18,6 +18,7 @@ from ..kernels import (
     KERNEL_ACTIVATIONS,
     PreparedLayer,
     RecurrentLayer,
+    check_csr_parts,
     csr_recurrent,
     csr_to_dense,
     prepare_layer,
@@ -175,11 +176,17 @@ class CompressedRNN(CompressedModule):
                     getattr(self, name).copy_(torch.as_tensor(b))
 
     def weight_csr(self, name: str) -> Tensor:
-        """Weight ``name`` (``"weight_hh_l0"``) as a sparse CSR tensor (no copy)."""
+        """Weight ``name`` (``"weight_hh_l0"``) as a sparse CSR tensor (no copy).
+
+        The buffers are validated first (:func:`~sprig.kernels.check_csr_parts`): the compiled
+        loop does not check bounds, so a corrupt file must fail here, not read stray memory.
+        """
         layer = int(name.rsplit("_l", 1)[1])
         cols = self.input_size if name.startswith("weight_ih") and layer == 0 else self.hidden_size
         crow, col, val = (getattr(self, f"{name}_{p}") for p in _PARTS)
-        return torch.sparse_csr_tensor(crow, col, val, size=(crow.numel() - 1, cols))
+        shape = (crow.numel() - 1, cols)
+        check_csr_parts(crow, col, val, shape, f"CompressedRNN.{name}")
+        return torch.sparse_csr_tensor(crow, col, val, size=shape, check_invariants=False)
 
     def _layer(self, layer: int) -> RecurrentLayer | PreparedLayer:
         """Layer ``layer``'s weights, converted for the compiled loop once and cached."""
@@ -365,4 +372,5 @@ def _as_csr(weight: Any, what: str) -> Tensor:
         torch.from_numpy(m.indices.astype("int32")),
         torch.from_numpy(m.data.copy()),
         size=m.shape,
+        check_invariants=False,  # scipy's sum_duplicates left it canonical
     )

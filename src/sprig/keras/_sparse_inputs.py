@@ -52,6 +52,7 @@ def as_torch_sparse(x: Any, dtype: torch.dtype | None = None) -> Tensor:
             torch.from_numpy(np.ascontiguousarray(csr.indices, dtype=index)),
             torch.from_numpy(np.ascontiguousarray(csr.data)),
             size=csr.shape,
+            check_invariants=False,  # scipy's tocsr() output is a valid CSR
         )
     elif isinstance(x, Tensor) and x.layout in _SPARSE_LAYOUTS:
         if x.dim() != 2:
@@ -89,5 +90,9 @@ def row_chunks(x: Tensor, chunk_size: int) -> Iterator[Tensor]:
         stop = min(start + chunk_size, rows)
         lo, hi = int(crow[start]), int(crow[stop])
         yield torch.sparse_csr_tensor(
-            crow[start : stop + 1] - lo, col[lo:hi], values[lo:hi], size=(stop - start, cols)
+            crow[start : stop + 1] - lo,
+            col[lo:hi],
+            values[lo:hi],
+            size=(stop - start, cols),
+            check_invariants=False,  # rows of a valid CSR
         )
