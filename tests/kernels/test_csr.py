@@ -1,3 +1,4 @@
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -34,3 +35,21 @@ def test_structure_gathers_match_index_select(monkeypatch):
             t = s.transpose(values).to_dense()
             assert torch.equal(t, w.t())
             assert torch.equal(s.scatter(values), w)
+
+
+def test_structure_refuses_wrong_shapes_before_the_compiled_gather(monkeypatch):
+    # the compiled gather/scatter check no bounds: a wrong-sized input must raise, not read
+    # stray memory (it did: NaNs in the output)
+    from sprig.kernels import CSRStructure, _csr
+
+    monkeypatch.setattr(_csr, "GATHER_MIN", 1)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    s = CSRStructure(make_mask((40, 30), 0.5, generator=0))
+    with pytest.raises(
+        ValueError, match=r"weight of shape \(39, 30\) does not fit this \(40, 30\)"
+    ):
+        s.values_of(torch.randn(39, 30))
+    short = torch.randn(s.nnz - 7)
+    for call in (s.transpose, s.scatter, s.csr):
+        with pytest.raises(ValueError, match=f"do not fit this structure's {s.nnz} nonzeros"):
+            call(short)

@@ -56,3 +56,37 @@ def test_bad_input():
         mv(torch.ones(5, dtype=torch.float64))
     with pytest.raises(TypeError, match="float32 and float64"):
         MatVec(csr.crow_indices(), csr.col_indices(), csr.values().half(), 5)
+
+
+def test_bad_bias_and_bad_arrays_raise():
+    # the compiled loop checks no bounds: a short bias or a column past the matrix must raise
+    csr, _ = _case(4, 5, 0.5, torch.float32, 0)
+    mv = MatVec(csr.crow_indices(), csr.col_indices(), csr.values(), 5)
+    with pytest.raises(ValueError, match=r"bias of shape \(1,\) does not fit 4 outputs"):
+        mv(torch.ones(5), torch.zeros(1))
+    crow, col = torch.tensor([0, 1], dtype=torch.int32), torch.tensor([60000], dtype=torch.uint16)
+    with pytest.raises(ValueError, match=r"MatVec: CSR column indices fall outside \[0, 4\)"):
+        MatVec(crow, col, torch.ones(1), 4)
+
+
+def test_forked_child_runs_after_the_parent_used_threads(monkeypatch):
+    # GNU OpenMP is not fork-safe: a child forked after a parallel region aborted at its first
+    # one ("fork() called from a process already using GNU OpenMP"); it must run on one thread
+    import os
+
+    monkeypatch.setattr(_threads, "MIN_NNZ_PER_THREAD", 10)
+    csr, bias = _case(300, 200, 0.3, torch.float32, 3)
+    mv = MatVec(csr.crow_indices(), csr.col_indices().to(torch.uint16), csr.values(), 200)
+    x = torch.randn(200)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        y = mv(x, bias)  # the parent runs a parallel region
+        pid = os.fork()
+        if pid == 0:  # the child: exit status 0 only when its result equals the parent's
+            ok = torch.allclose(mv(x, bias), y)
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        torch.set_num_threads(before)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -127,3 +127,19 @@ def test_bad_arguments():
         csr_recurrent(x, dense, "gru")
     with pytest.raises(ValueError, match="unknown activation 'swish2'"):
         csr_recurrent(x, _layer("rnn", 4, 6, 0.5)[1], "rnn", "swish2")
+
+
+def test_bad_bias_and_bad_csr_raise_before_the_compiled_loop():
+    # the compiled loops check no bounds: a short bias read past its end, a long one crashed
+    _, csr = _layer("gru", 4, 6, 0.5)
+    x = torch.randn(3, 1, 4)
+    for b in (torch.zeros(1), torch.zeros(18 + 500)):
+        bad = RecurrentLayer(csr.weight_ih, csr.weight_hh, b, csr.bias_hh)
+        with pytest.raises(ValueError, match=r"bias_ih of shape .* does not fit: pass \(18,\)"):
+            csr_recurrent(x, bad, "gru")
+    w = csr.weight_hh
+    col = w.col_indices().clone()
+    col[0] = 99
+    broken = torch.sparse_csr_tensor(w.crow_indices(), col, w.values(), size=w.shape)
+    with pytest.raises(ValueError, match=r"weight_hh: CSR column indices fall outside \[0, 6\)"):
+        csr_recurrent(x, RecurrentLayer(csr.weight_ih, broken, csr.bias_ih, csr.bias_hh), "gru")

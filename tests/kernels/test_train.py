@@ -180,3 +180,20 @@ def test_csr_backend_gradient_stays_masked_when_other_uses_add_dense_parts():
     (x @ layer.weight.t()).sum().backward()  # accumulates a dense gradient into it
     assert bool((layer.weight.grad[off] == 0).all())
     assert not torch.equal(layer.weight.grad, first)
+
+
+@pytest.mark.parametrize("gather_min", [1, 10**9])
+def test_gradient_penalty_differentiates_the_weight_gradient(gather_min, monkeypatch):
+    # create_graph=True: the nonzero gradient itself must carry a graph (as masked dense)
+    monkeypatch.setattr(_csr, "GATHER_MIN", gather_min)
+    mask = make_mask((6, 5), 0.6, generator=0)
+    s = CSRStructure(mask)
+    w, x0 = torch.randn(6, 5) * mask, torch.randn(4, 5)
+    x = x0.clone().requires_grad_()
+    v = s.values_of(w).clone().requires_grad_()
+    (gv,) = torch.autograd.grad(csr_linear_train(x, v, s).pow(2).sum(), v, create_graph=True)
+    (gx,) = torch.autograd.grad(gv.pow(2).sum(), x)
+    wr, xr = w.clone().requires_grad_(), x0.clone().requires_grad_()
+    (gw,) = torch.autograd.grad(F.linear(xr, wr * mask).pow(2).sum(), wr, create_graph=True)
+    (gx_ref,) = torch.autograd.grad(gw.pow(2).sum(), xr)
+    torch.testing.assert_close(gx, gx_ref)

@@ -183,7 +183,8 @@ class CompressedLinear(CompressedModule):
         if not self._valid("matvec"):
             self._check()
             v = self.values
-            self._cache["matvec"] = MatVec(self.crow, self.col, v, self.in_features)
+            mv = MatVec(self.crow, self.col, v, self.in_features, validate=False)  # _check did
+            self._cache["matvec"] = mv
             self._cache["matvec_key"] = self._key()
         mv: MatVec = self._cache["matvec"]
         return mv

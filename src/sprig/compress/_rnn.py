@@ -203,7 +203,8 @@ class CompressedRNN(CompressedModule):
         )
         if not isinstance(self.activation, str):
             return weights  # an activation the compiled loop does not know: torch loop
-        hit = (key, prepare_layer(weights, getattr(torch, self.dtype_name)))
+        prepared = prepare_layer(weights, getattr(torch, self.dtype_name), validate=False)
+        hit = (key, prepared)  # validated by weight_csr
         self._prepared[layer] = hit
         return hit[1]
 

@@ -142,14 +142,28 @@ class CSRStructure:
 
     def values_of(self, weight: Tensor) -> Tensor:
         """The stored entries of a dense ``weight`` (``(nnz,)``, CSR order)."""
+        if tuple(weight.shape) != self.shape:
+            raise ValueError(
+                f"weight of shape {tuple(weight.shape)} does not fit this {self.shape} sparsity "
+                "structure: build the structure from this weight's mask"
+            )
         return self._take(weight.detach().reshape(-1), self.flat, "flat")
+
+    def _check_values(self, values: Tensor) -> None:
+        if tuple(values.shape) != (self.nnz,):
+            raise ValueError(
+                f"values of shape {tuple(values.shape)} do not fit this structure's "
+                f"{self.nnz} nonzeros: pass one value per nonzero, in CSR order"
+            )
 
     def csr(self, values: Tensor) -> Tensor:
         """The CSR matrix ``(rows, cols)`` with these values."""
+        self._check_values(values)
         return csr_from_parts(self.crow, self.col, values, self.shape)
 
     def transpose(self, values: Tensor) -> Tensor:
         """The CSR matrix of the transpose ``(cols, rows)`` with these values (CSR order)."""
+        self._check_values(values)
         values_t = self._take(values, self.perm_t, "perm_t")
         return csr_from_parts(self.crow_t, self.col_t, values_t, self.shape[::-1])
 
@@ -200,6 +214,7 @@ class CSRStructure:
 
         Not a view: autograd then keeps it as the gradient without a copy.
         """
+        self._check_values(values)
         out = torch.zeros(self.shape, dtype=values.dtype, device=values.device)
         flat = out.view(-1)
         if not _compiled_fits(values, self.nnz):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._csr import check_csr_parts
 from ._threads import row_parts, run_parts
 
 MATVEC_MIN_NNZ = 400_000
@@ -41,6 +42,8 @@ class MatVec:
         col: ``(nnz,)`` column indices: uint16 (fewest bytes), int32 or int64.
         values: ``(nnz,)`` float32 or float64.
         n_cols: columns of the matrix (the input size).
+        validate: check the arrays (:func:`check_csr_parts`; the compiled loop checks no
+            bounds); False only for arrays validated already.
 
     Example:
         >>> from sprig.kernels import to_csr
@@ -50,11 +53,16 @@ class MatVec:
         [3.5, 1.0]
     """
 
-    def __init__(self, crow: Tensor, col: Tensor, values: Tensor, n_cols: int) -> None:
+    def __init__(
+        self, crow: Tensor, col: Tensor, values: Tensor, n_cols: int, validate: bool = True
+    ) -> None:
         if values.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"MatVec runs float32 and float64 values, got {values.dtype}")
         if crow.device.type != "cpu" or col.device.type != "cpu" or values.device.type != "cpu":
             raise ValueError("MatVec runs on CPU tensors; on CUDA use csr_linear")
+        if validate:
+            wide = col.to(torch.int32) if col.dtype == torch.uint16 else col
+            check_csr_parts(crow, wide, values, (crow.numel() - 1, n_cols), "MatVec")
         self.rows, self.cols, self.nnz = crow.numel() - 1, n_cols, values.numel()
         self.dtype = values.dtype
         # unsigned views: numba then skips the negative-index wrap-around on every gather
@@ -79,6 +87,11 @@ class MatVec:
                 f"MatVec: input of shape {tuple(x.shape)}, dtype {x.dtype} on {x.device} does "
                 f"not fit a ({self.rows}, {self.cols}) {self.dtype} CPU matrix: pass a "
                 f"({self.cols},) CPU vector"
+            )
+        if bias is not None and tuple(bias.shape) != (self.rows,):
+            raise ValueError(
+                f"MatVec: bias of shape {tuple(bias.shape)} does not fit {self.rows} outputs: "
+                f"pass a ({self.rows},) bias or None"
             )
         xn = x.detach().contiguous().numpy()
         y = np.empty(self.rows, dtype=self._val.dtype)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._csr import csr_from_parts
+from ._csr import check_csr_parts, csr_from_parts
 from ._threads import row_parts, run_parts
 
 # nonzeros of W_hh times batch from which batched steps run torch's CSR loop (_torch_csr_loop)
@@ -186,18 +186,37 @@ class PreparedLayer:
         return self.parts[threads]
 
 
-def prepare_layer(layer: RecurrentLayer, dtype: torch.dtype = torch.float32) -> PreparedLayer:
-    """``layer``'s CSR weights as the compiled loop's arrays (see :class:`PreparedLayer`)."""
+def prepare_layer(
+    layer: RecurrentLayer, dtype: torch.dtype = torch.float32, validate: bool = True
+) -> PreparedLayer:
+    """``layer``'s CSR weights as the compiled loop's arrays (see :class:`PreparedLayer`).
+
+    The compiled loop checks no bounds, so the CSR arrays are validated
+    (:func:`check_csr_parts`) unless ``validate`` is False (arrays validated already), and the
+    biases must have one entry per gate row.
+    """
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"csr_recurrent supports float32 and float64, got {dtype}")
-    for w in (layer.weight_ih, layer.weight_hh):
+    for name in ("weight_ih", "weight_hh"):
+        w = getattr(layer, name)
         if w.layout != torch.sparse_csr:
             raise ValueError(
                 f"csr_recurrent needs CSR weights (sprig.kernels.to_csr), got {w.layout}"
             )
         if w.device.type != "cpu":
             raise ValueError(f"csr_recurrent runs on the CPU; a weight is on {w.device}")
+        if validate:
+            shape = (int(w.shape[0]), int(w.shape[1]))
+            check_csr_parts(w.crow_indices(), w.col_indices(), w.values(), shape, name)
     GH = layer.weight_hh.shape[0]
+    if layer.weight_ih.shape[0] != GH:
+        raise ValueError(
+            f"weight_ih has {layer.weight_ih.shape[0]} rows but weight_hh {GH}: both need G*H"
+        )
+    for name in ("bias_ih", "bias_hh"):
+        b = getattr(layer, name)
+        if b is not None and tuple(b.shape) != (GH,):
+            raise ValueError(f"{name} of shape {tuple(b.shape)} does not fit: pass ({GH},) or None")
 
     def arrays(w: Tensor) -> list[Any]:
         # unsigned indices: see _recurrent_numba (no wrap-around checks, vectorized gathers);

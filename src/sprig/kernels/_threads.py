@@ -9,10 +9,15 @@ OpenMP layer loads its own copy of libgomp (not torch's), so it is a second pool
 why it fares so much better than the others was not pinned down, only measured. A user who
 chose a numba threading layer keeps their choice. When no threading layer loads, the kernels
 run on one thread.
+
+GNU OpenMP is not fork-safe: a child forked after the parent ran a parallel region aborts at
+its first one ("fork() called from a process already using GNU OpenMP"). Such a child (a
+``fork`` multiprocessing worker, a DataLoader worker) runs the kernels on one thread instead.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +26,17 @@ import numpy as np
 # a part must be worth waking a thread: ~15 us of nonzeros (N=1024, d=0.1 already gains)
 MIN_NNZ_PER_THREAD = 50_000
 
-_parallel_ok = True  # False once numba's threading layer failed to load
+_parallel_ok = True  # False once numba's threading layer failed to load, or in a forked child
+_launched = False  # whether this process has run a parallel region
+
+
+def _after_fork_in_child() -> None:
+    global _parallel_ok
+    if _launched:
+        _parallel_ok = False
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def configure_numba() -> None:
@@ -47,9 +62,10 @@ def row_parts(crow: Any, threads: int, min_nnz: int | None = None) -> Any:
 
 def run_parts(parallel: Callable[[Any], None], serial: Callable[[], None], bounds: Any) -> None:
     """``parallel(bounds)`` when there are several parts and threads work, else ``serial()``."""
-    global _parallel_ok
+    global _parallel_ok, _launched
     if len(bounds) > 2 and _parallel_ok:
         try:
+            _launched = True
             parallel(bounds)
             return
         except (ValueError, ImportError, RuntimeError):  # numba: no usable threading layer

@@ -33,11 +33,17 @@ def _nonzero_grad(structure: CSRStructure, values: Tensor, gy: Tensor, x2: Tenso
 
     On the CPU a compiled loop (one dot product of two batch-long rows per nonzero, rows split
     over threads): measured at N=4096, B=64, d=0.1, 2 threads, 4.2 ms against 6.8 ms for
-    ``torch.sparse.sampled_addmm``, which runs elsewhere.
+    ``torch.sparse.sampled_addmm``, which runs elsewhere, and wherever the gradient itself
+    must be differentiable (``create_graph=True``, e.g. a gradient penalty).
     """
     if structure.nnz == 0:
         return values.new_zeros(0)
-    if gy.device.type == "cpu" and gy.dtype in (torch.float32, torch.float64):
+    differentiable = torch.is_grad_enabled() and (gy.requires_grad or x2.requires_grad)
+    if (
+        gy.device.type == "cpu"
+        and gy.dtype in (torch.float32, torch.float64)
+        and not differentiable
+    ):
         from . import _compiled as nb
 
         gy_t = gy.detach().t().contiguous().numpy()  # (out, N): one row per output
