@@ -182,9 +182,9 @@ class CompressedLinear(CompressedModule):
         """The batch-1 CPU kernel over the buffers (validated once per change of the buffers)."""
         if not self._valid("matvec"):
             self._check()
-            v = self.values
-            mv = MatVec(self.crow, self.col, v, self.in_features, validate=False)  # _check did
-            self._cache["matvec"] = mv
+            self._cache["matvec"] = MatVec(  # validated by _check
+                self.crow, self.col, self.values, self.in_features, validate=False
+            )
             self._cache["matvec_key"] = self._key()
         mv: MatVec = self._cache["matvec"]
         return mv
