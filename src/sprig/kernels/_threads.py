@@ -68,6 +68,18 @@ def run_parts(parallel: Callable[[Any], None], serial: Callable[[], None], bound
             _launched = True
             parallel(bounds)
             return
-        except (ValueError, ImportError, RuntimeError):  # numba: no usable threading layer
+        except (ValueError, ImportError, RuntimeError):
+            if _layer_loaded():
+                raise  # a real error of the kernel, not a missing threading layer
             _parallel_ok = False
     serial()
+
+
+def _layer_loaded() -> bool:
+    import numba
+
+    try:
+        numba.threading_layer()
+    except ValueError:  # "Threading layer is not initialized": none could be loaded
+        return False
+    return True
