@@ -19,6 +19,11 @@ def test_measured_cells_and_neighbours():
     with dispatch_table(TABLE):
         assert choose(0.2, (1024, 1024), 1, F32, "cpu") == Plan("csr", 0)
         assert choose(0.21, (1024, 1024), 1, F32, "cpu") == Plan("dense")
+        # a mask built at 0.2 holds round(0.2 * n) weights, a hair above 0.2: still measured
+        n = 1024 * 1027  # 0.2 * n = 210329.6
+        assert round(0.2 * n) / n > 0.2
+        assert choose(round(0.2 * n) / n, (1024, 1027), 1, F32, "cpu").kernel == "csr"
+        assert choose((round(0.2 * n) + 2) / n, (1024, 1027), 1, F32, "cpu").kernel == "dense"
         assert choose(0.05, (1024, 1024), 256, F32, "cpu") == Plan("csr", 32)
         # between measured batches and sizes, the stricter neighbour decides
         assert choose(0.1, (1024, 1024), 16, F32, "cpu").kernel == "dense"

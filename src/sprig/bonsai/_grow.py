@@ -117,9 +117,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 1 sequence in ~3,000 of length 40 was wrong late (depth 2 read as 0) before any
     # pruning. The leaky Ameo is piecewise linear (slopes +-1 inside, its inverse exact), and
     # its trained network was right on every validation sequence, before and after clipping.
-    # Trained on the validation length (depth 8 is rare within 20 steps).
+    # Trained on the validation length (depth 8 is rare within 20 steps). Three units, not
+    # four: 3 of 5 seeds reach 100% (best 5/2/9) where [[4, 4]] reached 5 of 5 with bigger
+    # graphs (best 7/4/15); [[2, 2]]: 1 of 5 (5/2/10). Seed 0, the CLI's default, succeeds.
     "parentheses": {
-        "cells": ((4, 4),),
+        "cells": ((3, 3),),
         "activation": "leaky_ameo",
         "steps": 3000,
         "length": 40,
