@@ -122,8 +122,8 @@ that passes the 5,000-sequence check is confirmed on 50,000 other sequences befo
 (the search goes on to smaller thresholds when the confirmation fails).
 
 Conditions: parentheses and switcher were re-run single-threaded (OMP_NUM_THREADS=1, torch 1
-thread) on the 2-core machine while the lead engineer was timing kernels on it; their "cpu s"
-is the process's CPU time. delay-2 and 1to111 rows are from the earlier 2-thread runs under
+thread) on the 2-core machine (switcher while the lead engineer was timing kernels on it,
+parentheses alone); their "cpu s" is the process's CPU time. delay-2 and 1to111 rows are from the earlier 2-thread runs under
 load average 10-15 (wall several times an idle machine's). Quick single-threaded re-check of
 seed 0 with the confirmation step: delay-2 3/2/3 in 7 s, 1to111 3/2/6 in 8 s (grow + prune +
 validate; `sprig bonsai 1to111` 10.3 s for the whole process), both 100%.
@@ -132,8 +132,10 @@ Parentheses grows with the leaky Ameo (piecewise linear) since this run: with th
 interpolated Ameo the trained network itself, before any clipping, was wrong on ~1 sequence
 in 3,000 (late in the sequence, depth 2 read as depth 0: the depth codes drift apart because
 the curved segments make ")" not undo "(" exactly); the previous table had 0 of 5 seeds at
-100% (best 9/4/44, 99.9992%). A smaller network, cells [[2, 2]], reached 5/2/10 at 100% on
-seed 1 but failed on seed 0 (not in the table).
+100% (best 9/4/44, 99.9992%). Its cells are [[3, 3]] since the run in this table: with
+[[4, 4]] (runs in commit 5029710) 5 of 5 seeds reached 100% but the best graph was 7/4/15
+(7/3/18 to 8/4/24 on the others); [[3, 3]] reaches 5/2/9 on seed 0 (fewer edges than the
+post's 4/2/11) and 3 of 5 at 100%. Cells [[2, 2]], same seeds: 1 of 5 (5/2/10 on seed 1).
 
 Switcher grows with the leaky Ameo on sequences of 40 since this run. With the interpolated
 Ameo on length 20 (same seeds, same machine, single-threaded, with the confirmation step;
