@@ -123,10 +123,11 @@ that passes the 5,000-sequence check is confirmed on 50,000 other sequences befo
 
 Conditions: parentheses and switcher were re-run single-threaded (OMP_NUM_THREADS=1, torch 1
 thread) on the 2-core machine (switcher while the lead engineer was timing kernels on it,
-parentheses alone); their "cpu s" is the process's CPU time. delay-2 and 1to111 rows are from the earlier 2-thread runs under
-load average 10-15 (wall several times an idle machine's). Quick single-threaded re-check of
-seed 0 with the confirmation step: delay-2 3/2/3 in 7 s, 1to111 3/2/6 in 8 s (grow + prune +
-validate; `sprig bonsai 1to111` 10.3 s for the whole process), both 100%.
+parentheses alone); their "cpu s" is the process's CPU time. delay-2 and 1to111 rows are
+from the earlier 2-thread runs under load average 10-15 (wall several times an idle
+machine's). Quick single-threaded re-check of seed 0 with the confirmation step: delay-2
+3/2/3 in 7 s, 1to111 3/2/6 in 8 s (grow + prune + validate; `sprig bonsai 1to111` 10.3 s for
+the whole process), both 100%.
 
 Parentheses grows with the leaky Ameo (piecewise linear) since this run: with the
 interpolated Ameo the trained network itself, before any clipping, was wrong on ~1 sequence

@@ -4,9 +4,9 @@
 densities and writes the break-even densities to ``_breakeven.py`` (the table below reads it).
 A call runs CSR when the layer's density is at or below the break-even of the nearest measured
 cells (the smaller one of the two cells around it, in size and in batch: where they disagree,
-dense wins), with one weight of slack for the rounding of a mask's count. Layers smaller than the smallest measured size run dense; larger ones use the
-largest measured size's break-even (sparse only gains with size). With no measurement for a
-device, dtype or mode, dense wins.
+dense wins), with one weight of slack for the rounding of a mask's count. Layers smaller than
+the smallest measured size run dense; larger ones use the largest measured size's break-even
+(sparse only gains with size). With no measurement for a device, dtype or mode, dense wins.
 
 Users override it per layer (``backend="dense"|"csr"``), per block of code
 (:func:`dispatch_table`) or for the process (:func:`set_dispatch_table`).
