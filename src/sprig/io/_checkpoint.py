@@ -116,14 +116,19 @@ def _rng_state(gen: RandomGenerator, key: str, tensors: dict[str, Tensor]) -> An
 
 
 def _set_rng_state(
-    gen: RandomGenerator, saved: Any, key: str, tensors: Mapping[str, Tensor]
+    gen: RandomGenerator, saved: Any, key: str, tensors: Mapping[str, Tensor], path: Path
 ) -> None:
-    if isinstance(gen, torch.Generator) and "torch" in saved:
-        gen.set_state(tensors[saved["torch"]])
-    elif isinstance(gen, np.random.Generator) and "numpy" in saved:
-        gen.bit_generator.state = saved["numpy"]
-    else:
-        raise SprigFileError(f"generator {key} in the checkpoint is not a {type(gen).__name__}")
+    try:
+        if isinstance(gen, torch.Generator) and isinstance(saved, dict) and "torch" in saved:
+            gen.set_state(tensors[saved["torch"]])
+        elif isinstance(gen, np.random.Generator) and isinstance(saved, dict) and "numpy" in saved:
+            gen.bit_generator.state = saved["numpy"]
+        else:
+            raise SprigFileError(f"generator {key} in the checkpoint is not a {type(gen).__name__}")
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        if isinstance(err, SprigFileError):
+            raise
+        raise SprigFileError(f"{path}: random state {key} is malformed ({err!r})") from err
 
 
 def _global_rng(tensors: dict[str, Tensor]) -> dict[str, Any]:
@@ -136,12 +141,27 @@ def _global_rng(tensors: dict[str, Tensor]) -> dict[str, Any]:
     }
 
 
-def _set_global_rng(saved: Mapping[str, Any], tensors: Mapping[str, Tensor]) -> None:
-    torch.set_rng_state(tensors["rng/torch_global"])
-    kind, pos, has_gauss, gauss = saved["numpy_global"]
-    keys = tensors["rng/numpy_global"].numpy().view(np.uint32)
-    np.random.set_state((kind, keys, pos, has_gauss, gauss))
-    random.setstate(_decode(saved["python_global"], tensors))
+def _set_global_rng(
+    saved: Mapping[str, Any], tensors: Mapping[str, Tensor], path: Path, dry_run: bool = False
+) -> None:
+    """Restore torch's, numpy's and Python's global random states (``dry_run``: only try them
+    on throwaway generators, so a malformed record fails before anything changes)."""
+    try:
+        torch_state = tensors["rng/torch_global"]
+        kind, pos, has_gauss, gauss = saved["numpy_global"]
+        keys = tensors["rng/numpy_global"].numpy().view(np.uint32)
+        numpy_state = (kind, keys, pos, has_gauss, gauss)
+        python_state = _decode(saved["python_global"], tensors)
+        if dry_run:
+            torch.Generator().set_state(torch_state)
+            np.random.RandomState().set_state(numpy_state)
+            random.Random().setstate(python_state)
+            return
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise SprigFileError(f"{path}: the global random state is malformed ({err!r})") from err
+    torch.set_rng_state(torch_state)
+    np.random.set_state(numpy_state)
+    random.setstate(python_state)
 
 
 # --- save / load ---------------------------------------------------------------------------
@@ -287,23 +307,61 @@ def load_checkpoint(
     if optimizer is not None:
         if "optimizer" not in meta:
             raise SprigFileError(f"{path} holds no optimizer state")
-        opt_state = _decode(meta["optimizer"], tensors)
-        saved_sizes = [len(g["params"]) for g in opt_state["param_groups"]]
+        opt_state = _decode_checked(meta["optimizer"], tensors, path)
+        try:
+            saved_sizes = [len(g["params"]) for g in opt_state["param_groups"]]
+        except (KeyError, TypeError) as err:
+            raise SprigFileError(f"{path}: the optimizer state is malformed ({err!r})") from err
         sizes = [len(g["params"]) for g in optimizer.param_groups]
         if saved_sizes != sizes:
             raise SprigFileError(
                 f"{path} holds an optimizer with parameter groups of sizes {saved_sizes}, "
                 f"this one has {sizes}: was it saved from another model?"
             )
-    model_tensors = {k[len(_MODEL) :]: v for k, v in tensors.items() if k.startswith(_MODEL)}
-    # load_state_dict checks shapes and keys before it changes the model
-    load_state_dict(model, model_tensors, meta["model"].get("masks", {}))
-    if optimizer is not None:
-        optimizer.load_state_dict(opt_state)
-    for name, obj in states.items():
-        obj.load_state_dict(_decode(meta["states"][name], tensors))
+    step = meta.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise SprigFileError(f"{path}: step must be an integer >= 0, got {step!r}")
+    saved_states = {name: _decode_checked(meta["states"][name], tensors, path) for name in states}
+    # random states are tried on throwaway generators first: a bad one fails before any change
     for name, gen in generators.items():
-        _set_rng_state(gen, meta["generators"][name], f"rng/{name}", tensors)
+        _set_rng_state(_blank(gen), meta["generators"][name], f"rng/{name}", tensors, path)
     if global_rng:
-        _set_global_rng(meta["global_rng"], tensors)
-    return CheckpointInfo(path, int(meta["step"]), dict(meta.get("extra", {})))
+        _set_global_rng(meta["global_rng"], tensors, path, dry_run=True)
+    model_tensors = {k[len(_MODEL) :]: v for k, v in tensors.items() if k.startswith(_MODEL)}
+    # the optimizer and the states go first, each restored if a later one refuses its state;
+    # the model last: load_state_dict checks shapes and keys before it changes anything
+    undo: list[tuple[Any, Any]] = []
+    try:
+        targets = [(optimizer, opt_state)] if optimizer is not None else []
+        for obj, state in [*targets, *((states[n], saved_states[n]) for n in states)]:
+            before = obj.state_dict()
+            obj.load_state_dict(state)
+            undo.append((obj, before))
+        load_state_dict(model, model_tensors, meta["model"].get("masks", {}))
+    except Exception as err:
+        for obj, before in reversed(undo):
+            obj.load_state_dict(before)
+        if isinstance(err, SprigFileError):
+            raise
+        raise SprigFileError(f"{path}: {type(err).__name__}: {err}; nothing was changed") from err
+    for name, gen in generators.items():
+        _set_rng_state(gen, meta["generators"][name], f"rng/{name}", tensors, path)
+    if global_rng:
+        _set_global_rng(meta["global_rng"], tensors, path)
+    return CheckpointInfo(path, step, dict(meta.get("extra", {})))
+
+
+def _decode_checked(obj: Any, tensors: Mapping[str, Tensor], path: Path) -> Any:
+    try:
+        return _decode(obj, tensors)
+    except (KeyError, TypeError, ValueError) as err:
+        raise SprigFileError(f"{path}: a saved state is malformed ({err!r})") from err
+
+
+def _blank(gen: RandomGenerator) -> RandomGenerator:
+    """A fresh generator of ``gen``'s kind, to try a saved state on."""
+    if isinstance(gen, torch.Generator):
+        return torch.Generator()
+    if isinstance(gen, np.random.Generator):
+        return np.random.Generator(type(gen.bit_generator)())
+    return gen  # _set_rng_state refuses other kinds before it changes them

@@ -67,8 +67,15 @@ def _restore_submodules(
         ``(name, old module)`` pairs, to undo the swaps with :func:`_undo_swaps`.
     """
     modules = dict(model.named_modules())
+    records = manifest.get("modules") or {}
+    if not isinstance(records, dict) or not all(
+        isinstance(r, dict) and "class" in r and "config" in r for r in records.values()
+    ):
+        raise SprigFileError(
+            "the manifest's modules record must map module names to {class, config} records"
+        )
     swaps = []
-    for name, spec in sorted((manifest.get("modules") or {}).items()):
+    for name, spec in sorted(records.items()):
         current = modules.get(name)
         if current is None or getattr(type(current), "_sprig_name", None) == spec["class"]:
             continue
@@ -77,8 +84,10 @@ def _restore_submodules(
             if only is not None and not issubclass(cls, only):
                 continue
             swaps.append((name, cls(**spec["config"])))
-        except (ValueError, TypeError) as err:
-            raise SprigFileError(f"cannot rebuild {name} ({spec.get('class')}): {err}") from None
+        except Exception as err:  # a config edited by hand: any error is the file's
+            raise SprigFileError(
+                f"cannot rebuild {name} ({spec['class']}): {type(err).__name__}: {err}"
+            ) from None
     undo = []
     for name, new in swaps:
         parent, _, attr = name.rpartition(".")
@@ -168,6 +177,7 @@ def load_state_dict(
     """
     modules = dict(model.named_modules())
     params = dict(model.named_parameters())
+    patterns = _check_patterns(patterns, params, state_dict)
     new_masks: dict[str, Tensor] = {}
     for key, value in state_dict.items():
         if not key.endswith(MASK_SUFFIX):
@@ -175,6 +185,8 @@ def load_state_dict(
         qual = key[: -len(MASK_SUFFIX)]
         if qual not in params:
             continue  # an ordinary buffer that happens to end in _mask
+        if not bool(((value == 0) | (value == 1)).all()):
+            raise SprigFileError(f"mask {key} holds values other than 0 and 1")
         mod_name, name = _split(qual)
         if get_mask(modules[mod_name], name) is None:
             if tuple(value.shape) != tuple(params[qual].shape):
@@ -199,10 +211,23 @@ def load_state_dict(
             + "; was it saved from a model of another shape?"
         )
     for key, value in state_dict.items():
-        if key in expected and tuple(value.shape) != tuple(expected[key].shape):
+        if key not in expected:
+            continue
+        want = expected[key]
+        if tuple(value.shape) != tuple(want.shape):
             raise SprigFileError(
                 f"{key} has shape {tuple(value.shape)} in the file but "
-                f"{tuple(expected[key].shape)} in the model"
+                f"{tuple(want.shape)} in the model"
+            )
+        # float to float casts as torch does (a float64 model may load a float32 file); any
+        # other change of dtype would truncate or wrap values silently (indices, counts);
+        # masks are checked for 0/1 above
+        is_mask = key.endswith(MASK_SUFFIX) and key[: -len(MASK_SUFFIX)] in params
+        floats = value.is_floating_point() and want.is_floating_point()
+        if value.dtype != want.dtype and not floats and not is_mask:
+            raise SprigFileError(
+                f"{key} is {value.dtype} in the file but {want.dtype} in the model: the "
+                "file does not fit this model (or its config's dtype was edited)"
             )
     for qual, mask in new_masks.items():
         mod_name, name = _split(qual)
@@ -215,6 +240,26 @@ def load_state_dict(
             apply_mask(modules[mod_name], name, state_dict[qual + MASK_SUFFIX], pattern=label)
     model.load_state_dict(dict(state_dict), strict=strict)
     return model
+
+
+def _check_patterns(
+    patterns: Any, params: Mapping[str, Tensor], state_dict: Mapping[str, Tensor]
+) -> dict[str, str]:
+    """The manifest's mask labels, checked before anything changes: a dict of string labels for
+    parameters of this model whose masks the file holds."""
+    if patterns is None:
+        return {}
+    if not isinstance(patterns, Mapping):
+        raise SprigFileError(f"the masks record must map parameters to labels, got {patterns!r}")
+    for qual, label in patterns.items():
+        if not isinstance(label, str):
+            raise SprigFileError(f"the mask label of {qual} must be a string, got {label!r}")
+        if qual not in params or qual + MASK_SUFFIX not in state_dict:
+            raise SprigFileError(
+                f"the file labels a mask of {qual}, which this model or the file does not have: "
+                "was it saved from another model?"
+            )
+    return dict(patterns)
 
 
 def load_state(model: nn.Module, path: str | os.PathLike[str], strict: bool = True) -> nn.Module:
@@ -244,8 +289,10 @@ def load(path: str | os.PathLike[str]) -> nn.Module:
         )
     try:
         cls = MODULES.get(spec["class"])
-    except ValueError as err:
-        raise SprigFileError(f"{path}: {err}") from None
-    model = cls(**spec["config"])
+        model = cls(**spec["config"])
+    except Exception as err:  # a config edited by hand: any error is the file's
+        raise SprigFileError(
+            f"{path}: cannot rebuild the model: {type(err).__name__}: {err}"
+        ) from None
     _restore_submodules(model, manifest)
     return load_state_dict(model, tensors, manifest.get("masks", {}))
