@@ -88,9 +88,9 @@ def graph_from_dict(data: Any, where: str = "graph") -> Graph:
         act = data["activation"]
         act_name, params = act["name"], dict(act.get("params", {}))
         raw_nodes, raw_edges = data["nodes"], data["edges"]
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise _bad(where, f"missing or malformed field {err}") from None
-    if act_name not in AMEO_CLASSES:
+    if not isinstance(act_name, str) or act_name not in AMEO_CLASSES:
         raise _bad(where, f"unknown activation {act_name!r}; valid: {sorted(AMEO_CLASSES)}")
     try:
         AMEO_CLASSES[act_name](**{k: _num(where, v, k) for k, v in params.items()})
@@ -148,13 +148,15 @@ def graph_from_dict(data: Any, where: str = "graph") -> Graph:
             raise _bad(where, f"state {n.id}'s source {n.source!r} is not a neuron of the graph")
     for label, attr, count in (("input", "index", n_in), ("output", "output", n_out)):
         have = sorted(getattr(n, attr) for n in nodes if getattr(n, attr) is not None)
-        if have != list(range(count)):
+        if len(have) != count or have != list(range(count)):  # count first: it may be huge
             raise _bad(where, f"{label} indices must be 0..{count - 1}, each once; got {have}")
     edges: list[Edge] = []
     for i, e in enumerate(raw_edges):
         if not isinstance(e, list) or len(e) != 3:
             raise _bad(where, f"edge {i} must be [source, target, weight], got {e!r}")
         src, dst, w = e
+        if not isinstance(src, str) or not isinstance(dst, str):
+            raise _bad(where, f"edge {i} {e!r}: source and target must be node ids (strings)")
         if kinds.get(src) is None or kinds.get(dst) != "neuron":
             raise _bad(where, f"edge {i} {e!r}: source must be a node and target a neuron")
         edges.append(Edge(src, dst, _num(where, w, f"edge {i} weight")))

@@ -107,20 +107,33 @@ class Graph:
         for e in self.edges:
             if kinds.get(e.dst) == "neuron" and kinds.get(e.src) == "neuron":
                 incoming[e.dst].add(e.src)
+        # layer by layer (each layer in node order), in time linear in the graph's size: a
+        # loaded file may hold a long chain
+        neurons = [n for n in self.nodes if n.kind == "neuron"]
+        position = {n.id: i for i, n in enumerate(neurons)}
+        successors: dict[str, list[str]] = {n.id: [] for n in neurons}
+        for dst, sources in incoming.items():
+            for src in sources:
+                successors[src].append(dst)
+        waiting = {i: len(sources) for i, sources in incoming.items()}
         order: list[Node] = []
-        done: set[str] = set()
-        pending = [n for n in self.nodes if n.kind == "neuron"]
-        while pending:
-            ready = [n for n in pending if incoming[n.id] <= done]
-            if not ready:
-                cycle = sorted(n.id for n in pending)[:5]
-                raise ValueError(
-                    f"the graph's neurons form a cycle within one time step (among {cycle}); "
-                    "recurrence must go through states"
-                )
+        ready = [n for n in neurons if waiting[n.id] == 0]
+        while ready:
             order += ready
-            done |= {n.id for n in ready}
-            pending = [n for n in pending if n.id not in done]
+            freed = []
+            for n in ready:
+                for dst in successors[n.id]:
+                    waiting[dst] -= 1
+                    if waiting[dst] == 0:
+                        freed.append(dst)
+            ready = [neurons[i] for i in sorted(position[d] for d in freed)]
+        if len(order) < len(neurons):
+            placed = {n.id for n in order}
+            cycle = sorted(n.id for n in neurons if n.id not in placed)[:5]
+            raise ValueError(
+                f"the graph's neurons form a cycle within one time step (among {cycle}); "
+                "recurrence must go through states"
+            )
         return order
 
     def trace(self, x: Tensor) -> dict[str, Tensor]:
