@@ -116,3 +116,12 @@ def test_an_index_of_another_dtype_is_refused(tmp_path):
     _edit(path, tensors=lambda t: t.update(col=t["col"].to(torch.int64) + 65536))
     with pytest.raises(SprigFileError, match="col is torch.int64 in the file but torch.uint16"):
         sprig.load(path)
+
+
+@pytest.mark.parametrize("version", [1.9, "2", 0, -5, True])
+def test_a_format_version_that_is_not_a_positive_int_is_refused(tmp_path, version):
+    path = tmp_path / "mlp.safetensors"
+    sprig.save(sprig.SparseMLP([4, 8, 2], densities=0.5), path)
+    _edit(path, manifest=lambda m: m.update(format_version=version))
+    with pytest.raises(SprigFileError, match="without a sprig manifest"):
+        sprig.load(path)

@@ -226,3 +226,14 @@ def test_default_out_never_reuses_a_folder(tmp_path):
     (tmp_path / "exp").mkdir()
     (tmp_path / "exp-2").mkdir()
     assert default_out("exp", tmp_path) == tmp_path / "exp-3"
+
+
+def test_truncating_metrics_skips_records_without_an_integer_step(tmp_path):
+    # a hand-edited {"step": null} line raised a raw TypeError on resume
+    from sprig.runs._folder import RunFolder
+
+    folder = RunFolder.create(tmp_path / "run")
+    lines = ['{"step": 1, "loss": 1.0}', '{"step": null}', '{"step": "2"}', "[3]", '{"step": 7}']
+    folder.metrics.write_text("\n".join(lines) + '\n{"step": 3, "lo')  # a torn last line
+    folder.truncate_metrics(5)
+    assert folder.metrics.read_text() == '{"step": 1, "loss": 1.0}\n'

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from .. import __version__
 from ._atomic import write_atomic
-from ._model import SprigFileError, load_state_dict, manifest_for
+from ._model import SprigFileError, format_version, load_state_dict, manifest_for
 
 FORMAT = "sprig.checkpoint"
 FORMAT_VERSION = 1
@@ -242,7 +242,7 @@ def _read(path: Path, with_tensors: bool) -> tuple[dict[str, Tensor], dict[str, 
         raise SprigFileError(f"{path} is not a readable checkpoint (truncated?): {err}") from None
     try:
         meta = json.loads(header["sprig"])
-        fmt, version = meta["format"], int(meta["format_version"])
+        fmt, version = meta["format"], format_version(meta["format_version"])
     except (KeyError, TypeError, ValueError):
         raise SprigFileError(f"{path} is a safetensors file but not a sprig checkpoint") from None
     if fmt != FORMAT:

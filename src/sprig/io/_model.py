@@ -138,7 +138,7 @@ def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str
         ) from None
     try:
         manifest = json.loads(meta["sprig"])
-        fmt, version = manifest["format"], int(manifest["format_version"])
+        fmt, version = manifest["format"], format_version(manifest["format_version"])
     except (KeyError, TypeError, ValueError, json.JSONDecodeError):
         raise SprigFileError(
             f"{path} is a safetensors file without a sprig manifest; save it with sprig.save"
@@ -151,6 +151,13 @@ def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str
             f"v{version}; this sprig reads up to v{FORMAT_VERSION}: upgrade sprig"
         )
     return tensors, manifest
+
+
+def format_version(value: Any) -> int:
+    """A manifest's ``format_version``: an int >= 1 (ValueError otherwise: 1.9, "2", inf)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"format_version must be an int >= 1, got {value!r}")
+    return value
 
 
 def _split(qual: str) -> tuple[str, str]:

@@ -139,8 +139,9 @@ class RunFolder:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(rec, dict) and int(rec.get("step", -1)) <= step:
-                kept.append(line)
+            at = rec.get("step") if isinstance(rec, dict) else None
+            if isinstance(at, int) and not isinstance(at, bool) and at <= step:
+                kept.append(line)  # a record without an integer step is dropped like a torn one
         write_text_atomic(self.metrics, "".join(line + "\n" for line in kept))
 
 
