@@ -125,3 +125,24 @@ def test_a_format_version_that_is_not_a_positive_int_is_refused(tmp_path, versio
     _edit(path, manifest=lambda m: m.update(format_version=version))
     with pytest.raises(SprigFileError, match="without a sprig manifest"):
         sprig.load(path)
+
+
+@pytest.mark.parametrize(
+    ("model", "edit"),
+    [
+        (
+            lambda: sprig.compress(sprig.SparseLinear(6, 5, density=0.5, seed=0)),
+            lambda c: c.update(
+                in_features=10**6, out_features=10**6, nnz=10**12, index_dtype="int32"
+            ),
+        ),
+        (lambda: sprig.SparseMLP([4, 8, 2], densities=0.5), lambda c: c.update(sizes=[4, 3000, 2])),
+    ],
+)
+def test_a_config_that_does_not_fit_the_tensors_fails_before_allocating(tmp_path, model, edit):
+    # the config was built first: 1e12 nonzeros asked for 4 TB, a 1e5-wide MLP for 40 GB
+    path = tmp_path / "m.safetensors"
+    sprig.save(model(), path)
+    _edit(path, manifest=lambda m: edit(m["model"]["config"]))
+    with pytest.raises(SprigFileError, match="the config does not fit the file's tensors"):
+        sprig.load(path)

@@ -55,7 +55,10 @@ def _submodule_configs(model: nn.Module) -> dict[str, Any]:
 
 
 def _restore_submodules(
-    model: nn.Module, manifest: Mapping[str, Any], only: type[nn.Module] | None = None
+    model: nn.Module,
+    manifest: Mapping[str, Any],
+    tensors: Mapping[str, Tensor],
+    only: type[nn.Module] | None = None,
 ) -> list[tuple[str, nn.Module]]:
     """Swap in the recorded sprig submodules whose class differs from the model's (compressed
     layers in a model rebuilt from its uncompressed config); all are built before any swap.
@@ -83,7 +86,7 @@ def _restore_submodules(
             cls = MODULES.get(spec["class"])
             if only is not None and not issubclass(cls, only):
                 continue
-            swaps.append((name, cls(**spec["config"])))
+            swaps.append((name, _build(cls, spec["config"], tensors, name + ".")))
         except Exception as err:  # a config edited by hand: any error is the file's
             raise SprigFileError(
                 f"cannot rebuild {name} ({spec['class']}): {type(err).__name__}: {err}"
@@ -94,6 +97,37 @@ def _restore_submodules(
         undo.append((name, model.get_submodule(name)))
         setattr(model.get_submodule(parent), attr, new)
     return undo
+
+
+def _build(
+    cls: Any,
+    config: Any,
+    tensors: Mapping[str, Tensor],
+    prefix: str,
+    swapped: tuple[str, ...] = (),
+) -> nn.Module:
+    """``cls(**config)``, first built on the meta device (no memory) where the class allows:
+    every tensor it would allocate must be in the file, with its shape, except under the
+    ``swapped`` submodules (replaced afterwards by their recorded class). A hand-edited config
+    (a hidden size of 1e9 beside small tensors) then fails before it allocates gigabytes."""
+    try:
+        with torch.device("meta"):
+            probe = cls(**config)
+    except Exception:  # constructors that need real values (masks drawn at init) skip the probe
+        probe = None
+    if probe is not None:
+        for key, t in probe.state_dict().items():
+            saved = tensors.get(prefix + key)
+            if saved is None and key.startswith(swapped):
+                continue
+            if saved is None or tuple(saved.shape) != tuple(t.shape):
+                have = None if saved is None else tuple(saved.shape)
+                raise ValueError(
+                    f"its config makes {prefix + key} of shape {tuple(t.shape)}, the file holds "
+                    f"{have}: the config does not fit the file's tensors"
+                )
+    model: nn.Module = cls(**config)
+    return model
 
 
 def _undo_swaps(model: nn.Module, undo: list[tuple[str, nn.Module]]) -> None:
@@ -274,7 +308,7 @@ def load_state(model: nn.Module, path: str | os.PathLike[str], strict: bool = Tr
     from ..compress import CompressedModule  # compressed layers saved from a user's model
 
     tensors, manifest = read_file(path)
-    undo = _restore_submodules(model, manifest, only=CompressedModule)
+    undo = _restore_submodules(model, manifest, tensors, only=CompressedModule)
     try:
         return load_state_dict(model, tensors, manifest.get("masks", {}), strict=strict)
     except Exception:
@@ -296,10 +330,12 @@ def load(path: str | os.PathLike[str]) -> nn.Module:
         )
     try:
         cls = MODULES.get(spec["class"])
-        model = cls(**spec["config"])
+        records = manifest.get("modules")
+        swapped = tuple(f"{n}." for n in records) if isinstance(records, dict) else ()
+        model = _build(cls, spec["config"], tensors, "", swapped)
     except Exception as err:  # a config edited by hand: any error is the file's
         raise SprigFileError(
             f"{path}: cannot rebuild the model: {type(err).__name__}: {err}"
         ) from None
-    _restore_submodules(model, manifest)
+    _restore_submodules(model, manifest, tensors)
     return load_state_dict(model, tensors, manifest.get("masks", {}))
