@@ -28,7 +28,7 @@ def make_generator(seed: int | torch.Generator | None) -> torch.Generator:
         return seed
     gen = torch.Generator()
     if seed is None:
-        gen.manual_seed(int(torch.randint(0, 2**62, ()).item()))
+        gen.manual_seed(int(torch.randint(0, 2**62, (), device="cpu").item()))
     else:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, a torch.Generator or None, got {seed!r}")

@@ -137,6 +137,7 @@ def test_a_format_version_that_is_not_a_positive_int_is_refused(tmp_path, versio
             ),
         ),
         (lambda: sprig.SparseMLP([4, 8, 2], densities=0.5), lambda c: c.update(sizes=[4, 3000, 2])),
+        (lambda: sprig.SparseLinear(6, 5, density=0.5), lambda c: c.update(in_features=10**5)),
     ],
 )
 def test_a_config_that_does_not_fit_the_tensors_fails_before_allocating(tmp_path, model, edit):

@@ -110,11 +110,14 @@ def _build(
     every tensor it would allocate must be in the file, with its shape, except under the
     ``swapped`` submodules (replaced afterwards by their recorded class). A hand-edited config
     (a hidden size of 1e9 beside small tensors) then fails before it allocates gigabytes."""
+    rng = torch.get_rng_state()  # the probe must not move the global generator (seed=None)
     try:
         with torch.device("meta"):
             probe = cls(**config)
     except Exception:  # constructors that need real values (masks drawn at init) skip the probe
         probe = None
+    finally:
+        torch.set_rng_state(rng)
     if probe is not None:
         for key, t in probe.state_dict().items():
             saved = tensors.get(prefix + key)
