@@ -253,3 +253,22 @@ def test_normal_init_gives_regrown_weights_the_layers_spread():
     grown = net[0].weight_mask & ~old["0.weight"]
     assert int(grown.sum()) > 0 and bool((w[grown] != 0).all())
     assert float(w[grown].std()) < 3 * float(w[net[0].weight_mask].std())
+
+
+def test_an_update_after_a_backward_outside_the_context_raises():
+    # RigL silently reused the dense gradient of its previous update step
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 5))
+    sprig.sparsify(net, density=0.2)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    r = RigL(net, t_end=100, every=10)
+    x = torch.randn(16, 20)
+    with r.backward_context(10):
+        net(x).square().sum().backward()
+    opt.step()
+    r.after_step(10, net, opt)
+    opt.zero_grad()
+    net(x).square().sum().backward()  # step 20, outside backward_context
+    opt.step()
+    with pytest.raises(RuntimeError, match="needs the dense gradient"):
+        r.after_step(20, net, opt)

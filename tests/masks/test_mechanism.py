@@ -159,3 +159,25 @@ def test_float_01_mask_accepted():
     lin = nn.Linear(3, 2)
     apply_mask(lin, "weight", make_mask((2, 3), 0.5, generator=0).float())
     assert lin.weight_mask.dtype == torch.bool
+
+
+def test_dense_gradient_sums_accumulated_backward_passes():
+    # the dense gradient was copied from param.grad after each pass, whose pruned entries the
+    # first pass had zeroed: they held the last micro-batch's gradient only
+    from sprig.masks import dense_gradients, get_dense_grad
+
+    torch.manual_seed(0)
+    net = nn.Linear(20, 30)
+    sprig.sparsify(net, density=0.2, seed=0)
+    ref = nn.Linear(20, 30)
+    ref.load_state_dict({"weight": net.weight.detach(), "bias": net.bias.detach()})
+    xa, xb = torch.randn(8, 20), torch.randn(8, 20)
+    with dense_gradients(net):
+        net(xa).square().sum().backward()
+        net(xb).square().sum().backward()
+    ref(xa).square().sum().backward()
+    ref(xb).square().sum().backward()
+    torch.testing.assert_close(get_dense_grad(net, "weight"), ref.weight.grad)
+    torch.testing.assert_close(net.weight.grad, ref.weight.grad * net.weight_mask)
+    net(xa).sum().backward()  # a backward outside the block: the record is stale, so gone
+    assert get_dense_grad(net, "weight") is None

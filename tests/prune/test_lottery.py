@@ -125,3 +125,16 @@ def test_bad_config():
         find_tickets(lambda s: nn.Sequential(nn.Linear(20, 2), nn.ReLU(), Scale()), DATA, no_reset)
     with pytest.raises(ValueError, match="no prunable weight"):
         rewind(make(0), {}, {"9.weight": torch.ones(2, 2, dtype=torch.bool)})
+
+
+def test_rewind_restores_buffers_too():
+    # BatchNorm's running statistics stayed at the fresh copy's values
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    for _ in range(5):
+        m(torch.randn(16, 4) + 3)
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    fresh = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    net = rewind(fresh, state, {"0.weight": torch.ones(8, 4, dtype=torch.bool)})
+    for key in ("1.running_mean", "1.running_var", "1.num_batches_tracked", "2.weight"):
+        assert torch.equal(net.state_dict()[key], state[key]), key

@@ -92,3 +92,13 @@ def test_one_shot_in_loop():
     train_classifier(net, course_task(n_train=256, n_test=64), TrainConfig(steps=8), callbacks=[cb])
     assert cb.history[0][0] == 5
     assert sprig.summary(net).nnz == round(0.25 * (20 * 32 + 32 * 2))
+
+
+def test_one_shot_at_step_zero_prunes_at_the_first_call():
+    # GradualPruning counts steps from 1, so OneShot's default at=0 never fired
+    net = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 5))
+    cb = GradualPruning(OneShot(density=0.1))
+    for _ in range(5):
+        cb.step(net)
+    assert sprig.density(net) == pytest.approx(0.1, abs=0.005)
+    assert [step for step, _ in cb.history] == [1]

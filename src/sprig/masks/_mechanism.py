@@ -55,6 +55,27 @@ class _GradMask:
             return None
         return guard.multiplier(module, self.name, like)
 
+    def capture(self, grad: Tensor) -> None:
+        """Tensor hook: this backward's gradient, before it is added to ``param.grad``.
+
+        Inside :func:`dense_gradients` it is summed into the dense gradient (RigL and friends
+        score pruned entries by it). Reading ``param.grad`` instead would be wrong with two
+        backward passes: its pruned entries were zeroed after the first, so they would hold
+        the last pass's gradient only while the kept ones hold the sum.
+        """
+        module = self.module_ref()
+        guard = None if module is None or not self.active else _guard(module)
+        if guard is None or self.name not in guard.patterns:
+            return
+        if not guard.capture_dense:
+            # a backward outside the block: the recorded dense gradient is no longer this
+            # parameter's latest, and a mask update must not use it (it raises instead)
+            guard.dense_grads.pop(self.name, None)
+            return
+        seen = guard.dense_grads.get(self.name)
+        g = grad.detach()
+        guard.dense_grads[self.name] = g.clone() if seen is None else seen + g
+
     def __call__(self, param: Tensor) -> None:
         # post-accumulate-grad hook: param.grad is complete here.
         if param.grad is None:
@@ -62,11 +83,6 @@ class _GradMask:
         mult = self.multiplier(param.grad)
         if mult is None:
             return
-        module = self.module_ref()
-        guard = None if module is None else _guard(module)
-        if guard is not None and guard.capture_dense:
-            # RigL and friends score pruned entries by their dense gradient
-            guard.dense_grads[self.name] = param.grad.detach().clone()
         param.grad.mul_(mult)
 
     def rezero(self, param: Tensor) -> None:
@@ -103,6 +119,7 @@ class _MaskGuard:
             if ref is not None and ref() is param:
                 continue
             hook = _GradMask(module, name)
+            param.register_hook(hook.capture)
             param.register_post_accumulate_grad_hook(hook)
             setattr(param, _PARAM_ATTR, hook)
             old = self._hooks.get(name)
@@ -287,9 +304,11 @@ def dense_gradients(model: nn.Module) -> Iterator[None]:
     """Within this block, backward passes also record each masked parameter's *dense* gradient.
 
     The masked gradient (zero at pruned entries) still lands in ``param.grad``; the dense one,
-    including pruned entries, is kept for :func:`get_dense_grad`. Mask-update methods (RigL)
-    use this on the steps where they grow connections; sparse kernels that skip pruned
-    entries check :func:`wants_dense_grad` and compute the full gradient instead.
+    including pruned entries, is kept for :func:`get_dense_grad`: the sum over the block's
+    backward passes (gradient accumulation), dropped again by a backward outside any block.
+    Mask-update methods (RigL) use this on the steps where they grow connections; sparse
+    kernels that skip pruned entries check :func:`wants_dense_grad` and compute the full
+    gradient instead.
 
     Example:
         >>> lin = nn.Linear(3, 2); apply_mask(lin, "weight", torch.eye(2, 3))

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from .._checks import make_generator, sub_seed
 from ..data import Split
 from ..io import write_text_atomic
-from ..masks import apply_mask, get_mask, sparsifiable_parameters
+from ..masks import MASK_SUFFIX, apply_mask, get_mask, sparsifiable_parameters
 from ..masks import density as model_density
 from ..training import Callback, TrainConfig, train_classifier
 from ._pruners import SCOPES, MagnitudePruner
@@ -244,7 +244,7 @@ def rewind(
     *,
     reinit_seed: int | None = None,
 ) -> nn.Module:
-    """A copy of ``model`` with the weights in ``state`` and ``masks`` applied (a ticket).
+    """A copy of ``model`` with the weights (and buffers) in ``state`` and ``masks`` applied.
 
     Args:
         model: the architecture to copy (its own weights and masks are replaced).
@@ -264,14 +264,16 @@ def rewind(
         (True, 2)
     """
     net = copy.deepcopy(model)
-    params = dict(net.named_parameters())
+    # parameters and buffers (BatchNorm's running statistics belong to the rewound network
+    # too, as in OpenLTH); masks come from ``masks`` below
+    tensors = {**dict(net.named_buffers()), **dict(net.named_parameters())}
     if reinit_seed is not None:
         _reinit(net, reinit_seed)
     else:
         with torch.no_grad():
             for name, value in state.items():
-                if name in params:
-                    params[name].copy_(value)
+                if name in tensors and not name.endswith(MASK_SUFFIX):
+                    tensors[name].copy_(value)
     known = {q: (module, name) for q, module, name in sparsifiable_parameters(net)}
     for qual, mask in masks.items():
         if qual not in known:

@@ -53,7 +53,8 @@ SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
 @SCHEDULES.register("one_shot")
 @dataclass(frozen=True)
 class OneShot(Schedule):
-    """Prune once, to ``density``, after step ``at``.
+    """Prune once, to ``density``, after step ``at`` (``at=0``: at :class:`GradualPruning`'s
+    first call, after the first step).
 
     Example:
         >>> s = OneShot(density=0.1, at=500)
@@ -190,6 +191,10 @@ class GradualPruning(Callback):
         """Count one optimizer step; prune if due. Returns the density pruned to, or None."""
         self.steps_done += 1
         target = self.schedule.density_at(self.steps_done)
+        if self.steps_done == 1 and target is None:
+            # no call comes before the first step: a target "after step 0" (OneShot's default
+            # at=0) applies at the first call (it was never applied)
+            target = self.schedule.density_at(0)
         if target is None:
             return None
         self.pruner.prune(
