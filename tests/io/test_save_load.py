@@ -110,3 +110,22 @@ def test_atomic_save_keeps_old_file_on_failure(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["m.safetensors"]  # no temp file left behind
     with pytest.raises(FileNotFoundError, match="does not exist"):
         sprig.save(sprig.SparseMLP([3, 2], densities=0.5), tmp_path / "no" / "m.safetensors")
+
+
+def test_saved_files_get_the_usual_mode(tmp_path):
+    # the temporary file came from mkstemp (0600), so every saved file was private
+    import os
+
+    import sprig as _sprig
+
+    path = tmp_path / "m.safetensors"
+    old = os.umask(0o022)
+    try:
+        _sprig.save(_sprig.SparseMLP([2, 4, 1], densities=0.5), path)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.chmod(0o600)  # a file that exists keeps its mode
+    _sprig.save(_sprig.SparseMLP([2, 4, 1], densities=0.5), path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
