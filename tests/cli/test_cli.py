@@ -58,3 +58,37 @@ def test_bench_times_every_alternative_and_rejects_bad_density():
     assert diff < 1e-4  # the compressed layer computes what the dense one does
     bad = CliRunner().invoke(app, ["bench", "--density", "2"])
     assert bad.exit_code != 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["lottery", "--steps", "0"], "--steps must be at least 1, got 0"),
+        (["lottery", "--hidden=-3"], "--hidden values must be >= 1"),
+        (
+            ["bonsai", "delay-1", "--steps", "10", "--validation-sequences", "0"],
+            "--validation-sequences must be at least 1",
+        ),
+        (["bonsai", "delay-1", "--steps", "10", "--out", "full"], "full exists and is not empty"),
+        (["sparse-vs-dense", "--out", "afile"], "--out afile is a file"),
+        (["demo", "--quick", "--seed", "-1", "--out", "d"], "--seed must be >= 0, got -1"),
+        (["bonsai", "delay-1", "--cells", "0x0", "--out", "b"], "cells must be"),
+    ],
+)
+def test_bad_options_fail_before_work_and_leave_no_folder(tmp_path, args, message):
+    # these trained first, overwrote a full --out, printed raw errno or torch messages, or
+    # left an empty run folder behind
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "graph.json").write_text("{}")
+    (tmp_path / "afile").write_text("")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = subprocess.run(
+        [sys.executable, "-c", "from sprig.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing new, nothing gone
+    assert (tmp_path / "full" / "graph.json").read_text() == "{}"

@@ -283,6 +283,9 @@ def main() -> None:
     try:
         app()
     except Exception as exc:  # the CLI is the one place that turns any error into a line
+        from ._folders import remove_empty_outputs
+
+        remove_empty_outputs()
         if _state["debug"]:
             raise
         typer.echo(f"error: {exc}", err=True)

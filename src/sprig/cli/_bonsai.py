@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from ..bonsai import (
     write_html,
 )
 from ..io import write_text_atomic
+from ._folders import output_folder
 
 
 def parse_cells(text: str) -> list[tuple[int, int]]:
@@ -62,8 +62,13 @@ def run_bonsai(
     if steps is not None:
         overrides["steps"] = steps
     steps_in = parse_inputs(inputs, task.in_features) if inputs else None
-    folder = out or Path("runs") / f"bonsai-{task.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder.mkdir(parents=True, exist_ok=True)
+    for option, value in (
+        ("--validation-sequences", validation_sequences),
+        ("--check-sequences", check_sequences),
+    ):
+        if value < 1:
+            raise ValueError(f"{option} must be at least 1, got {value}")
+    folder = output_folder(out, f"bonsai-{task.name}")
     results = []
     for run_seed in range(seed, seed + seeds):
         config = preset_config(task.name, seed=run_seed, **overrides)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .._timing import time_blocks
+from ._folders import output_folder
 
 Echo = Callable[[str], None]
 
@@ -240,10 +241,9 @@ def run_demo(out: Path | None, seed: int, echo: Echo, quick: bool = False) -> Pa
     ``quick`` shrinks every part (fewer steps, a smaller layer) for tests.
     """
     start = time.perf_counter()
-    folder = out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    if folder.exists() and any(folder.iterdir()):
-        raise FileExistsError(f"{folder} exists and is not empty; choose another --out")
-    folder.mkdir(parents=True, exist_ok=True)
+    if seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {seed}")
+    folder = output_folder(out, "demo")
     with _threads(1):
         sections = [_moons(folder, seed, 60 if quick else 400, echo)]
     sections.append(_compress(1024 if quick else 4096, 5 if quick else 30, echo))

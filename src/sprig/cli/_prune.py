@@ -23,6 +23,7 @@ from ..io import write_text_atomic
 from ..masks import sparsify, summary
 from ..prune import LotteryConfig, LotteryResult, LotteryRound, find_tickets, prune
 from ..training import TrainConfig, train_classifier
+from ._folders import output_folder
 
 Echo = Callable[[str], None]
 
@@ -35,16 +36,18 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def parse_ints(text: str, what: str) -> tuple[int, ...]:
-    """``"0,1,2"`` -> ``(0, 1, 2)``, with an error naming the bad value."""
+def parse_ints(text: str, what: str, low: int = 0, example: str = "0,1,2") -> tuple[int, ...]:
+    """``"0,1,2"`` -> ``(0, 1, 2)``, each at least ``low``, with an error naming the bad value."""
     try:
         values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
     except ValueError:
         raise ValueError(
-            f"{what} must be integers separated by commas, e.g. 0,1,2; got {text!r}"
+            f"{what} must be integers separated by commas, e.g. {example}; got {text!r}"
         ) from None
     if not values:
-        raise ValueError(f"{what} needs at least one value, e.g. 0,1,2")
+        raise ValueError(f"{what} needs at least one value, e.g. {example}")
+    if min(values) < low:
+        raise ValueError(f"{what} values must be >= {low}, got {text!r}")
     return values
 
 
@@ -58,12 +61,6 @@ def parse_floats(text: str, what: str) -> tuple[float, ...]:
     if not values:
         raise ValueError(f"{what} needs at least one value")
     return values
-
-
-def run_folder(out: Path | None, name: str) -> Path:
-    folder = out if out is not None else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -136,7 +133,9 @@ def run_lottery(
 ) -> Path:
     """The MNIST-1D lottery-ticket experiment; returns the run folder."""
     seed_list = parse_ints(seeds, "--seeds")
-    sizes = (40, *parse_ints(hidden, "--hidden"), 10)
+    sizes = (40, *parse_ints(hidden, "--hidden", low=1, example="64,64"), 10)
+    if steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {steps}")
     if samples < 10:
         raise ValueError(
             f"--samples must be >= 10 (MNIST-1D keeps 80% for training), got {samples}"
@@ -151,7 +150,7 @@ def run_lottery(
         seeds=seed_list,
         train=TrainConfig(steps=steps, lr=lr, batch_size=batch_size),
     )
-    folder = run_folder(out, "lottery")
+    folder = output_folder(out, "lottery")
     n_train = int(0.8 * samples)
     echo(
         f"sprig lottery: MLP {'-'.join(map(str, sizes))} on MNIST-1D "
@@ -228,7 +227,7 @@ def run_sparse_vs_dense(
     seed_list = parse_ints(seeds, "--seeds")
     if steps < 1:
         raise ValueError(f"--steps must be >= 1, got {steps}")
-    folder = run_folder(out, "sparse-vs-dense")
+    folder = output_folder(out, "sparse-vs-dense")
     data = course_task()
     echo("sprig sparse-vs-dense: MLP 20-64-2 on the course task (2000 train, 1000 test)")
     cols = {
