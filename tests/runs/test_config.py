@@ -67,7 +67,12 @@ def test_defaults_and_types():
         (_with(schedule={"name": "linear", "final": 0}), r"unknown key 'schedule.final'"),
         ({**BASE, "steps": 0}, r"key 'steps' must be >= 1"),
         ({**BASE, "batch_size": 0}, r"key 'batch_size' must be >= 1"),
-        (_with(optimizer={"lr": -1}), r"key 'optimizer.lr' must be > 0"),
+        (_with(optimizer={"lr": -1}), r"key 'optimizer.lr' must be a finite number > 0"),
+        (_with(optimizer={"lr": float("inf")}), r"key 'optimizer.lr' must be a finite number"),
+        (
+            _with(optimizer={"name": "sgd", "momentum": -1.0}),
+            r"key 'optimizer.momentum' must be a finite number >= 0",
+        ),
         (_with(optimizer={"momentum": 0.9}), r"momentum' applies to sgd"),
         ({**BASE, "model": 3}, r"key 'model' must be table"),
     ],

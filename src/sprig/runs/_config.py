@@ -104,8 +104,14 @@ class OptimizerConfig:
 
     def __post_init__(self) -> None:
         _choose(OPTIMIZERS, self.name, "optimizer")
-        if not self.lr > 0:
-            raise ConfigError(f"key 'optimizer.lr' must be > 0, got {self.lr}")
+        if not 0 < self.lr < float("inf"):
+            raise ConfigError(f"key 'optimizer.lr' must be a finite number > 0, got {self.lr}")
+        for key in ("momentum", "weight_decay"):
+            value = getattr(self, key)
+            if not 0 <= value < float("inf"):
+                raise ConfigError(
+                    f"key 'optimizer.{key}' must be a finite number >= 0, got {value}"
+                )
         if self.momentum and self.name != "sgd":
             raise ConfigError(f"key 'optimizer.momentum' applies to sgd, not {self.name!r}")
 

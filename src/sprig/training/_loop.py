@@ -40,8 +40,13 @@ class TrainConfig:
         OPTIMIZERS.get(self.optimizer)
         if self.steps < 0:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.lr < float("inf"):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.momentum < float("inf") or not 0 <= self.weight_decay < float("inf"):
+            raise ValueError(
+                f"momentum and weight_decay must be finite numbers >= 0, got {self.momentum} "
+                f"and {self.weight_decay}"
+            )
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None (full batch), got {self.batch_size}")
 
