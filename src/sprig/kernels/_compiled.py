@@ -18,6 +18,8 @@ from ._threads import configure_numba
 configure_numba()  # before the first parallel call
 
 _FM = {"reassoc", "contract", "nsz", "arcp"}  # reassociation lets LLVM vectorize the row sums
+# error_model="numpy": a float division may give inf instead of raising, which removes the
+# zero-check branch that otherwise keeps LLVM from vectorizing any loop with a division.
 # error_model="numpy": no zero-division branch (see _recurrent_numba)
 _jit = numba.njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
 _pjit = numba.njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy", parallel=True)

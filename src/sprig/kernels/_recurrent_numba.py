@@ -26,22 +26,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numba
 import numpy as np
 from numba import prange, types
 from numba.extending import overload
 
-from ._threads import configure_numba
-
-configure_numba()  # before the first parallel call
-
-_FM = {"reassoc", "contract", "nsz", "arcp"}  # reassociation lets LLVM vectorize reductions
-# error_model="numpy": a float division may give inf instead of raising, which removes the
-# zero-check branch that otherwise keeps LLVM from vectorizing any loop with a division.
-_jit = numba.njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
-_inline = numba.njit(cache=True, fastmath=_FM, inline="always", error_model="numpy")
-_pjit = numba.njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy", parallel=True)
-
+# one home for the compile options (fastmath set, error model, threading layer): _compiled
+from ._compiled import _inline, _jit, _pjit
 
 _F = np.float32
 _CLAMP = _F(7.99881172180175781)
