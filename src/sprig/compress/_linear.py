@@ -11,6 +11,7 @@ indices: that copy is made, validated and cached on first use.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import torch
@@ -19,12 +20,14 @@ from torch import Tensor, nn
 
 from ..kernels import (
     MATVEC_MIN_NNZ,
+    CSRStructure,
     MatVec,
     apply_rows,
     check_csr_parts,
     choose,
     csr_from_parts,
     csr_linear,
+    csr_linear_train,
     csr_to_dense,
     is_sparse_input,
     to_csr,
@@ -32,7 +35,9 @@ from ..kernels import (
 from ..kernels._dispatch import Plan, check_backend, dispatch_version
 from ..kernels._linear import check_linear_args
 from ..masks import apply_mask, get_mask, mask_pattern
-from ..nn import MODULES, module_config, sprig_module
+from .._checks import check_density, make_generator
+from ..masks import count_for, sample_positions
+from ..nn import MODULES, STORAGES, module_config, sprig_module
 from ._api import CompressedModule, register_compressor
 
 _DTYPES = {"float16", "bfloat16", "float32", "float64"}
@@ -111,11 +116,16 @@ class CompressedLinear(CompressedModule):
         self.source = source or {"class": "Linear", "pattern": "custom"}
         self.register_buffer("crow", torch.zeros(out_features + 1, dtype=rdt))
         self.register_buffer("col", torch.zeros(nnz, dtype=idt))
-        self.register_buffer("values", torch.zeros(nnz, dtype=vdt))
-        self.register_buffer("bias", torch.zeros(out_features, dtype=vdt) if bias else None)
+        # the nonzeros are the trainable parameter: optimizer state is nonzero-sized
+        self.values = nn.Parameter(torch.zeros(nnz, dtype=vdt))
+        self.register_parameter(
+            "bias", nn.Parameter(torch.zeros(out_features, dtype=vdt)) if bias else None
+        )
         self._cache: dict[str, Any] = {}
         self._plans: dict[tuple[Any, ...], Plan] = {}  # dispatcher's choice per call shape
-        self._plans_for: Tensor | None = None  # the values buffer the plans were made for
+        self._plans_for: Tensor | None = None  # the values tensor the plans were made for
+        self._capture = False  # inside sprig.masks.dense_gradients
+        self._grad_record: list[tuple[Tensor, Tensor]] = []  # (dy, x) of each recorded pass
 
     @property
     def density(self) -> float:
@@ -142,7 +152,7 @@ class CompressedLinear(CompressedModule):
     def _key(self) -> tuple[Any, ...]:
         # the buffers themselves (a cache entry keeps them alive) and their version counters
         b = self._buffers  # not self.crow...: nn.Module's __getattr__ costs ~0.3 us a name
-        c, k, v = b["crow"], b["col"], b["values"]
+        c, k, v = b["crow"], b["col"], self._parameters["values"]
         return (c, k, v, c._version, k._version, v._version)  # type: ignore[union-attr]
 
     def _valid(self, name: str) -> bool:
@@ -150,7 +160,7 @@ class CompressedLinear(CompressedModule):
         if key is None:
             return False
         b = self._buffers
-        c, k, v = b["crow"], b["col"], b["values"]
+        c, k, v = b["crow"], b["col"], self._parameters["values"]
         assert c is not None and k is not None and v is not None
         return (
             key[0] is c
@@ -164,7 +174,7 @@ class CompressedLinear(CompressedModule):
         if not self._valid("checked"):
             col = self.col.to(torch.int32) if self.col.dtype == torch.uint16 else self.col
             shape = (self.out_features, self.in_features)
-            check_csr_parts(self.crow, col, self.values, shape, "CompressedLinear")
+            check_csr_parts(self.crow, col, self.values.detach(), shape, "CompressedLinear")
             self._cache["checked_key"] = self._key()
 
     def weight_csr(self) -> Tensor:
@@ -173,7 +183,7 @@ class CompressedLinear(CompressedModule):
             self._check()
             shape = (self.out_features, self.in_features)
             col = self.col.to(torch.int32) if self.col.dtype == torch.uint16 else self.col
-            self._cache["csr"] = csr_from_parts(self.crow, col, self.values, shape)
+            self._cache["csr"] = csr_from_parts(self.crow, col, self.values.detach(), shape)
             self._cache["csr_key"] = self._key()
         csr: Tensor = self._cache["csr"]
         return csr
@@ -183,7 +193,7 @@ class CompressedLinear(CompressedModule):
         if not self._valid("matvec"):
             self._check()
             self._cache["matvec"] = MatVec(  # validated by _check
-                self.crow, self.col, self.values, self.in_features, validate=False
+                self.crow, self.col, self.values.detach(), self.in_features, validate=False
             )
             self._cache["matvec_key"] = self._key()
         mv: MatVec = self._cache["matvec"]
@@ -214,10 +224,16 @@ class CompressedLinear(CompressedModule):
     def _forward(self, x: Tensor) -> Tensor:
         # the dense path runs layers that are 0.05 ms calls: every microsecond of Python here
         # shows in the dispatched-vs-dense ratio (measured 1.35x at N=1024, B=1 before
-        # this path was trimmed), hence _buffers lookups and a per-layer plan cache
-        bufs = self._buffers
-        v, bias = bufs["values"], bufs["bias"]
+        # this path was trimmed), hence _parameters lookups and a per-layer plan cache
+        params = self._parameters
+        v, bias = params["values"], params["bias"]
         assert v is not None
+        if torch.is_grad_enabled() and (
+            v.requires_grad or x.requires_grad or (bias is not None and bias.requires_grad)
+        ):
+            return self._forward_train(x, v, bias)
+        if bias is not None and bias.requires_grad:
+            bias = bias.detach()  # no gradient wanted here; the kernels read it as an array
         if x.dim() == 0 or x.shape[-1] != self.in_features or x.dtype != v.dtype:
             check_linear_args(x, self.weight_csr(), bias, "CompressedLinear")  # raises
         batch = x.numel() // self.in_features
@@ -228,6 +244,139 @@ class CompressedLinear(CompressedModule):
             y = self.matvec()(x.reshape(self.in_features), bias)
             return y.reshape(*x.shape[:-1], self.out_features)
         return csr_linear(x, self.weight_csr(), bias, block=plan.block)
+
+    # ---- training ---------------------------------------------------------------------------
+    def structure(self) -> CSRStructure:
+        """The CSR structure (with its transpose) that training runs on, rebuilt when the index
+        buffers change (validated then: a hand-edited file fails here, naming the fix)."""
+        b = self._buffers
+        c, k = b["crow"], b["col"]
+        assert c is not None and k is not None
+        key = (c, k, c._version, k._version)
+        cached = self._cache.get("structure")
+        if cached is None or cached[0] != key[2:] or cached[1] is not c or cached[2] is not k:
+            col = k.to(torch.int32) if k.dtype == torch.uint16 else k
+            shape = (self.out_features, self.in_features)
+            check_csr_parts(c, col, self.values.detach(), shape, "CompressedLinear")
+            cached = (key[2:], c, k, CSRStructure.from_csr(c, col, shape))
+            self._cache["structure"] = cached
+        structure: CSRStructure = cached[3]
+        return structure
+
+    def _forward_train(self, x: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
+        """The differentiable forward: gradients of the values only at the nonzeros."""
+        if x.dim() == 0 or x.shape[-1] != self.in_features or x.dtype != v.dtype:
+            check_linear_args(x, self.weight_csr(), bias, "CompressedLinear")  # raises
+        s = self.structure()
+        if not bool(torch.isfinite(v).all()):
+            bad = int((~torch.isfinite(v)).sum())
+            raise ValueError(
+                f"CompressedLinear: {bad} of {v.numel()} values are not finite (nan/inf), "
+                "usually after an optimizer step that diverged; lower the learning rate or "
+                "clip gradients (torch.nn.utils.clip_grad_norm_) and restart from a checkpoint"
+            )
+        batch = x.numel() // self.in_features
+        plan = choose(s.density, s.shape, batch, v.dtype, v.device, "train", self.backend)
+        if plan.kernel == "dense":
+            # a dense weight built from the values, differentiable in them
+            w = v.new_zeros(s.shape[0] * s.shape[1]).index_put((s.flat,), v)
+            y = F.linear(x, w.view(s.shape), bias)
+        else:
+            y = csr_linear_train(x, v, s, bias, block=plan.block)
+        if self._capture:
+            x2 = x.detach().reshape(-1, self.in_features)
+            y.register_hook(lambda gy: self._record(gy, x2))
+        elif self._grad_record and y.requires_grad:
+            y.register_hook(lambda gy: self._grad_record.clear())  # a backward outside drops it
+        return y
+
+    def _record(self, gy: Tensor, x2: Tensor) -> None:
+        self._grad_record.append((gy.detach().reshape(-1, self.out_features), x2))
+
+    # CompressedWeight protocol (sprig.masks): what mask updaters and pruners use
+    def weight_shape(self) -> tuple[int, int]:
+        return (self.out_features, self.in_features)
+
+    def nonzero_values(self) -> nn.Parameter:
+        v = self._parameters["values"]
+        assert isinstance(v, nn.Parameter)
+        return v
+
+    def active_flat(self) -> Tensor:
+        return self.structure().flat
+
+    def set_dense_capture(self, on: bool) -> None:
+        if on:
+            self._grad_record.clear()
+        self._capture = on
+
+    def dense_grad_rows(self, start: int, stop: int) -> Tensor | None:
+        """Rows of ``dW = sum over recorded passes of dy^T x``: ``(stop - start, in)``."""
+        if not self._grad_record:
+            return None
+        gy = torch.cat([g for g, _ in self._grad_record]) if len(self._grad_record) > 1 else None
+        if gy is None:
+            g0, x0 = self._grad_record[0]
+            return g0[:, start:stop].t() @ x0
+        x = torch.cat([x for _, x in self._grad_record])
+        return gy[:, start:stop].t() @ x
+
+    @torch.no_grad()
+    def rewire(
+        self, flat: Tensor, values: Tensor, optimizer: torch.optim.Optimizer | None
+    ) -> None:
+        """Store ``values`` at sorted flat positions ``flat`` (see ``sprig.masks``'s protocol)."""
+        rows, cols = self.weight_shape()
+        flat = flat.to(device=self.crow.device, dtype=torch.int64)
+        if flat.dim() != 1 or values.shape != flat.shape:
+            raise ValueError(
+                f"rewire needs 1-D positions and values of one length, got {tuple(flat.shape)} "
+                f"and {tuple(values.shape)}"
+            )
+        if flat.numel() and (
+            int(flat[0]) < 0 or int(flat[-1]) >= rows * cols or bool((flat[1:] <= flat[:-1]).any())
+        ):
+            raise ValueError(
+                f"rewire positions must be sorted, unique and in [0, {rows * cols})"
+            )
+        old = self.active_flat()
+        param = self.nonzero_values()
+        # where each new position was before (-1: new connection)
+        at = torch.searchsorted(old, flat).clamp_(max=max(old.numel() - 1, 0))
+        kept = (old[at] == flat) if old.numel() else torch.zeros_like(flat, dtype=torch.bool)
+        src = at[kept]
+
+        def moved(t: Tensor, fill: Tensor | None) -> Tensor:
+            out = torch.zeros(flat.shape, dtype=t.dtype, device=t.device)
+            if fill is not None:
+                out.copy_(fill)
+            out[kept] = t[src]
+            return out
+
+        new_values = moved(param.detach(), values.to(param))
+        state = {} if optimizer is None else optimizer.state.get(param, {})
+        new_state = {
+            k: moved(t, None)
+            for k, t in state.items()
+            if isinstance(t, Tensor) and t.shape == param.shape and t.dim() == 1
+        }
+        row = torch.div(flat, cols, rounding_mode="floor")
+        crow = torch.zeros(rows + 1, dtype=torch.int64, device=flat.device)
+        crow[1:] = torch.bincount(row, minlength=rows).cumsum(0)
+        # everything is computed: now change the module (nothing above touched it)
+        if flat.numel() == param.numel():
+            param.copy_(new_values)  # same tensor: optimizers keep pointing at it
+            for k, t in new_state.items():
+                state[k].copy_(t)
+        else:
+            param.data = new_values
+            for k, t in new_state.items():
+                state[k] = t
+        self.crow = crow.to(self.crow.dtype)
+        self.col = (flat - row * cols).to(self.col.dtype)
+        self.nnz = int(flat.numel())
+        self._cache.clear()
+        self._plans.clear()
 
     def _plan(self, batch: int, v: Tensor) -> Plan:
         if self._plans_for is not v:  # new values buffer (.to(), load): maybe a new dtype/device
@@ -321,3 +470,73 @@ def compress_linear(module: nn.Module, backend: str = "auto", **_others: Any) ->
         if module.bias is not None and out.bias is not None:
             out.bias.copy_(module.bias.detach())
     return out
+
+
+@STORAGES.register("compressed")
+def compressed_linear(
+    in_features: int,
+    out_features: int,
+    density: float | None = None,
+    pattern: str = "unstructured",
+    bias: bool = True,
+    seed: int | None = None,
+    backend: str = "auto",
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> CompressedLinear:
+    """A trainable :class:`CompressedLinear` born sparse: no ``out x in`` tensor is ever made.
+
+    ``SparseLinear(..., storage="compressed")`` calls this. The layer keeps
+    ``round(density * out * in)`` connections (as the masked layer does) at uniformly random
+    positions, with ``nn.Linear``'s initialisation: weights and bias uniform in
+    ``(-1/sqrt(in), 1/sqrt(in))``, so the kept weights have the masked layer's statistics. The
+    positions differ from a masked layer's of the same seed (that one scores every entry).
+
+    Example:
+        >>> layer = compressed_linear(4096, 4096, density=0.01, seed=0)
+        >>> layer.values.shape, layer.values.requires_grad
+        (torch.Size([167772]), True)
+    """
+    if pattern != "unstructured":
+        raise ValueError(
+            f"storage='compressed' builds unstructured layers, got pattern={pattern!r}; build "
+            "a masked layer with that pattern and convert it with sprig.compress(...)"
+        )
+    d = check_density(density)
+    for name, n in (("in_features", in_features), ("out_features", out_features)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {n!r}")
+    check_backend(backend)
+    gen = make_generator(seed)
+    numel = in_features * out_features
+    flat = sample_positions(numel, count_for(d, numel), gen)
+    vdt = dtype or torch.get_default_dtype()
+    bound = 1.0 / math.sqrt(in_features)  # nn.Linear's kaiming_uniform(a=sqrt(5)) bound
+    values = torch.empty(flat.numel(), dtype=vdt).uniform_(-bound, bound, generator=gen)
+    index_dtype = "uint16" if in_features <= 2**16 else "int32"
+    if numel >= 2**31 - 1 or flat.numel() >= 2**31 - 1:
+        index_dtype = "int64"
+    config = {
+        "in_features": in_features,
+        "out_features": out_features,
+        "density": d,
+        "pattern": pattern,
+        "bias": bias,
+        "seed": seed,
+        "backend": backend,
+    }
+    layer = CompressedLinear(
+        in_features,
+        out_features,
+        0,
+        bias=bias,
+        dtype=str(vdt).removeprefix("torch."),
+        index_dtype=index_dtype,
+        backend=backend,
+        source={"class": "SparseLinear", "pattern": pattern, "config": config},
+    )
+    layer.rewire(flat, values, None)
+    if layer.bias is not None:
+        with torch.no_grad():
+            layer.bias.uniform_(-bound, bound, generator=gen)
+    return layer.to(device) if device is not None else layer

@@ -37,6 +37,8 @@ from .._checks import make_generator
 from .._registry import Registry
 from ..masks import (
     MASK_SUFFIX,
+    CompressedWeight,
+    compressed_weights,
     dense_gradients,
     get_dense_grad,
     mask_pattern,
@@ -142,6 +144,39 @@ class Layer:
     def dense_grad(self) -> Tensor | None:
         return get_dense_grad(self.module, self.name)
 
+    @property
+    def nnz(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def numel(self) -> int:
+        return self.mask.numel()
+
+
+@dataclass(frozen=True)
+class CompressedLayer:
+    """One compressed layer as an updater sees it: values ``(nnz,)`` at sorted flat positions.
+
+    No tensor of the weight's dense shape is ever made for it: drop scores are ``(nnz,)``,
+    and grown positions come from :meth:`MaskUpdater.grow_positions`.
+    """
+
+    qualname: str
+    module: CompressedWeight
+
+    @property
+    def param(self) -> nn.Parameter:
+        return self.module.nonzero_values()
+
+    @property
+    def nnz(self) -> int:
+        return self.param.numel()
+
+    @property
+    def numel(self) -> int:
+        rows, cols = self.module.weight_shape()
+        return rows * cols
+
 
 @dataclass(frozen=True)
 class UpdateStats:
@@ -188,6 +223,53 @@ def _bottom_k(scores: Tensor, eligible: Tensor, k: int) -> Tensor:
     return _top_k(-s, eligible, k)
 
 
+BLOCK_ENTRIES = 1 << 22  # dense-gradient rows are scored this many entries at a time
+
+
+def top_k_blocked(
+    block_scores: Callable[[int, int], Tensor],
+    shape: tuple[int, int],
+    active: Tensor,
+    k: int,
+    block_entries: int = BLOCK_ENTRIES,
+) -> Tensor:
+    """The ``k`` highest-scoring inactive positions, scored a block of rows at a time.
+
+    Gives exactly :func:`_top_k` over the full score matrix (ties: lower flat index first)
+    while holding one block of rows and ``k`` running candidates, never ``rows x cols``.
+
+    Args:
+        block_scores: ``(start, stop) -> (stop - start, cols)`` scores of those rows.
+        shape: ``(rows, cols)``.
+        active: sorted flat positions that may not grow.
+        k: how many to grow (at most the inactive count).
+
+    Returns:
+        sorted int64 flat positions ``(k,)``.
+    """
+    rows, cols = shape
+    block = max(1, block_entries // max(cols, 1))
+    best_s = torch.empty(0, dtype=torch.float64)
+    best_i = torch.empty(0, dtype=torch.int64)
+    active = active.cpu()
+    for start in range(0, rows, block):
+        stop = min(rows, start + block)
+        lo, hi = (int(i) for i in torch.searchsorted(active, torch.tensor([start, stop]) * cols))
+        eligible = torch.ones((stop - start) * cols, dtype=torch.bool)
+        eligible[active[lo:hi] - start * cols] = False
+        kk = min(k, int(eligible.sum()))
+        if kk == 0:
+            continue
+        scores = block_scores(start, stop).detach().cpu().double().flatten()
+        pick = _top_k(scores, eligible, kk).nonzero().squeeze(1)
+        s_all = torch.cat([best_s, torch.nan_to_num(scores[pick], nan=-math.inf)])
+        i_all = torch.cat([best_i, pick + start * cols])
+        order = torch.argsort(i_all, stable=True)
+        order = order[torch.argsort(-s_all[order], stable=True)][:k]
+        best_s, best_i = s_all[order], i_all[order]
+    return best_i.sort().values
+
+
 def reset_optimizer_state(optimizer: torch.optim.Optimizer, param: Tensor, where: Tensor) -> None:
     """Zero every tensor of ``param``'s shape that ``optimizer`` keeps for it, at ``where``.
 
@@ -229,6 +311,11 @@ class MaskUpdater(Callback):
     needs_dense: ClassVar[bool] = False
     #: average scores over ranks (they come from rank-local gradients)
     average_scores: ClassVar[bool] = False
+    #: why this method cannot update compressed layers ("" when it can: it has
+    #: :meth:`grow_positions`)
+    compressed_refusal: ClassVar[str] = (
+        "this method scores every possible connection with a dense tensor; use RigL or SET"
+    )
 
     def __init__(
         self,
@@ -245,10 +332,16 @@ class MaskUpdater(Callback):
         self.config = DSTConfig(t_end, fraction, every, start, decay, init)
         self.model = model
         self.layers = [Layer(mp.qualname, mp.module, mp.name) for mp in masked_parameters(model)]
-        if not self.layers:
+        self.compressed = [CompressedLayer(q, m) for q, m in compressed_weights(model)]
+        if not self.layers and not self.compressed:
             raise ValueError(
                 f"{type(model).__name__} has no sprig masks to update; mask it first, e.g. "
                 "sprig.sparsify(model, density=0.1, distribution='erk')"
+            )
+        if self.compressed and self.compressed_refusal:
+            raise ValueError(
+                f"{type(self).__name__} cannot update compressed layers "
+                f"{[c.qualname for c in self.compressed]}: {self.compressed_refusal}"
             )
         bad = {
             layer.qualname: mask_pattern(layer.module, layer.name)
@@ -273,6 +366,13 @@ class MaskUpdater(Callback):
         _, world = _world()
         if world == 1:
             return
+        for c in self.compressed:
+            flat = c.module.active_flat().clone()
+            values = c.param.detach().clone()
+            torch.distributed.broadcast(flat, src=0)
+            torch.distributed.broadcast(values, src=0)
+            if not torch.equal(flat, c.module.active_flat()):
+                c.module.rewire(flat, values, None)
         for layer in self.layers:
             buf = layer.mask.to(torch.uint8)
             torch.distributed.broadcast(buf, src=0)
@@ -321,12 +421,19 @@ class MaskUpdater(Callback):
         """Scores of ``layer``'s entries; the highest inactive ones grow."""
         raise NotImplementedError
 
+    def grow_positions(self, layer: CompressedLayer, active: Tensor, k: int) -> Tensor:
+        """Sorted flat positions of ``k`` connections to grow in a compressed layer, chosen
+        among the inactive ones (not in ``active``) without a dense tensor of scores."""
+        raise NotImplementedError
+
     def drop_counts(self, fraction: float) -> list[int]:
-        """How many connections each layer drops: ``floor(fraction * nnz)``, capped (see module)."""
+        """How many connections each layer drops: ``floor(fraction * nnz)``, capped (see module).
+
+        One count per layer, masked layers first, then compressed ones.
+        """
         out = []
-        for layer in self.layers:
-            nnz = int(layer.mask.sum())
-            free = layer.mask.numel() - nnz
+        for layer in [*self.layers, *self.compressed]:
+            nnz, free = layer.nnz, layer.numel - layer.nnz
             out.append(max(0, min(math.floor(fraction * nnz), free, nnz - 1)))
         return out
 
@@ -339,7 +446,8 @@ class MaskUpdater(Callback):
         if self._checked_optimizer == id(optimizer):
             return
         held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        missing = [layer.qualname for layer in self.layers if id(layer.param) not in held]
+        layers: list[Layer | CompressedLayer] = [*self.layers, *self.compressed]
+        missing = [layer.qualname for layer in layers if id(layer.param) not in held]
         if missing:
             raise ValueError(
                 f"the optimizer does not hold the masked parameters {missing}; build it from "
@@ -367,6 +475,13 @@ class MaskUpdater(Callback):
         fraction = self.fraction_at(step)
         drops = self.drop_counts(fraction)
         grows = self.grow_counts(drops)
+        n = len(self.layers)
+        # compressed layers: every new structure is decided before anything changes
+        plans = [
+            self._plan_compressed(c, d, g)
+            for c, d, g in zip(self.compressed, drops[n:], grows[n:])
+        ]
+        drops, grows = drops[:n], grows[:n]
         old = [layer.mask.clone() for layer in self.layers]
         for layer, m, d, g in zip(self.layers, old, drops, grows):
             nnz = int(m.sum())
@@ -408,9 +523,46 @@ class MaskUpdater(Callback):
             param[grown] = values[grown]
             reset_optimizer_state(optimizer, param, changed)
             self.on_changed(layer, dropped=m & ~nm, grown=grown)
+        for c, plan in zip(self.compressed, plans):
+            dropped_n[c.qualname], grown_n[c.qualname] = 0, 0
+            if plan is None:
+                continue
+            flat, grown_flat, kept_values, n_dropped = plan
+            values = torch.zeros(flat.shape, dtype=kept_values.dtype)
+            if self.config.init == "normal" and grown_flat.numel():
+                std = float(kept_values.float().std()) if kept_values.numel() > 1 else 0.0
+                noise = torch.randn(flat.shape, generator=self.generator) * std
+                if world > 1:
+                    torch.distributed.broadcast(noise, src=0)
+                values = noise.to(values.dtype)
+            dropped_n[c.qualname], grown_n[c.qualname] = n_dropped, int(grown_flat.numel())
+            c.module.rewire(flat, values, optimizer)  # kept values and state move, new start at 0
         self.updates += 1
         self.last_stats = UpdateStats(step, fraction, dropped_n, grown_n)
         return self.last_stats
+
+    def _plan_compressed(
+        self, layer: CompressedLayer, d: int, g: int
+    ) -> tuple[Tensor, Tensor, Tensor, int] | None:
+        """(new sorted flat positions, the grown ones, the kept values, how many were dropped)
+        or None (no change)."""
+        if d == 0 and g == 0:
+            return None
+        active = layer.module.active_flat()
+        scores = self._reduce(self.drop_scores_compressed(layer))
+        dropped = _bottom_k(scores, torch.ones_like(active, dtype=torch.bool), d)
+        grown = self.grow_positions(layer, active, g).to(active.device)
+        flat = torch.cat([active[~dropped], grown]).sort().values
+        if _world()[1] > 1:  # every rank takes rank 0's structure
+            torch.distributed.broadcast(flat, src=0)
+            at = torch.searchsorted(active, flat).clamp_(max=active.numel() - 1)
+            grown = flat[active[at] != flat]
+        kept = flat.numel() - grown.numel()
+        return flat, grown, layer.param.detach()[~dropped], active.numel() - kept
+
+    def drop_scores_compressed(self, layer: CompressedLayer) -> Tensor:
+        """Drop scores ``(nnz,)`` of a compressed layer's stored weights (default ``|w|``)."""
+        return layer.param.detach().abs()
 
     def on_changed(self, layer: Layer, dropped: Tensor, grown: Tensor) -> None:
         """Called after a layer's mask changed (for methods that keep per-entry state)."""
@@ -437,7 +589,7 @@ class MaskUpdater(Callback):
             "method": self.name,
             "version": 1,
             "updates": self.updates,
-            "layers": [layer.qualname for layer in self.layers],
+            "layers": [layer.qualname for layer in [*self.layers, *self.compressed]],
             "tensors": tensors,
         }
 
@@ -447,7 +599,7 @@ class MaskUpdater(Callback):
             raise ValueError(
                 f"state is for method {state.get('method')!r}, this updater is {self.name!r}"
             )
-        layers = [layer.qualname for layer in self.layers]
+        layers = [layer.qualname for layer in [*self.layers, *self.compressed]]
         if list(state.get("layers", [])) != layers:
             raise ValueError(f"state is for layers {state.get('layers')}, this model has {layers}")
         tensors = state["tensors"]

@@ -21,7 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from .._registry import Registry
-from ._base import Layer, MaskUpdater, _world
+from ..masks import sample_positions
+from ._base import CompressedLayer, Layer, MaskUpdater, _world, top_k_blocked
 
 METHODS: Registry[type[MaskUpdater]] = Registry("DST method")
 
@@ -57,9 +58,27 @@ class RigL(MaskUpdater):
     name = "rigl"
     needs_dense = True
     average_scores = True
+    compressed_refusal = ""
 
     def grow_scores(self, layer: Layer) -> Tensor:
         return _need_dense(layer, "RigL").abs()
+
+    def grow_positions(self, layer: CompressedLayer, active: Tensor, k: int) -> Tensor:
+        # the dense gradient dy^T x, a block of rows at a time, with a running top-k: the
+        # same choice as on the masked twin without an out x in tensor
+        module = layer.module
+
+        def rows(start: int, stop: int) -> Tensor:
+            g = module.dense_grad_rows(start, stop)
+            if g is None:
+                raise RuntimeError(
+                    f"RigL needs the dense gradient of {layer.qualname}, but none was recorded; "
+                    "run the backward inside `with updater.backward_context(step):` on the "
+                    "steps where updater.needs_dense_grad(step)"
+                )
+            return self._reduce(g).abs()
+
+        return top_k_blocked(rows, module.weight_shape(), active, k)
 
 
 @METHODS.register("set")
@@ -76,9 +95,15 @@ class SET(MaskUpdater):
     """
 
     name = "set"
+    compressed_refusal = ""
 
     def grow_scores(self, layer: Layer) -> Tensor:
         return torch.rand(layer.mask.shape, generator=self.generator).to(layer.mask.device)
+
+    def grow_positions(self, layer: CompressedLayer, active: Tensor, k: int) -> Tensor:
+        # uniform among the inactive positions, as above, but drawn without a dense tensor of
+        # scores (so not the same draws as a masked layer's)
+        return sample_positions(layer.numel, k, self.generator, exclude=active)
 
 
 @METHODS.register("snfs")
@@ -110,6 +135,12 @@ class SNFS(MaskUpdater):
     name = "snfs"
     needs_dense = True
     average_scores = True
+    compressed_refusal = (
+        "SNFS keeps a momentum of the dense gradient of every layer (an out x in tensor each, "
+        "updated every step), which is the memory and time compressed storage avoids; use "
+        "RigL (dense gradients only on update steps, in row blocks) or train the masked model "
+        "(sprig.decompress) with SNFS"
+    )
 
     def __init__(
         self, model: nn.Module, *, momentum: float = 0.9, redistribute: bool = True, **kwargs: Any
@@ -210,6 +241,11 @@ class DeepR(MaskUpdater):
     """
 
     name = "deepr"
+    compressed_refusal = (
+        "DeepR keeps a fixed sign for every possible connection (an out x in tensor) and "
+        "checks every weight for a zero crossing after each step; not implemented for "
+        "compressed layers yet: train the masked model (sprig.decompress) with DeepR"
+    )
 
     def __init__(
         self,

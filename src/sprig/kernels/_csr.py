@@ -95,6 +95,18 @@ def check_csr_parts(
         raise ValueError(f"{what}: CSR row pointers are not monotone from 0 to nnz={col.numel()}")
     if col.numel() and (int(col.min()) < 0 or int(col.max()) >= cols):
         raise ValueError(f"{what}: CSR column indices fall outside [0, {cols})")
+    if col.numel() > 1:
+        # within a row, columns strictly increase (sorted, no duplicates): the kernels and the
+        # gradient's positions rely on it
+        step = col[1:].long() - col[:-1].long()
+        row_start = torch.zeros(col.numel(), dtype=torch.bool, device=col.device)
+        row_start[c[:-1][c[1:] > c[:-1]]] = True
+        bad = int(((step <= 0) & ~row_start[1:]).sum())
+        if bad:
+            raise ValueError(
+                f"{what}: CSR column indices are not sorted and unique within their rows "
+                f"({bad} places); rebuild the arrays (e.g. sprig.compress of the masked layer)"
+            )
     bad = int((~torch.isfinite(values)).sum())
     if bad:
         raise ValueError(
@@ -122,23 +134,48 @@ class CSRStructure:
     def __init__(self, mask: Tensor) -> None:
         if mask.dim() != 2:
             raise ValueError(f"a CSR structure needs a 2-D mask, got shape {tuple(mask.shape)}")
-        rows, cols = (int(s) for s in mask.shape)
-        keep = mask.to(torch.bool)
-        nz = keep.nonzero()  # (nnz, 2), row-major order
-        row, col = nz[:, 0], nz[:, 1]
-        index = torch.int32 if max(rows, cols, nz.shape[0]) < 2**31 - 1 else torch.int64
+        nz = mask.to(torch.bool).nonzero()  # (nnz, 2), row-major order
+        self._setup(nz[:, 0], nz[:, 1], (int(mask.shape[0]), int(mask.shape[1])))
+
+    @classmethod
+    def from_csr(cls, crow: Tensor, col: Tensor, shape: tuple[int, int]) -> CSRStructure:
+        """The structure of a CSR matrix given by its row pointers and column indices.
+
+        Never builds anything of the dense shape: what compressed layers train with. The
+        arrays must be valid (sorted unique columns per row; :func:`check_csr_parts`).
+        """
+        rows = int(shape[0])
+        counts = crow[1:].long() - crow[:-1].long()
+        row = torch.repeat_interleave(torch.arange(rows, device=crow.device), counts)
+        new = cls.__new__(cls)
+        new._setup(row, col.long(), (rows, int(shape[1])))
+        return new
+
+    def _setup(self, row: Tensor, col: Tensor, shape: tuple[int, int]) -> None:
+        rows, cols = shape
+        index = torch.int32 if max(rows, cols, row.numel()) < 2**31 - 1 else torch.int64
         self.shape = (rows, cols)
-        self.nnz = int(nz.shape[0])
+        self.nnz = int(row.numel())
         self.density = self.nnz / max(rows * cols, 1)
-        self.flat = row * cols + col  # (nnz,) int64: position in the flattened dense weight
-        self.row = row
         self.crow = _row_pointers(row, rows).to(index)
         self.col = col.to(index)
         # transpose: nonzeros ordered by (col, row)
         self.perm_t = torch.argsort(col * rows + row)
         self.crow_t = _row_pointers(col[self.perm_t], cols).to(index)
         self.col_t = row[self.perm_t].to(index)
+        self._flat: Tensor | None = None
         self._np_index: dict[str, Any] = {}  # numpy copies for the compiled loops
+
+    @property
+    def flat(self) -> Tensor:
+        """``(nnz,)`` int64: each nonzero's position in the flattened dense weight (row-major,
+        so sorted). Made on first use: compressed layers that never touch a dense weight
+        skip its 8 bytes per nonzero."""
+        if self._flat is None:
+            counts = self.crow[1:].long() - self.crow[:-1].long()
+            row = torch.repeat_interleave(torch.arange(self.shape[0]), counts)
+            self._flat = row.to(self.col.device) * self.shape[1] + self.col.long()
+        return self._flat
 
     def values_of(self, weight: Tensor) -> Tensor:
         """The stored entries of a dense ``weight`` (``(nnz,)``, CSR order)."""

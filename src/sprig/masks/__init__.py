@@ -13,6 +13,7 @@ from ._mechanism import (
     remove_mask,
     wants_dense_grad,
 )
+from ._storage import CompressedWeight, compressed_weights, sample_positions
 from ._patterns import PATTERNS, PatternSpec, count_for, make_mask, parse_pattern
 from ._sparsify import (
     Summary,
@@ -28,6 +29,9 @@ from ._sparsify import (
 
 __all__ = [
     "DISTRIBUTIONS",
+    "CompressedWeight",
+    "compressed_weights",
+    "sample_positions",
     "MASK_SUFFIX",
     "PATTERNS",
     "MaskedParameter",

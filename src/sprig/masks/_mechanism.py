@@ -33,6 +33,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from ._storage import compressed_weights
+
 MASK_SUFFIX = "_mask"
 _GUARD_ATTR = "_sprig_mask_guard"
 _PARAM_ATTR = "_sprig_grad_mask"
@@ -320,14 +322,19 @@ def dense_gradients(model: nn.Module) -> Iterator[None]:
         True
     """
     guards = [g for m in model.modules() if (g := _guard(m)) is not None]
+    compressed = [m for _, m in compressed_weights(model)]  # they record what G = dy^T x needs
     for g in guards:
         g.dense_grads.clear()
         g.capture_dense = True
+    for c in compressed:
+        c.set_dense_capture(True)
     try:
         yield
     finally:
         for g in guards:
             g.capture_dense = False
+        for c in compressed:
+            c.set_dense_capture(False)
 
 
 def wants_dense_grad(module: nn.Module) -> bool:

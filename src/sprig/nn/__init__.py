@@ -14,7 +14,7 @@ from ._ameo import (
 )
 from ._base import MODULES, module_config, sprig_module
 from ._bonsai import BonsaiCell, BonsaiRNN
-from ._linear import SparseLinear
+from ._linear import STORAGES, SparseLinear
 from ._mlp import SparseMLP
 from ._rnn import CELL_GATES, SparseRNN, check_rnn_input
 
@@ -22,6 +22,7 @@ __all__ = [
     "ACTIVATIONS",
     "CELL_GATES",
     "MODULES",
+    "STORAGES",
     "Ameo",
     "BonsaiCell",
     "BonsaiRNN",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import make_generator
+from .._registry import Registry
 from ..kernels import (
     CSRStructure,
     apply_rows,
@@ -68,6 +70,12 @@ def _same(key: tuple[Any, ...], t: Tensor) -> bool:
     return bool(key[0]() is t and key[1] == t._version)
 
 
+#: how a SparseLinear stores its weight: "masked" (dense weight + mask, this module) or
+#: "compressed" (nonzeros only; sprig.compress registers its builder here, so nn never
+#: imports compress)
+STORAGES: Registry[Callable[..., nn.Module]] = Registry("storage")
+
+
 @sprig_module("SparseLinear")
 class SparseLinear(nn.Linear):
     """A linear layer y = x W^T + b whose weight W keeps only a ``density`` fraction of entries.
@@ -87,6 +95,9 @@ class SparseLinear(nn.Linear):
             inference and for training), ``"dense"`` (masked dense ``F.linear``) or ``"csr"``.
             The CSR training path computes the weight gradient only at the mask's nonzeros,
             or the full dense one inside ``sprig.masks.dense_gradients``.
+        storage: ``"masked"`` (a dense weight and a mask: this class) or ``"compressed"``
+            (returns a trainable :class:`sprig.compress.CompressedLinear` holding only the
+            nonzeros, built without any ``out x in`` tensor; unstructured pattern only).
 
     Shapes:
         input ``(*, in_features)`` -> output ``(*, out_features)``; also a 2-D torch sparse
@@ -101,6 +112,12 @@ class SparseLinear(nn.Linear):
         torch.Size([8, 32])
     """
 
+    def __new__(cls, *args: Any, storage: str = "masked", **kwargs: Any) -> Any:
+        if storage == "masked":
+            return super().__new__(cls)
+        # not a SparseLinear, so Python skips __init__: the builder makes the whole layer
+        return STORAGES.get(storage)(*args, **kwargs)
+
     def __init__(
         self,
         in_features: int,
@@ -112,6 +129,7 @@ class SparseLinear(nn.Linear):
         backend: str = "auto",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        storage: str = "masked",
     ) -> None:
         check_backend(backend)
         spec = parse_pattern(pattern)
@@ -170,3 +188,6 @@ class SparseLinear(nn.Linear):
             f"{super().extra_repr()}, density={self.density:g}, pattern={self.pattern}, "
             f"backend={self.backend}"
         )
+
+
+STORAGES.add("masked", SparseLinear)

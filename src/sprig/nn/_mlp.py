@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from .._checks import sub_seed
 from ._activations import ACTIVATIONS, make_activation
 from ._base import sprig_module
-from ._linear import SparseLinear
+from ._linear import STORAGES, SparseLinear
 
 
 @sprig_module("SparseMLP")
@@ -24,6 +24,9 @@ class SparseMLP(nn.Module):
         pattern: sparsity pattern of every layer.
         bias: whether layers learn biases.
         seed: seed for the masks (each layer derives its own).
+        storage: ``"masked"`` (:class:`SparseLinear` layers) or ``"compressed"`` (trainable
+            layers holding only their nonzeros, never an ``out x in`` tensor: for networks
+            whose dense twin does not fit in memory; unstructured pattern).
 
     Shapes:
         input ``(*, sizes[0])`` -> output ``(*, sizes[-1])``.
@@ -42,6 +45,7 @@ class SparseMLP(nn.Module):
         pattern: str = "unstructured",
         bias: bool = True,
         seed: int = 0,
+        storage: str = "masked",
     ) -> None:
         super().__init__()
         sizes = [int(s) for s in sizes]
@@ -60,10 +64,17 @@ class SparseMLP(nn.Module):
             )
         ACTIVATIONS.get(activation)
         self.sizes, self.densities, self.activation = sizes, densities, activation
-        self.pattern, self.bias, self.seed = pattern, bias, seed
+        self.pattern, self.bias, self.seed, self.storage = pattern, bias, seed, storage
+        STORAGES.get(storage)
         self.layers = nn.ModuleList(
             SparseLinear(
-                sizes[i], sizes[i + 1], densities[i], pattern, bias, seed=sub_seed(seed, i)
+                sizes[i],
+                sizes[i + 1],
+                densities[i],
+                pattern,
+                bias,
+                seed=sub_seed(seed, i),
+                storage=storage,
             )
             for i in range(n_layers)
         )
@@ -84,4 +95,5 @@ class SparseMLP(nn.Module):
             "pattern": self.pattern,
             "bias": self.bias,
             "seed": self.seed,
+            "storage": self.storage,
         }
