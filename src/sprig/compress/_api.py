@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import copy
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from torch import nn
+import torch
+from torch import Tensor, nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from ..masks import is_sparse, masked_parameters
 
@@ -65,11 +68,55 @@ def _swap(model: nn.Module, make: Callable[[nn.Module], nn.Module | None]) -> nn
     return model
 
 
+# Parameters that stopped training: those of a model passed to compress (its copy trains) and
+# the values of a compressed layer that pruning replaced by a smaller tensor. An optimizer
+# still holding one was built too early or was not told; its step() raises instead of
+# silently training nothing. (Keyed by id with a weak reference: a tensor's == is
+# elementwise, so no WeakSet.)
+_RETIRED: dict[int, tuple[weakref.ref[Tensor], str]] = {}
+_MESSAGES = {
+    "compressed": (
+        "this optimizer holds the parameters of a model that was passed to sprig.compress, "
+        "and none of them has a gradient: the compressed copy is what trains. Build the "
+        "optimizer after compress, from the compressed model's parameters "
+        "(torch.optim.Adam(compressed.parameters()))"
+    ),
+    "resized": (
+        "this optimizer holds the old values of a compressed layer that pruning shrank; pass "
+        "the optimizer to the pruner (prune(..., optimizer=opt); GradualPruning and sprig's "
+        "loops do) so its parameter and state follow the layer"
+    ),
+}
+
+
+def retire(param: Tensor, why: str) -> None:
+    """Mark ``param`` as no longer trained (``why``: ``"compressed"`` or ``"resized"``)."""
+    key = id(param)
+    _RETIRED[key] = (weakref.ref(param, lambda _, k=key: _RETIRED.pop(k, None)), why)
+
+
+def _check_stale_optimizer(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    if not _RETIRED:
+        return
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    why = {e[1] for p in params if (e := _RETIRED.get(id(p))) is not None and e[0]() is p}
+    if "resized" in why:
+        raise RuntimeError(_MESSAGES["resized"])
+    # training the original while compressing copies of it (for evaluation) is fine
+    if "compressed" in why and all(p.grad is None for p in params):
+        raise RuntimeError(_MESSAGES["compressed"])
+
+
+register_optimizer_step_pre_hook(_check_stale_optimizer)
+
+
 def compress(model: nn.Module, **options: Any) -> nn.Module:
     """A copy of ``model`` whose masked layers store only their nonzeros and run sparse kernels.
 
     The original model is left unchanged. Outputs match the masked-dense model's. A model with
-    no masks is returned unchanged (a copy) with a warning.
+    no masks is returned unchanged (a copy) with a warning. The copy trains: its compressed
+    layers' nonzero values are parameters, so build the optimizer *after* compress, from the
+    copy's parameters (an optimizer of the original that gets no gradient raises at ``step``).
 
     Args:
         model: a model masked by sprig (``sparsify``, sprig's layers, pruning...).
@@ -89,7 +136,10 @@ def compress(model: nn.Module, **options: Any) -> nn.Module:
             return None
         return fn(module, **options)
 
-    return _swap(copy.deepcopy(model), make)
+    out = _swap(copy.deepcopy(model), make)
+    for mp in masked_parameters(model):
+        retire(mp.param, "compressed")
+    return out
 
 
 def decompress(model: nn.Module) -> nn.Module:

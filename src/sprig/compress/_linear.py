@@ -38,7 +38,7 @@ from ..masks import apply_mask, get_mask, mask_pattern
 from .._checks import check_density, make_generator
 from ..masks import count_for, sample_positions
 from ..nn import MODULES, STORAGES, module_config, sprig_module
-from ._api import CompressedModule, register_compressor
+from ._api import CompressedModule, register_compressor, retire
 
 _DTYPES = {"float16", "bfloat16", "float32", "float64"}
 _INDEX_DTYPES = ("uint16", "int32", "int64")
@@ -267,7 +267,6 @@ class CompressedLinear(CompressedModule):
         """The differentiable forward: gradients of the values only at the nonzeros."""
         if x.dim() == 0 or x.shape[-1] != self.in_features or x.dtype != v.dtype:
             check_linear_args(x, self.weight_csr(), bias, "CompressedLinear")  # raises
-        s = self.structure()
         if not bool(torch.isfinite(v).all()):
             bad = int((~torch.isfinite(v)).sum())
             raise ValueError(
@@ -275,8 +274,14 @@ class CompressedLinear(CompressedModule):
                 "usually after an optimizer step that diverged; lower the learning rate or "
                 "clip gradients (torch.nn.utils.clip_grad_norm_) and restart from a checkpoint"
             )
+        s = self.structure()
         batch = x.numel() // self.in_features
-        plan = choose(s.density, s.shape, batch, v.dtype, v.device, "train", self.backend)
+        # CSR unless told "dense": the train table measures masked layers, whose CSR step also
+        # gathers values and scatters a dense gradient; a compressed layer does neither, and
+        # a dense step would allocate the out x in weight its storage exists to avoid
+        # (benchmarks/results/training.md measures both)
+        backend = "csr" if self.backend == "auto" else self.backend
+        plan = choose(s.density, s.shape, batch, v.dtype, v.device, "train", backend)
         if plan.kernel == "dense":
             # a dense weight built from the values, differentiable in them
             w = v.new_zeros(s.shape[0] * s.shape[1]).index_put((s.flat,), v)
@@ -320,6 +325,15 @@ class CompressedLinear(CompressedModule):
             return g0[:, start:stop].t() @ x0
         x = torch.cat([x for _, x in self._grad_record])
         return gy[:, start:stop].t() @ x
+
+    def resize_nonzeros(self, nnz: int) -> None:
+        if nnz != self.nnz:
+            self.col = self.col.new_zeros(nnz)
+            v = self.nonzero_values()
+            self.values = nn.Parameter(v.new_zeros(nnz), requires_grad=v.requires_grad)
+            self.nnz = nnz
+            self._cache.clear()
+            self._plans.clear()
 
     @torch.no_grad()
     def rewire(
@@ -369,9 +383,18 @@ class CompressedLinear(CompressedModule):
             for k, t in new_state.items():
                 state[k].copy_(t)
         else:
-            param.data = new_values
-            for k, t in new_state.items():
-                state[k] = t
+            # a new size needs a new parameter (autograd keeps a leaf's shape); the optimizer
+            # given takes it in place of the old one, with the moved state
+            new_param = nn.Parameter(new_values, requires_grad=param.requires_grad)
+            if optimizer is not None:
+                for group in optimizer.param_groups:
+                    group["params"] = [new_param if p is param else p for p in group["params"]]
+                if param in optimizer.state:
+                    old_state = optimizer.state.pop(param)
+                    old_state.update(new_state)
+                    optimizer.state[new_param] = old_state
+            retire(param, "resized")
+            self.values = new_param
         self.crow = crow.to(self.crow.dtype)
         self.col = (flat - row * cols).to(self.col.dtype)
         self.nnz = int(flat.numel())
@@ -514,7 +537,7 @@ def compressed_linear(
     bound = 1.0 / math.sqrt(in_features)  # nn.Linear's kaiming_uniform(a=sqrt(5)) bound
     values = torch.empty(flat.numel(), dtype=vdt).uniform_(-bound, bound, generator=gen)
     index_dtype = "uint16" if in_features <= 2**16 else "int32"
-    if numel >= 2**31 - 1 or flat.numel() >= 2**31 - 1:
+    if flat.numel() >= 2**31 - 1:  # row pointers past int32
         index_dtype = "int64"
     config = {
         "in_features": in_features,

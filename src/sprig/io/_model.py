@@ -19,7 +19,14 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from .. import __version__
-from ..masks import MASK_SUFFIX, apply_mask, get_mask, mask_pattern, masked_parameters
+from ..masks import (
+    MASK_SUFFIX,
+    apply_mask,
+    compressed_weights,
+    get_mask,
+    mask_pattern,
+    masked_parameters,
+)
 from ..nn import MODULES, module_config
 from ._atomic import write_atomic
 
@@ -241,6 +248,18 @@ def load_state_dict(
             new_masks[qual] = value
     expected = dict(model.state_dict())
     expected.update({q + MASK_SUFFIX: m for q, m in new_masks.items()})
+    # compressed layers hold as many nonzeros as the file says (pruning and rewiring change
+    # the count its config was built with): the file's count, if values and columns agree
+    resized: dict[str, int] = {}
+    for qual, c in compressed_weights(model):
+        prefix = qual.removesuffix("weight")
+        v, k = state_dict.get(prefix + "values"), state_dict.get(prefix + "col")
+        if v is None or k is None or v.dim() != 1 or tuple(k.shape) != tuple(v.shape):
+            continue
+        if v.numel() != c.nonzero_values().numel():
+            resized[qual] = v.numel()
+            expected[prefix + "values"] = expected[prefix + "values"].new_empty(v.shape)
+            expected[prefix + "col"] = expected[prefix + "col"].new_empty(k.shape)
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     if strict and (missing or unexpected):
@@ -273,6 +292,9 @@ def load_state_dict(
                 f"{key} is {value.dtype} in the file but {want.dtype} in the model: the "
                 "file does not fit this model (or its config's dtype was edited)"
             )
+    compressed = dict(compressed_weights(model))
+    for qual, nnz in resized.items():
+        compressed[qual].resize_nonzeros(nnz)
     for qual, mask in new_masks.items():
         mod_name, name = _split(qual)
         label = (patterns or {}).get(qual, "custom")

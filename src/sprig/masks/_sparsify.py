@@ -13,6 +13,7 @@ from .._checks import check_density, sub_seed
 from ._distributions import DISTRIBUTIONS, layer_counts
 from ._mechanism import apply_mask, get_mask, mask_pattern, masked_parameters, remove_mask
 from ._patterns import make_mask, parse_pattern
+from ._storage import compressed_weights
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -45,18 +46,21 @@ def sparsifiable_parameters(
     for mod_name, module in model.named_modules():
         for name in sparsifiable_names(module):
             qual = f"{mod_name}.{name}" if mod_name else name
+            if selected(qual, mod_name, include, exclude):
+                yield qual, module, name
 
-            def hit(patterns: Sequence[str], qual: str = qual, mod_name: str = mod_name) -> bool:
-                return any(
-                    fnmatch.fnmatchcase(qual, p) or fnmatch.fnmatchcase(mod_name, p)
-                    for p in patterns
-                )
 
-            if include is not None and not hit(include):
-                continue
-            if exclude is not None and hit(exclude):
-                continue
-            yield qual, module, name
+def selected(
+    qual: str, mod_name: str, include: Sequence[str] | None, exclude: Sequence[str] | None
+) -> bool:
+    """Whether a weight passes ``include``/``exclude`` (shell patterns on either name)."""
+
+    def hit(patterns: Sequence[str]) -> bool:
+        return any(
+            fnmatch.fnmatchcase(qual, p) or fnmatch.fnmatchcase(mod_name, p) for p in patterns
+        )
+
+    return (include is None or hit(include)) and (exclude is None or not hit(exclude))
 
 
 def sparsify(
@@ -143,6 +147,10 @@ def density(model: nn.Module) -> float:
         mask = get_mask(module, name)
         kept += int(mask.sum()) if mask is not None else int(param.count_nonzero())
         total += param.numel()
+    for _, c in compressed_weights(model):  # stored nonzeros of the dense shape
+        rows, cols = c.weight_shape()
+        kept += c.nonzero_values().numel()
+        total += rows * cols
     if total == 0:
         raise ValueError(f"{type(model).__name__} has no weights that sprig can measure")
     return kept / total

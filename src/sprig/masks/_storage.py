@@ -43,6 +43,11 @@ class CompressedWeight(Protocol):
         """Rows ``start:stop`` of the dense weight gradient of the recorded passes, or None."""
         ...
 
+    def resize_nonzeros(self, nnz: int) -> None:
+        """Make room for ``nnz`` stored weights (contents undefined until loaded: a file saved
+        after pruning or rewiring holds another count than the config built)."""
+        ...
+
     def rewire(
         self, flat: Tensor, values: Tensor, optimizer: torch.optim.Optimizer | None
     ) -> None:

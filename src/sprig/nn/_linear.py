@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import make_generator
+from .._checks import make_generator, sub_seed
 from .._registry import Registry
 from ..kernels import (
     CSRStructure,
@@ -68,6 +68,13 @@ class _KernelCache:
 
 def _same(key: tuple[Any, ...], t: Tensor) -> bool:
     return bool(key[0]() is t and key[1] == t._version)
+
+
+def _mask_generator(seed: int | None) -> torch.Generator:
+    # a sub-seed, not the seed itself: after torch.manual_seed(s), SparseLinear(seed=s) would
+    # otherwise draw its mask scores from the very stream that initialised its weights, and
+    # keep the weights of one sign and size (kept std 0.0026 instead of 0.0255 at 512 inputs)
+    return make_generator(None if seed is None else sub_seed(seed, "mask"))
 
 
 #: how a SparseLinear stores its weight: "masked" (dense weight + mask, this module) or
@@ -133,7 +140,7 @@ class SparseLinear(nn.Linear):
     ) -> None:
         check_backend(backend)
         spec = parse_pattern(pattern)
-        mask = make_mask((out_features, in_features), density, spec, generator=make_generator(seed))
+        mask = make_mask((out_features, in_features), density, spec, generator=_mask_generator(seed))
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.density = float(mask.float().mean()) if density is None else float(density)
         self.pattern = str(spec)

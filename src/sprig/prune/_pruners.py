@@ -34,12 +34,15 @@ from torch import Tensor, nn
 from .._checks import check_density, make_generator, sub_seed
 from .._registry import Registry
 from ..masks import (
+    CompressedWeight,
     PatternSpec,
     apply_mask,
+    compressed_weights,
     count_for,
     get_mask,
     make_mask,
     parse_pattern,
+    selected,
     sparsifiable_parameters,
 )
 
@@ -160,6 +163,7 @@ class Pruner:
         exclude: Sequence[str] | None = None,
         seed: int = 0,
         strict: bool = True,
+        optimizer: torch.optim.Optimizer | None = None,
     ) -> nn.Module:
         """Prune ``model`` in place to ``density`` and return it.
 
@@ -173,16 +177,81 @@ class Pruner:
             seed: seed for random scores (each layer derives its own stable sub-seed).
             strict: raise when a target is above a layer's current density (a pruner only
                 removes); with False those layers are left unchanged.
+            optimizer: the optimizer training ``model``, when it has compressed layers
+                (``sprig.compress``, ``storage="compressed"``): their values shrink to the
+                kept ones, and so must the optimizer's per-entry state (masked layers need
+                nothing: their pruned entries are re-zeroed after every step).
 
         Returns:
             ``model``, pruned.
         """
-        new = self.masks(model, density, include=include, exclude=exclude, seed=seed, strict=strict)
+        comp = _compressed_targets(model, include, exclude)
+        new = {}
+        if not comp or _has_targets(model, include, exclude):
+            new = self.masks(
+                model, density, include=include, exclude=exclude, seed=seed, strict=strict
+            )
+        kept = self._compressed_keep(comp, density, seed, strict)  # before anything changes
         label = str(self.spec())
-        for t in _targets(model, include, exclude):
+        for t in _targets(model, include, exclude) if new else []:
             if t.qual in new:
                 apply_mask(t.module, t.name, new[t.qual], pattern=label)
+        for (qual, c), keep in zip(comp, kept):
+            if keep is not None:
+                values = c.nonzero_values().detach()
+                c.rewire(c.active_flat()[keep], values[keep], optimizer)
         return model
+
+    def _compressed_keep(
+        self,
+        comp: list[tuple[str, CompressedWeight]],
+        density: float | Mapping[str, float] | None,
+        seed: int,
+        strict: bool,
+    ) -> list[Tensor | None]:
+        """For each compressed layer, the (sorted) indices of the values it keeps, or None."""
+        if not comp:
+            return []
+        if self.spec().name != "unstructured" or self.scope != "layer":
+            raise ValueError(
+                f"compressed layers {[q for q, _ in comp]} are pruned by unstructured pruners "
+                f"with scope='layer'; {self!r} needs the dense layout: sprig.decompress the "
+                "model, prune it, and compress it again"
+            )
+        out: list[Tensor | None] = []
+        for qual, c in comp:
+            if isinstance(density, Mapping):
+                if qual not in density:
+                    out.append(None)
+                    continue
+                d = check_density(density[qual], f"density of {qual}")
+            else:
+                if density is None:
+                    raise ValueError(f"{self.name} pruning needs a density in (0, 1], e.g. 0.5")
+                d = check_density(density)
+            rows, cols = c.weight_shape()
+            values = c.nonzero_values()
+            numel, kept = rows * cols, values.numel()
+            want = count_for(d, numel)
+            if want > kept:
+                if strict:
+                    raise ValueError(
+                        f"target density {d:g} is above the current density {kept / numel:.6g} "
+                        f"of {qual}; a pruner only removes weights: choose a density at or below "
+                        "the current one (or strict=False to leave such layers as they are)"
+                    )
+                out.append(None)
+                continue
+            if want == kept:
+                out.append(None)
+                continue
+            gen = make_generator(sub_seed(seed, self.name, qual))
+            with torch.no_grad():
+                scores = self.score(values, gen).detach().to("cpu", torch.float64)
+            # the highest scores stay; ties keep the lower position (as make_mask does)
+            order = torch.argsort(-scores, stable=True)[:want]
+            out.append(order.sort().values)
+        return out
 
     # ----------------------------------------------------------------------------------------
     def _scores(self, t: _Target, seed: int) -> Tensor:
@@ -258,6 +327,22 @@ def _too_high(t: _Target, density: float, kept: int, numel: int, strict: bool) -
             f"{t.qual}; a pruner only removes weights: choose a density at or below the current "
             "one (or strict=False to leave such layers as they are)"
         )
+
+
+def _compressed_targets(
+    model: nn.Module, include: Sequence[str] | None, exclude: Sequence[str] | None
+) -> list[tuple[str, CompressedWeight]]:
+    return [
+        (q, c)
+        for q, c in compressed_weights(model)
+        if selected(q, q.removesuffix(".weight"), include, exclude)
+    ]
+
+
+def _has_targets(
+    model: nn.Module, include: Sequence[str] | None, exclude: Sequence[str] | None
+) -> bool:
+    return any(True for _ in sparsifiable_parameters(model, include, exclude))
 
 
 def _targets(
@@ -448,6 +533,7 @@ def prune(
     exclude: Sequence[str] | None = None,
     seed: int = 0,
     strict: bool = True,
+    optimizer: torch.optim.Optimizer | None = None,
     **options: Any,
 ) -> nn.Module:
     """Prune ``model`` in place with the pruner named ``method``; see :meth:`Pruner.prune`.
@@ -457,7 +543,7 @@ def prune(
         density: target fraction kept in (0, 1] (None for N:M).
         method: a name in :data:`PRUNERS`.
         scope: ``"layer"`` or ``"global"``.
-        include, exclude, seed, strict: as :meth:`Pruner.prune`.
+        include, exclude, seed, strict, optimizer: as :meth:`Pruner.prune`.
         **options: the pruner's own options (``norm``, ``axis``, ``block``, ``n``, ``m``).
 
     Returns:
@@ -472,5 +558,11 @@ def prune(
         0.2
     """
     return make_pruner(method, scope=scope, **options).prune(
-        model, density, include=include, exclude=exclude, seed=seed, strict=strict
+        model,
+        density,
+        include=include,
+        exclude=exclude,
+        seed=seed,
+        strict=strict,
+        optimizer=optimizer,
     )

@@ -187,8 +187,13 @@ class GradualPruning(Callback):
         self.steps_done = 0
         self.history: list[tuple[int, float]] = []  # (step, density reached)
 
-    def step(self, model: nn.Module) -> float | None:
-        """Count one optimizer step; prune if due. Returns the density pruned to, or None."""
+    def step(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
+    ) -> float | None:
+        """Count one optimizer step; prune if due. Returns the density pruned to, or None.
+
+        ``optimizer`` is needed for compressed layers (their optimizer state shrinks with them).
+        """
         self.steps_done += 1
         target = self.schedule.density_at(self.steps_done)
         if self.steps_done == 1 and target is None:
@@ -204,13 +209,14 @@ class GradualPruning(Callback):
             exclude=self.exclude,
             seed=self.seed + self.steps_done,
             strict=False,
+            optimizer=optimizer,
         )
         reached = model_density(model)
         self.history.append((self.steps_done, reached))
         return reached
 
     def after_step(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        self.step(model)
+        self.step(model, optimizer)
 
     def state_dict(self) -> dict[str, Any]:
         """The step count and pruning history (the schedule and pruner are configuration)."""
