@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -203,18 +204,24 @@ def _world() -> tuple[int, int]:
 def _top_k(scores: Tensor, eligible: Tensor, k: int) -> Tensor:
     """Bool mask of the k highest scores among ``eligible`` (ties: lower flat index first).
 
-    O(n): ``topk`` finds the k-th value; entries above it are in, and the tied entries at it
-    are taken in index order, so the result is the same as a stable sort's, on every rank.
+    O(n): a partition finds the k-th value; entries above it are in, and the tied entries at
+    it are taken in index order, so the result is the same as a stable sort's, on every rank.
+    NaN scores lose to every number. (numpy's partition: ~3x faster than ``torch.topk`` with
+    a large k on this CPU, and RigL asks for k in the hundreds of thousands.)
     """
-    s = torch.nan_to_num(scores.detach().double().flatten(), nan=-math.inf)
-    s = torch.where(eligible.flatten().to(s.device), s, torch.full_like(s, -math.inf))
-    out = torch.zeros(s.numel(), dtype=torch.bool, device=s.device)
+    t = scores.detach().flatten().cpu()
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.double()  # exact for the ints and half floats scores come in
+    a = t.numpy().copy()
+    a[np.isnan(a)] = -np.inf
+    a[~eligible.detach().flatten().cpu().numpy()] = -np.inf
+    out = np.zeros(a.size, dtype=bool)
     if k > 0:
-        kth = torch.topk(s, k, sorted=False).values.min()
-        out = s > kth
+        kth = np.partition(a, a.size - k)[a.size - k]
+        out = a > kth
         need = k - int(out.sum())
-        out[torch.nonzero(s == kth).flatten()[:need]] = True
-    return out.reshape(scores.shape)
+        out[np.flatnonzero(a == kth)[:need]] = True
+    return torch.from_numpy(out).reshape(scores.shape).to(scores.device)
 
 
 def _bottom_k(scores: Tensor, eligible: Tensor, k: int) -> Tensor:
@@ -257,15 +264,15 @@ def top_k_blocked(
         lo, hi = (int(i) for i in torch.searchsorted(active, torch.tensor([start, stop]) * cols))
         eligible = torch.ones((stop - start) * cols, dtype=torch.bool)
         eligible[active[lo:hi] - start * cols] = False
-        kk = min(k, int(eligible.sum()))
+        kk = min(k, (stop - start) * cols - (hi - lo))
         if kk == 0:
             continue
-        scores = block_scores(start, stop).detach().cpu().double().flatten()
+        scores = block_scores(start, stop).detach().cpu().flatten()
         pick = _top_k(scores, eligible, kk).nonzero().squeeze(1)
-        s_all = torch.cat([best_s, torch.nan_to_num(scores[pick], nan=-math.inf)])
+        s_all = torch.cat([best_s, torch.nan_to_num(scores[pick].double(), nan=-math.inf)])
         i_all = torch.cat([best_i, pick + start * cols])
-        order = torch.argsort(i_all, stable=True)
-        order = order[torch.argsort(-s_all[order], stable=True)][:k]
+        # the k best by (score descending, position ascending): the order _top_k keeps
+        order = torch.from_numpy(np.lexsort((i_all.numpy(), -s_all.numpy()))[:k])
         best_s, best_i = s_all[order], i_all[order]
     return best_i.sort().values
 
