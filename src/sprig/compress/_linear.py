@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import weakref
 from typing import Any
 
 import torch
@@ -123,7 +124,9 @@ class CompressedLinear(CompressedModule):
         )
         self._cache: dict[str, Any] = {}
         self._plans: dict[tuple[Any, ...], Plan] = {}  # dispatcher's choice per call shape
-        self._plans_for: Tensor | None = None  # the values tensor the plans were made for
+        # the values the plans were made for (a weak reference: a Parameter assigned to a
+        # module attribute would register as a second parameter)
+        self._plans_for: weakref.ref[Tensor] | None = None
         self._capture = False  # inside sprig.masks.dense_gradients
         self._grad_record: list[tuple[Tensor, Tensor]] = []  # (dy, x) of each recorded pass
 
@@ -330,6 +333,7 @@ class CompressedLinear(CompressedModule):
         if nnz != self.nnz:
             self.col = self.col.new_zeros(nnz)
             v = self.nonzero_values()
+            retire(v, "resized")  # an optimizer built on the old values must be told
             self.values = nn.Parameter(v.new_zeros(nnz), requires_grad=v.requires_grad)
             self.nnz = nnz
             self._cache.clear()
@@ -402,9 +406,10 @@ class CompressedLinear(CompressedModule):
         self._plans.clear()
 
     def _plan(self, batch: int, v: Tensor) -> Plan:
-        if self._plans_for is not v:  # new values buffer (.to(), load): maybe a new dtype/device
+        made_for = self._plans_for
+        if made_for is None or made_for() is not v:  # new values (.to(), load): new dtype/device?
             self._plans.clear()
-            self._plans_for = v
+            self._plans_for = weakref.ref(v)
         key = (batch, self.backend, dispatch_version())
         plan = self._plans.get(key)
         if plan is None:

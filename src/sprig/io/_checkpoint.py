@@ -270,6 +270,20 @@ def _check_names(
         raise SprigFileError(f"{path} has no {what} {missing}; it has: {have}")
 
 
+def _follow_replaced(
+    optimizer: torch.optim.Optimizer, before: list[Tensor], after: list[Tensor]
+) -> None:
+    """Point ``optimizer`` at parameters that loading replaced (compressed layers resized to
+    the file's nonzero count get new value tensors), keeping the state it just loaded."""
+    swap = {id(a): b for a, b in zip(before, after) if a is not b}
+    if not swap:
+        return
+    for group in optimizer.param_groups:
+        group["params"] = [swap.get(id(p), p) for p in group["params"]]
+    for old in [p for p in optimizer.state if id(p) in swap]:
+        optimizer.state[swap[id(old)]] = optimizer.state.pop(old)
+
+
 def load_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -337,7 +351,10 @@ def load_checkpoint(
             before = obj.state_dict()
             obj.load_state_dict(state)
             undo.append((obj, before))
+        params_before = list(model.parameters())
         load_state_dict(model, model_tensors, meta["model"].get("masks", {}))
+        if optimizer is not None:
+            _follow_replaced(optimizer, params_before, list(model.parameters()))
     except Exception as err:
         for obj, before in reversed(undo):
             obj.load_state_dict(before)

@@ -57,13 +57,16 @@ def mlp(
     activation: str = "relu",
     pattern: str = "unstructured",
     bias: bool = True,
+    storage: str = "masked",
 ) -> nn.Module:
     """A :class:`sprig.SparseMLP` from the data's width to one output per class.
 
-    ``densities`` has one entry per layer (``len(hidden) + 1``) or one for all.
+    ``densities`` has one entry per layer (``len(hidden) + 1``) or one for all. ``storage``
+    is ``"masked"`` or ``"compressed"`` (nonzeros only: trains in nonzero-sized memory).
     """
     dens = densities if isinstance(densities, (int, float)) else list(densities)
-    return SparseMLP([n_features, *hidden, n_classes], dens, activation, pattern, bias, seed)
+    sizes = [n_features, *hidden, n_classes]
+    return SparseMLP(sizes, dens, activation, pattern, bias, seed, storage=storage)
 
 
 @METHODS.register("static")
