@@ -380,6 +380,7 @@ class MaskUpdater(Callback):
             torch.distributed.broadcast(values, src=0)
             if not torch.equal(flat, c.module.active_flat()):
                 c.module.rewire(flat, values, None)
+            c.param.copy_(values)  # rank 0's values everywhere (rewire keeps its own kept ones)
         for layer in self.layers:
             buf = layer.mask.to(torch.uint8)
             torch.distributed.broadcast(buf, src=0)
