@@ -31,6 +31,7 @@ from ..kernels import (
     csr_linear_train,
     csr_to_dense,
     is_sparse_input,
+    sparse_input_linear,
     to_csr,
 )
 from ..kernels._dispatch import Plan, check_backend, dispatch_version
@@ -219,8 +220,12 @@ class CompressedLinear(CompressedModule):
         """``input W^T + b`` through the kernel the dispatcher picks for this call."""
         if chunk_size is None and type(input) is Tensor and input.layout == torch.strided:
             return self._forward(input)
+        v = self.nonzero_values()
+        if chunk_size is None and is_sparse_input(input) and torch.is_grad_enabled():
+            if v.requires_grad or (self.bias is not None and self.bias.requires_grad):
+                # training on sparse data: forward and gradient over the nonzeros of both
+                return sparse_input_linear(input, v, self.structure(), self.bias)
         if chunk_size is not None or is_sparse_input(input):
-            v = self.values
             return apply_rows(input, self._forward, self.in_features, v.dtype, v.device, chunk_size)
         return self._forward(input)
 

@@ -24,6 +24,7 @@ from ._recurrent import (
     prepare_layer,
     recurrent_reference,
 )
+from ._sparse_input import sparse_input_linear, sparse_input_linear_reference
 from ._train import csr_linear_train, masked_csr_linear, nonzero_grad_reference
 
 __all__ = [
@@ -53,5 +54,7 @@ __all__ = [
     "recurrent_reference",
     "RecurrentLayer",
     "set_dispatch_table",
+    "sparse_input_linear",
+    "sparse_input_linear_reference",
     "to_csr",
 ]
