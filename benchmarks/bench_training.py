@@ -27,7 +27,6 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 from _common import write_table

@@ -159,9 +159,7 @@ def test_top_k_blocked_equals_full_top_k_with_ties():
     flat_active = active.flatten().nonzero().squeeze(1)
     for k in (1, 17, 200, int((~active).sum())):
         want = _top_k(scores, ~active, k).flatten().nonzero().squeeze(1)
-        got = top_k_blocked(
-            lambda a, b: scores[a:b], (37, 23), flat_active, k, block_entries=50
-        )
+        got = top_k_blocked(lambda a, b: scores[a:b], (37, 23), flat_active, k, block_entries=50)
         assert torch.equal(got, want)
 
 

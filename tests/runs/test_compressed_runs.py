@@ -30,7 +30,9 @@ lr = 0.02
 
 METHODS = {
     "rigl": '[method]\nname = "rigl"\nevery = 5\n',
-    "gradual": "[method]\nname = \"gradual\"\nfinal_density = 0.1\nevery = 3\nstart = 0.1\nend = 0.75\n",
+    "gradual": (
+        '[method]\nname = "gradual"\nfinal_density = 0.1\nevery = 3\nstart = 0.1\nend = 0.75\n'
+    ),
 }
 
 

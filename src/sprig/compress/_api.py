@@ -92,7 +92,11 @@ _MESSAGES = {
 def retire(param: Tensor, why: str) -> None:
     """Mark ``param`` as no longer trained (``why``: ``"compressed"`` or ``"resized"``)."""
     key = id(param)
-    _RETIRED[key] = (weakref.ref(param, lambda _, k=key: _RETIRED.pop(k, None)), why)
+
+    def forget(_: weakref.ref[Tensor]) -> None:
+        _RETIRED.pop(key, None)
+
+    _RETIRED[key] = (weakref.ref(param, forget), why)
 
 
 def _check_stale_optimizer(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import check_density, make_generator
 from ..kernels import (
     MATVEC_MIN_NNZ,
     CSRStructure,
@@ -36,9 +37,7 @@ from ..kernels import (
 )
 from ..kernels._dispatch import Plan, check_backend, dispatch_version
 from ..kernels._linear import check_linear_args
-from ..masks import apply_mask, get_mask, mask_pattern
-from .._checks import check_density, make_generator
-from ..masks import count_for, sample_positions
+from ..masks import apply_mask, count_for, get_mask, mask_pattern, sample_positions
 from ..nn import MODULES, STORAGES, module_config, sprig_module
 from ._api import CompressedModule, register_compressor, retire
 
@@ -221,10 +220,11 @@ class CompressedLinear(CompressedModule):
         if chunk_size is None and type(input) is Tensor and input.layout == torch.strided:
             return self._forward(input)
         v = self.nonzero_values()
-        if chunk_size is None and is_sparse_input(input) and torch.is_grad_enabled():
-            if v.requires_grad or (self.bias is not None and self.bias.requires_grad):
-                # training on sparse data: forward and gradient over the nonzeros of both
-                return sparse_input_linear(input, v, self.structure(), self.bias)
+        b = self.bias
+        trains = v.requires_grad or (b is not None and b.requires_grad)
+        if chunk_size is None and is_sparse_input(input) and torch.is_grad_enabled() and trains:
+            # training on sparse data: forward and gradient over the nonzeros of both
+            return sparse_input_linear(input, v, self.structure(), b)
         if chunk_size is not None or is_sparse_input(input):
             return apply_rows(input, self._forward, self.in_features, v.dtype, v.device, chunk_size)
         return self._forward(input)
@@ -241,7 +241,7 @@ class CompressedLinear(CompressedModule):
         ):
             return self._forward_train(x, v, bias)
         if bias is not None and bias.requires_grad:
-            bias = bias.detach()  # no gradient wanted here; the kernels read it as an array
+            bias = bias.detach()  # type: ignore[assignment]  # no gradient wanted: an array
         if x.dim() == 0 or x.shape[-1] != self.in_features or x.dtype != v.dtype:
             check_linear_args(x, self.weight_csr(), bias, "CompressedLinear")  # raises
         batch = x.numel() // self.in_features
@@ -345,9 +345,7 @@ class CompressedLinear(CompressedModule):
             self._plans.clear()
 
     @torch.no_grad()
-    def rewire(
-        self, flat: Tensor, values: Tensor, optimizer: torch.optim.Optimizer | None
-    ) -> None:
+    def rewire(self, flat: Tensor, values: Tensor, optimizer: torch.optim.Optimizer | None) -> None:
         """Store ``values`` at sorted flat positions ``flat`` (see ``sprig.masks``'s protocol)."""
         rows, cols = self.weight_shape()
         flat = flat.to(device=self.crow.device, dtype=torch.int64)
@@ -359,9 +357,7 @@ class CompressedLinear(CompressedModule):
         if flat.numel() and (
             int(flat[0]) < 0 or int(flat[-1]) >= rows * cols or bool((flat[1:] <= flat[:-1]).any())
         ):
-            raise ValueError(
-                f"rewire positions must be sorted, unique and in [0, {rows * cols})"
-            )
+            raise ValueError(f"rewire positions must be sorted, unique and in [0, {rows * cols})")
         old = self.active_flat()
         param = self.nonzero_values()
         # where each new position was before (-1: new connection)

@@ -429,6 +429,10 @@ class MaskUpdater(Callback):
         """Scores of ``layer``'s entries; the highest inactive ones grow."""
         raise NotImplementedError
 
+    def all_layers(self) -> list[Layer | CompressedLayer]:
+        """Masked layers, then compressed ones: the order of counts and of the state."""
+        return [*self.layers, *self.compressed]
+
     def grow_positions(self, layer: CompressedLayer, active: Tensor, k: int) -> Tensor:
         """Sorted flat positions of ``k`` connections to grow in a compressed layer, chosen
         among the inactive ones (not in ``active``) without a dense tensor of scores."""
@@ -440,7 +444,7 @@ class MaskUpdater(Callback):
         One count per layer, masked layers first, then compressed ones.
         """
         out = []
-        for layer in [*self.layers, *self.compressed]:
+        for layer in self.all_layers():
             nnz, free = layer.nnz, layer.numel - layer.nnz
             out.append(max(0, min(math.floor(fraction * nnz), free, nnz - 1)))
         return out
@@ -454,7 +458,7 @@ class MaskUpdater(Callback):
         if self._checked_optimizer == id(optimizer):
             return
         held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        layers: list[Layer | CompressedLayer] = [*self.layers, *self.compressed]
+        layers = self.all_layers()
         missing = [layer.qualname for layer in layers if id(layer.param) not in held]
         if missing:
             raise ValueError(
@@ -486,8 +490,7 @@ class MaskUpdater(Callback):
         n = len(self.layers)
         # compressed layers: every new structure is decided before anything changes
         plans = [
-            self._plan_compressed(c, d, g)
-            for c, d, g in zip(self.compressed, drops[n:], grows[n:])
+            self._plan_compressed(c, d, g) for c, d, g in zip(self.compressed, drops[n:], grows[n:])
         ]
         drops, grows = drops[:n], grows[:n]
         old = [layer.mask.clone() for layer in self.layers]
@@ -597,7 +600,7 @@ class MaskUpdater(Callback):
             "method": self.name,
             "version": 1,
             "updates": self.updates,
-            "layers": [layer.qualname for layer in [*self.layers, *self.compressed]],
+            "layers": [layer.qualname for layer in self.all_layers()],
             "tensors": tensors,
         }
 
@@ -607,7 +610,7 @@ class MaskUpdater(Callback):
             raise ValueError(
                 f"state is for method {state.get('method')!r}, this updater is {self.name!r}"
             )
-        layers = [layer.qualname for layer in [*self.layers, *self.compressed]]
+        layers = [layer.qualname for layer in self.all_layers()]
         if list(state.get("layers", [])) != layers:
             raise ValueError(f"state is for layers {state.get('layers')}, this model has {layers}")
         tensors = state["tensors"]

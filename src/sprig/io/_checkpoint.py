@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -271,7 +271,7 @@ def _check_names(
 
 
 def _follow_replaced(
-    optimizer: torch.optim.Optimizer, before: list[Tensor], after: list[Tensor]
+    optimizer: torch.optim.Optimizer, before: Sequence[Tensor], after: Sequence[Tensor]
 ) -> None:
     """Point ``optimizer`` at parameters that loading replaced (compressed layers resized to
     the file's nonzero count get new value tensors), keeping the state it just loaded."""

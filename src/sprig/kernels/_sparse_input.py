@@ -35,9 +35,7 @@ def _forward(xcrow: Any, xcol: Any, xval: Any, tcrow: Any, tcol: Any, vt: Any, y
 
 
 @_jit
-def _grad(
-    xccol: Any, xcrow_idx: Any, xcval: Any, tcrow: Any, tcol: Any, gy: Any, gvt: Any
-) -> None:
+def _grad(xccol: Any, xcrow_idx: Any, xcval: Any, tcrow: Any, tcol: Any, gy: Any, gvt: Any) -> None:
     # gvt[q] = sum_n x[n, j] gy[n, i] for W^T's entry q = (j, i): x's column j (CSC)
     for j in range(tcrow.shape[0] - 1):
         for p in range(xccol[j], xccol[j + 1]):
@@ -64,9 +62,15 @@ def as_scipy_csr(x: Any, in_features: int, dtype: torch.dtype) -> sp.csr_matrix:
         if x.layout == torch.sparse_coo:
             x = x.coalesce().to_sparse_csr()
         if x.layout != torch.sparse_csr:
-            raise ValueError(f"unsupported sparse layout {x.layout}; convert with x.to_sparse_csr()")
+            raise ValueError(
+                f"unsupported sparse layout {x.layout}; convert with x.to_sparse_csr()"
+            )
         m = sp.csr_matrix(
-            (x.values().cpu().numpy(), x.col_indices().cpu().numpy(), x.crow_indices().cpu().numpy()),
+            (
+                x.values().cpu().numpy(),
+                x.col_indices().cpu().numpy(),
+                x.crow_indices().cpu().numpy(),
+            ),
             shape=tuple(x.shape),
         )
     else:
@@ -82,7 +86,7 @@ def as_scipy_csr(x: Any, in_features: int, dtype: torch.dtype) -> sp.csr_matrix:
 
 class _SparseInputFn(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, values: Tensor, bias: Tensor | None, x: sp.csr_matrix, s: CSRStructure
     ) -> Tensor:
         vt = values.detach()[s.perm_t].numpy()

@@ -13,7 +13,6 @@ from ._mechanism import (
     remove_mask,
     wants_dense_grad,
 )
-from ._storage import CompressedWeight, compressed_weights, sample_positions
 from ._patterns import PATTERNS, PatternSpec, count_for, make_mask, parse_pattern
 from ._sparsify import (
     Summary,
@@ -21,12 +20,13 @@ from ._sparsify import (
     bake,
     density,
     is_sparse,
-    sparsifiable_names,
     selected,
+    sparsifiable_names,
     sparsifiable_parameters,
     sparsify,
     summary,
 )
+from ._storage import CompressedWeight, compressed_weights, sample_positions
 
 __all__ = [
     "DISTRIBUTIONS",

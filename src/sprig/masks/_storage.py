@@ -48,9 +48,7 @@ class CompressedWeight(Protocol):
         after pruning or rewiring holds another count than the config built)."""
         ...
 
-    def rewire(
-        self, flat: Tensor, values: Tensor, optimizer: torch.optim.Optimizer | None
-    ) -> None:
+    def rewire(self, flat: Tensor, values: Tensor, optimizer: torch.optim.Optimizer | None) -> None:
         """Store ``values`` at the sorted flat positions ``flat``.
 
         Positions kept from before carry their optimizer state (every per-entry tensor the

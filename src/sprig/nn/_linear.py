@@ -140,7 +140,9 @@ class SparseLinear(nn.Linear):
     ) -> None:
         check_backend(backend)
         spec = parse_pattern(pattern)
-        mask = make_mask((out_features, in_features), density, spec, generator=_mask_generator(seed))
+        mask = make_mask(
+            (out_features, in_features), density, spec, generator=_mask_generator(seed)
+        )
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.density = float(mask.float().mean()) if density is None else float(density)
         self.pattern = str(spec)

@@ -196,7 +196,7 @@ class Pruner:
         for t in _targets(model, include, exclude) if new else []:
             if t.qual in new:
                 apply_mask(t.module, t.name, new[t.qual], pattern=label)
-        for (qual, c), keep in zip(comp, kept):
+        for (_, c), keep in zip(comp, kept):
             if keep is not None:
                 values = c.nonzero_values().detach()
                 c.rewire(c.active_flat()[keep], values[keep], optimizer)
