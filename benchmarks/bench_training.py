@@ -105,7 +105,9 @@ def run_big(width: int, densities: list[float], steps: int, digits: bool) -> dic
     gen = torch.Generator().manual_seed(0)
     rows = torch.arange(64).repeat_interleave(16)
     cols = torch.randint(0, width, (64 * 16,), generator=gen)
-    embed = torch.sparse_coo_tensor(torch.stack([rows, cols]), torch.ones(64 * 16), (64, width))
+    embed = torch.sparse_coo_tensor(
+        torch.stack([rows, cols]), torch.ones(64 * 16), (64, width), check_invariants=True
+    )
     train_idx, test_idx = torch.arange(0, 1500), torch.arange(1500, 1797)
     batch = 64
     losses, times = [], []
@@ -120,7 +122,7 @@ def run_big(width: int, densities: list[float], steps: int, digits: bool) -> dic
         opt.step()
         rigl.after_step(step, model, opt)
         times.append(time.perf_counter() - t0)
-        losses.append(float(loss))
+        losses.append(loss.item())
     with torch.no_grad():
         xt = torch.sparse.mm(embed.t(), feats[test_idx].t()).t()
         acc = float((model(xt).argmax(1) == labels[test_idx]).float().mean())

@@ -1,7 +1,10 @@
-"""CompressedLinear: a masked ``nn.Linear`` (or SparseLinear) reduced to its nonzeros (CSR).
+"""CompressedLinear: a linear layer that stores, runs and trains only its nonzeros (CSR).
 
-The three CSR arrays are plain buffers (``crow``, ``col``, ``values``), so the module saves and
-loads with ``sprig.save``/``sprig.load`` (safetensors holds no sparse tensors). Column indices
+The structure is two plain buffers (``crow``, ``col``) and the nonzeros are the trainable
+parameter ``values`` ``(nnz,)``, so the module saves and loads with ``sprig.save``/``sprig.load``
+(safetensors holds no sparse tensors) and any torch optimizer keeps nonzero-sized state.
+Training runs :func:`sprig.kernels.csr_linear_train` (the values' gradient only at the
+nonzeros); mask updaters and pruners change the structure through :meth:`rewire`. Column indices
 are 16-bit when the layer has at most 65,536 inputs (6 bytes per nonzero instead of 8), which
 the batch-1 kernel (:class:`sprig.kernels.MatVec`, layers of ``MATVEC_MIN_NNZ`` nonzeros or
 more) reads directly; larger batches and small layers run MKL's CSR product, which needs int32
@@ -47,10 +50,12 @@ _INDEX_DTYPES = ("uint16", "int32", "int64")
 
 @sprig_module("CompressedLinear")
 class CompressedLinear(CompressedModule):
-    """An inference linear layer that stores only its nonzeros and runs CSR or dense per call.
+    """A linear layer that stores only its nonzeros, trains them, and runs CSR or dense per call.
 
-    Made by ``sprig.compress(model)``; ``sprig.decompress`` gives back the masked-dense layer.
-    Each call asks the dispatcher (``sprig.kernels.choose``) for CSR (with batch blocking) or
+    Made by ``sprig.compress(model)`` or ``SparseLinear(..., storage="compressed")``;
+    ``sprig.decompress`` gives back the masked-dense layer. A call that wants gradients trains
+    through the CSR kernels (dense only with ``backend="dense"``). An inference call asks the
+    dispatcher (``sprig.kernels.choose``) for CSR (with batch blocking) or
     dense from the layer's density, shape, batch, dtype and device; the dense path keeps a
     dense copy of the weight for as long as it is used (``drop_dense()`` frees it).
 

@@ -20,6 +20,13 @@ subtly wrong, so a method is a short subclass:
   so every rank holds identical masks even with different seeds per rank.
 
 A layer with nothing left to grow (a dense layer) or with ``k = 0`` is left as it is (no-op).
+
+Compressed layers (``sprig.compress``, ``storage="compressed"``; :class:`CompressedLayer`) are
+updated by the same counts and drop rule over their ``(nnz,)`` values; a method grows them
+through :meth:`MaskUpdater.grow_positions`, which never builds a dense tensor (RigL: the dense
+gradient a block of rows at a time with a running top-k, the same choice as on the masked
+twin; SET: uniform draws among the inactive positions). Their kept values and per-entry
+optimizer state move with the structure, grown ones start at zero.
 """
 
 from __future__ import annotations
