@@ -209,10 +209,29 @@ def test_methods_that_need_dense_tensors_refuse_compressed_layers():
     comp = sprig.SparseMLP([8, 16, 2], 0.5, seed=0, storage="compressed")
     with pytest.raises(ValueError, match="SNFS keeps a momentum"):
         SNFS(comp, t_end=10, every=2)
-    with pytest.raises(ValueError, match="DeepR keeps a fixed sign"):
-        DeepR(comp, t_end=10)
     with pytest.raises(ValueError, match="decompress"):
         prune(comp, None, "nm", n=2, m=4)
+
+
+def test_deepr_on_compressed_keeps_signs_and_counts():
+    comp = sprig.SparseMLP([20, 64, 5], [0.3, 0.5], seed=0, storage="compressed")
+    counts = [la.nnz for la in comp.layers]
+    opt = torch.optim.SGD(comp.parameters(), lr=0.1)
+    deepr = DeepR(comp, t_end=100, temperature=1e-3, seed=0)
+    seen = 0
+    for step, (x, y) in enumerate(_batches(60, 20, 5)):
+        opt.zero_grad()
+        (comp(x) - y).square().mean().backward()
+        opt.step()
+        deepr.after_step(step, comp, opt)
+        seen += deepr.last_stats.changed if deepr.last_stats else 0
+    assert seen > 0 and [la.nnz for la in comp.layers] == counts
+    for layer, c in zip(comp.layers, deepr.compressed):
+        theta = deepr._theta_compressed(c)
+        assert bool((theta >= 0).all())  # every active weight has its connection's sign
+    again = DeepR(sprig.SparseMLP([20, 64, 5], [0.3, 0.5], storage="compressed"), t_end=100)
+    again.load_state_dict(deepr.state_dict())
+    assert all(torch.equal(again.sign_seeds[k], v) for k, v in deepr.sign_seeds.items())
 
 
 def test_optimizer_without_the_values_is_refused():

@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -223,6 +224,11 @@ class DeepR(MaskUpdater):
     of dormant connections, chosen uniformly, become active at theta = 0. The update fraction and
     decay are not used; ``every`` defaults to 1.
 
+    Compressed layers keep no sign tensor: a connection's sign is a hash of its position and
+    a per-layer seed (fixed, the same on every rank, checkpointed), and at the start their
+    stored weights take those signs (``w = s |w|``: the same distribution, since the layers'
+    initialisations are symmetric).
+
     Args:
         temperature: T of the noise (0: no noise).
         l1: the L1 shrink alpha applied to theta.
@@ -241,11 +247,7 @@ class DeepR(MaskUpdater):
     """
 
     name = "deepr"
-    compressed_refusal = (
-        "DeepR keeps a fixed sign for every possible connection (an out x in tensor) and "
-        "checks every weight for a zero crossing after each step; not implemented for "
-        "compressed layers yet: train the masked model (sprig.decompress) with DeepR"
-    )
+    compressed_refusal = ""
 
     def __init__(
         self,
@@ -269,6 +271,21 @@ class DeepR(MaskUpdater):
             if _world()[1] > 1:  # dormant connections must wake with the same sign everywhere
                 torch.distributed.broadcast(signs, src=0)
             self.signs[la.qualname] = signs
+        self.sign_seeds: dict[str, Tensor] = {}
+        for c in self.compressed:
+            seed = torch.randint(0, 2**62, (1,), generator=self.generator)
+            if _world()[1] > 1:
+                torch.distributed.broadcast(seed, src=0)
+            self.sign_seeds[c.qualname] = seed
+            with torch.no_grad():
+                c.param.copy_(c.param.abs() * self._signs_at(c, c.module.active_flat()))
+
+    def _signs_at(self, layer: CompressedLayer, flat: Tensor) -> Tensor:
+        """The fixed sign (+-1) of a compressed layer's connections at flat positions."""
+        return hashed_signs(flat, int(self.sign_seeds[layer.qualname])).to(layer.param)
+
+    def _theta_compressed(self, layer: CompressedLayer) -> Tensor:
+        return layer.param.detach() * self._signs_at(layer, layer.module.active_flat())
 
     def _theta(self, layer: Layer) -> Tensor:
         return layer.param.detach() * self.signs[layer.qualname]
@@ -287,12 +304,21 @@ class DeepR(MaskUpdater):
                     torch.distributed.broadcast(noise, src=0)
                 step_ = -lr * self.l1 + math.sqrt(2 * lr * self.temperature) * noise
                 param.add_(step_ * self.signs[layer.qualname] * layer.mask)
+            for c in self.compressed:
+                lr, values = lrs[id(c.param)], c.param
+                noise = torch.randn(values.shape, generator=self.generator).to(values)
+                if world > 1:
+                    torch.distributed.broadcast(noise, src=0)
+                step_ = -lr * self.l1 + math.sqrt(2 * lr * self.temperature) * noise
+                values.add_(step_ * self._signs_at(c, c.module.active_flat()))
         super().after_step(step, model, optimizer)
         # connections that crossed zero but had no free slot to swap with stay at theta = 0
         with torch.no_grad():
             for layer in self.layers:
                 crossed = (self._theta(layer) < 0) & layer.mask
                 layer.param.masked_fill_(crossed, 0.0)
+            for c in self.compressed:
+                c.param.masked_fill_(self._theta_compressed(c) < 0, 0.0)
 
     def drop_counts(self, fraction: float) -> list[int]:
         out = []
@@ -300,7 +326,16 @@ class DeepR(MaskUpdater):
             nnz = int(layer.mask.sum())
             crossed = int(((self._theta(layer) < 0) & layer.mask).sum())
             out.append(max(0, min(crossed, layer.mask.numel() - nnz, nnz - 1)))
+        for c in self.compressed:
+            crossed = int((self._theta_compressed(c) < 0).sum())
+            out.append(max(0, min(crossed, c.numel - c.nnz, c.nnz - 1)))
         return out
+
+    def drop_scores_compressed(self, layer: CompressedLayer) -> Tensor:
+        return self._theta_compressed(layer)
+
+    def grow_positions(self, layer: CompressedLayer, active: Tensor, k: int) -> Tensor:
+        return sample_positions(layer.numel, k, self.generator, exclude=active)
 
     def drop_scores(self, layer: Layer) -> Tensor:
         return self._theta(layer)
@@ -309,15 +344,34 @@ class DeepR(MaskUpdater):
         return torch.rand(layer.mask.shape, generator=self.generator).to(layer.mask.device)
 
     def extra_state(self) -> dict[str, Tensor]:
-        return dict(self.signs)
+        return {**self.signs, **{f"sign_seed.{k}": v for k, v in self.sign_seeds.items()}}
 
     def load_extra_state(self, tensors: dict[str, Tensor]) -> None:
-        if set(tensors) != set(self.signs):
-            raise ValueError(
-                f"DeepR state has signs {sorted(tensors)}, expected {sorted(self.signs)}"
-            )
+        want = set(self.extra_state())
+        if set(tensors) != want:
+            raise ValueError(f"DeepR state has {sorted(tensors)}, expected {sorted(want)}")
         for k, v in tensors.items():
-            self.signs[k] = v.to(self.signs[k].device).clone()
+            if k.startswith("sign_seed."):
+                self.sign_seeds[k.removeprefix("sign_seed.")] = v.clone()
+            else:
+                self.signs[k] = v.to(self.signs[k].device).clone()
+
+
+def hashed_signs(flat: Tensor, seed: int) -> Tensor:
+    """+-1 (int8) per flat position: the low bit of splitmix64(seed + position).
+
+    A fixed random sign for each of a layer's possible connections without storing one: the
+    same on every rank and after every resume. (numpy's uint64 arithmetic wraps, as the
+    hash needs; torch's int64 overflow is not defined.)
+    """
+    z = flat.cpu().numpy().astype(np.uint64) + np.uint64(seed % 2**64)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    bit = (z & np.uint64(1)).astype(np.int8)
+    return torch.from_numpy(bit * 2 - 1).to(flat.device)
 
 
 def make_updater(method: str, model: nn.Module, **kwargs: Any) -> MaskUpdater:
