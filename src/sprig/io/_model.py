@@ -259,6 +259,15 @@ def load_state_dict(
             continue
         want = expected[key]
         if tuple(value.shape) != tuple(want.shape):
+            owner = modules.get(_split(key)[0])
+            if callable(getattr(owner, "stored_weights", None)):  # a compressed layer
+                raise SprigFileError(
+                    f"{key} holds {value.numel()} stored entries in the file but "
+                    f"{want.numel()} in the model: its compressed layers were made at another "
+                    "density. Load the file into the model before compressing it (load_state "
+                    "swaps in the saved compressed layers), or rebuild a sprig model with "
+                    "sprig.load(path)"
+                )
             raise SprigFileError(
                 f"{key} has shape {tuple(value.shape)} in the file but "
                 f"{tuple(want.shape)} in the model"

@@ -132,20 +132,16 @@ def sparsify(
 def density(model: nn.Module) -> float:
     """Fraction of sparsifiable weights that are kept: mask counts where masked, nonzeros elsewhere.
 
+    Compressed layers (``sprig.compress``) count their stored entries.
+
     Example:
         >>> density(nn.Linear(3, 3))
         1.0
     """
-    kept = total = 0
-    for _, module, name in sparsifiable_parameters(model):
-        param = module._parameters[name]
-        assert param is not None
-        mask = get_mask(module, name)
-        kept += int(mask.sum()) if mask is not None else int(param.count_nonzero())
-        total += param.numel()
-    if total == 0:
+    rows = _rows(model)
+    if not rows:
         raise ValueError(f"{type(model).__name__} has no weights that sprig can measure")
-    return kept / total
+    return sum(r.nnz for r in rows) / sum(r.numel for r in rows)
 
 
 @dataclass(frozen=True)
@@ -203,15 +199,36 @@ def summary(model: nn.Module) -> Summary:
         weight  2x2    4    1.0000   dense
         total          4    1.0000
     """
-    rows = []
+    return Summary(tuple(_rows(model)))
+
+
+def _rows(model: nn.Module) -> list[SummaryRow]:
+    """One row per sparsifiable weight and per weight a compressed module stores, in module order.
+
+    A module that keeps its weights in another form (CSR buffers) describes them with
+    ``stored_weights() -> [(name, shape, nnz, pattern), ...]``.
+    """
+    order = {id(m): i for i, m in enumerate(model.modules())}
+    rows: list[tuple[int, SummaryRow]] = []
     for qual, module, name in sparsifiable_parameters(model):
         param = module._parameters[name]
         assert param is not None
         mask = get_mask(module, name)
         nnz = int(mask.sum()) if mask is not None else int(param.count_nonzero())
         pattern = mask_pattern(module, name) or "dense"
-        rows.append(SummaryRow(qual, tuple(param.shape), nnz, param.numel(), pattern))
-    return Summary(tuple(rows))
+        rows.append(
+            (order[id(module)], SummaryRow(qual, tuple(param.shape), nnz, param.numel(), pattern))
+        )
+    for prefix, module in model.named_modules():
+        stored = getattr(module, "stored_weights", None)
+        if not callable(stored):
+            continue
+        for name, shape, nnz, pattern in stored():
+            qual = f"{prefix}.{name}" if prefix else name
+            row = SummaryRow(qual, tuple(shape), int(nnz), math.prod(shape), pattern)
+            rows.append((order[id(module)], row))
+    rows.sort(key=lambda r: r[0])  # stable: a module's own weights keep their order
+    return [r for _, r in rows]
 
 
 def bake(model: nn.Module) -> nn.Module:
