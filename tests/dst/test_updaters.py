@@ -272,3 +272,42 @@ def test_an_update_after_a_backward_outside_the_context_raises():
     opt.step()
     with pytest.raises(RuntimeError, match="needs the dense gradient"):
         r.after_step(20, net, opt)
+
+
+def test_arguments_in_the_wrong_order_name_the_signature():
+    net = _net(6, 8, 0.5, 0)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    rigl = RigL(net, t_end=100, every=10)
+    with pytest.raises(TypeError, match=r"after_step\(step, model, optimizer\).*step must be"):
+        rigl.after_step(net, opt, 10)
+    with pytest.raises(TypeError, match=r"update\(optimizer, step\).*step must be an int"):
+        rigl.update(10, opt)
+    snfs = SNFS(net, t_end=100, every=10)
+    with pytest.raises(TypeError, match=r"after_backward\(step, model, optimizer\)"):
+        snfs.after_backward(0, opt, net)
+
+
+def test_layer_too_small_to_swap_warns_once():
+    # the article's 3-connection output layer: floor(0.3 * 3) = 0
+    net = sprig.sparsify(
+        nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1)),
+        density=0.2,
+        distribution="uniform",
+        seed=0,
+    )
+    with pytest.warns(UserWarning, match=r"2\.weight \(3 kept\).*never rewired") as got:
+        RigL(net, t_end=100, every=10, fraction=0.3)
+    assert len([w for w in got if "never rewired" in str(w.message)]) == 1
+
+
+def test_t_end_beyond_the_run_warns():
+    net = _net(20, 8, 0.5, 0)
+    rigl = RigL(net, t_end=500, every=10)
+    with pytest.warns(UserWarning, match=r"t_end=500 is beyond the run's 20 steps"):
+        train_classifier(net, course_task(), TrainConfig(steps=20), callbacks=[rigl])
+
+
+@pytest.mark.parametrize("name", ["RigL", "SET", "SNFS", "DeepR", "rigl"])
+def test_make_updater_takes_the_class_spelling(name):
+    updater = make_updater(name, _net(6, 8, 0.5, 0), t_end=100, every=10)
+    assert type(updater).__name__.lower() == name.lower()

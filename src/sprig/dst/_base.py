@@ -44,6 +44,7 @@ from ..masks import (
 )
 from ..masks import apply_mask as _apply_mask
 from ..training import Callback
+from ._args import check_call, warn_late_end, warn_unswappable
 
 DECAYS: Registry[Callable[[float], float]] = Registry("decay")
 DECAYS.add("cosine", lambda p: 0.5 * (1.0 + math.cos(math.pi * p)))
@@ -262,6 +263,9 @@ class MaskUpdater(Callback):
             )
         self.generator = make_generator(seed)
         self._adopt_rank0_masks()
+        masks = [layer.mask for layer in self.layers]
+        names = [layer.qualname for layer in self.layers]
+        warn_unswappable(type(self).__name__, names, masks, self.config.fraction)
         self.updates = 0
         self.last_stats: UpdateStats | None = None
         self._checked_optimizer: int | None = None
@@ -307,7 +311,11 @@ class MaskUpdater(Callback):
                 "was called with; make one updater per model"
             )
 
+    def before_training(self, steps: int) -> None:
+        warn_late_end(type(self).__name__, self.config.t_end, steps)
+
     def after_step(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        check_call(self, "after_step", step, optimizer, model)
         self._check_model(model)
         if self.is_update_step(step):
             self.update(optimizer, step)
@@ -363,6 +371,7 @@ class MaskUpdater(Callback):
             ValueError: the optimizer does not hold the masked parameters.
             RuntimeError: a method needs dense gradients that were not recorded.
         """
+        check_call(self, "update", step, optimizer, takes_model=False)
         self._check_optimizer(optimizer)
         fraction = self.fraction_at(step)
         drops = self.drop_counts(fraction)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .._registry import Registry
+from ._args import check_call
 from ._base import Layer, MaskUpdater, _world
 
 METHODS: Registry[type[MaskUpdater]] = Registry("DST method")
@@ -125,6 +126,7 @@ class SNFS(MaskUpdater):
         return step < self.config.t_end
 
     def after_backward(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        check_call(self, "after_backward", step, optimizer, model)
         if step >= self.config.t_end:
             return
         grads = [_need_dense(layer, "SNFS") for layer in self.layers]
@@ -239,6 +241,7 @@ class DeepR(MaskUpdater):
 
     @torch.no_grad()
     def after_step(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        check_call(self, "after_step", step, optimizer, model)
         self._check_model(model)
         if step < self.config.t_end:
             self._check_optimizer(optimizer)
@@ -285,7 +288,8 @@ class DeepR(MaskUpdater):
 
 
 def make_updater(method: str, model: nn.Module, **kwargs: Any) -> MaskUpdater:
-    """The updater registered as ``method`` (``"rigl"``, ``"set"``, ``"snfs"``, ``"deepr"``).
+    """The updater registered as ``method`` (``"rigl"``, ``"set"``, ``"snfs"``, ``"deepr"``;
+    any capitalisation, so ``"RigL"`` works).
 
     Example:
         >>> import sprig
@@ -293,4 +297,5 @@ def make_updater(method: str, model: nn.Module, **kwargs: Any) -> MaskUpdater:
         >>> type(make_updater("set", mlp, t_end=10, every=2)).__name__
         'SET'
     """
-    return METHODS.get(method)(model, **kwargs)
+    # names are lower case; the class's own spelling ("RigL", "SNFS") is accepted too
+    return METHODS.get(method.lower() if isinstance(method, str) else method)(model, **kwargs)

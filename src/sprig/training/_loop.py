@@ -63,6 +63,9 @@ def make_optimizer(
 class Callback:
     """Hooks into :func:`train_classifier`; override what you need."""
 
+    def before_training(self, steps: int) -> None:
+        """The loop is about to run ``steps`` optimizer steps (a chance to check a schedule)."""
+
     def needs_dense_grad(self, step: int) -> bool:
         """Return True for steps whose backward must also record dense gradients (RigL)."""
         return False
@@ -132,6 +135,8 @@ def train_classifier(
     n = data.x_train.shape[0]
     hist = History()
     model.train()
+    for cb in callbacks:
+        cb.before_training(config.steps)
     for step in range(config.steps):
         if config.batch_size is None or config.batch_size >= n:
             xb, yb = data.x_train, data.y_train
