@@ -59,12 +59,18 @@ def summary(
 ) -> None:
     """Print the sparsity table of a saved model (tensor, shape, nnz, density, pattern).
 
+    A sprig model is rebuilt and measured; a model of your own class (sprig.save(model, ...))
+    is measured from the masks in the file.
+
     Example: sprig summary runs/demo/model.safetensors
     """
     import sprig
+    from sprig.io import file_summary, read_file
 
-    model = sprig.load(path)
-    typer.echo(str(sprig.summary(model)))
+    if read_file(path)[1].get("model"):
+        typer.echo(str(sprig.summary(sprig.load(path))))
+    else:  # not a sprig model: sprig cannot rebuild it, but its masks are in the file
+        typer.echo(str(file_summary(path)))
 
 
 @app.command()

@@ -11,6 +11,7 @@ from ._checkpoint import (
 from ._model import (
     FORMAT_VERSION,
     SprigFileError,
+    file_summary,
     load,
     load_state,
     load_state_dict,
@@ -26,6 +27,7 @@ __all__ = [
     "Stateful",
     "atomic_path",
     "checkpoint_info",
+    "file_summary",
     "load",
     "load_checkpoint",
     "load_state",

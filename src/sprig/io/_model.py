@@ -19,7 +19,15 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from .. import __version__
-from ..masks import MASK_SUFFIX, apply_mask, get_mask, mask_pattern, masked_parameters
+from ..masks import (
+    MASK_SUFFIX,
+    Summary,
+    SummaryRow,
+    apply_mask,
+    get_mask,
+    mask_pattern,
+    masked_parameters,
+)
 from ..nn import MODULES, module_config
 from ._atomic import write_atomic
 
@@ -326,6 +334,26 @@ def load_state(model: nn.Module, path: str | os.PathLike[str], strict: bool = Tr
     except Exception:
         _undo_swaps(model, undo)  # a failed load leaves the model as it was
         raise
+
+
+def file_summary(path: str | os.PathLike[str]) -> Summary:
+    """The sparsity table of a saved file without rebuilding its model: one row per mask.
+
+    For a user's own masked model saved with :func:`save`, which :func:`load` cannot rebuild
+    (``sprig summary FILE`` prints it).
+    """
+    tensors, manifest = read_file(path)
+    patterns = manifest.get("masks") or {}
+    rows = []
+    for key, mask in tensors.items():
+        qual = key[: -len(MASK_SUFFIX)]
+        if not key.endswith(MASK_SUFFIX) or qual not in tensors:
+            continue
+        label = patterns.get(qual, "custom") if isinstance(patterns, dict) else "custom"
+        rows.append(
+            SummaryRow(qual, tuple(mask.shape), int(mask.count_nonzero()), mask.numel(), label)
+        )
+    return Summary(tuple(rows))
 
 
 def load(path: str | os.PathLike[str]) -> nn.Module:
