@@ -45,6 +45,7 @@ from ..masks import (
 from ..masks import apply_mask as _apply_mask
 from ..training import Callback
 from ._args import check_call, warn_late_end, warn_unswappable
+from ._fanin import FANIN, fanin_per_row, swap_rows
 
 DECAYS: Registry[Callable[[float], float]] = Registry("decay")
 DECAYS.add("cosine", lambda p: 0.5 * (1.0 + math.cos(math.pi * p)))
@@ -230,6 +231,8 @@ class MaskUpdater(Callback):
     needs_dense: ClassVar[bool] = False
     #: average scores over ranks (they come from rank-local gradients)
     average_scores: ClassVar[bool] = False
+    #: keeps "fanin" masks' constant fan-in by swapping within rows (grow counts = drop counts)
+    keeps_fanin: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -251,15 +254,17 @@ class MaskUpdater(Callback):
                 f"{type(model).__name__} has no sprig masks to update; mask it first, e.g. "
                 "sprig.sparsify(model, density=0.1, distribution='erk')"
             )
+        swappable = _UNSTRUCTURED + ((FANIN,) if self.keeps_fanin else ())
         bad = {
             layer.qualname: mask_pattern(layer.module, layer.name)
             for layer in self.layers
-            if mask_pattern(layer.module, layer.name) not in _UNSTRUCTURED
+            if mask_pattern(layer.module, layer.name) not in swappable
         }
         if bad:
             raise ValueError(
-                f"mask updaters swap single connections, but these masks are structured: {bad}; "
-                "sparsify with pattern='unstructured'"
+                f"{type(self).__name__} swaps single connections, but these masks are "
+                f"structured: {bad}; sparsify with pattern='unstructured'"
+                + (" or 'fanin' (constant fan-in)" if self.keeps_fanin else "")
             )
         self.generator = make_generator(seed)
         self._adopt_rank0_masks()
@@ -333,6 +338,9 @@ class MaskUpdater(Callback):
         """How many connections each layer drops: ``floor(fraction * nnz)``, capped (see module)."""
         out = []
         for layer in self.layers:
+            if mask_pattern(layer.module, layer.name) == FANIN:  # k per row, every row
+                out.append(layer.mask.shape[0] * fanin_per_row(layer.mask, fraction))
+                continue
             nnz = int(layer.mask.sum())
             free = layer.mask.numel() - nnz
             out.append(max(0, min(math.floor(fraction * nnz), free, nnz - 1)))
@@ -387,8 +395,14 @@ class MaskUpdater(Callback):
             if d == 0 and g == 0:
                 new.append(m)
                 continue
-            dropped = _bottom_k(self._reduce(self.drop_scores(layer)), m, d)
-            grown = _top_k(self._reduce(self.grow_scores(layer)), ~m, g)
+            drop, grow = (
+                self._reduce(self.drop_scores(layer)),
+                self._reduce(self.grow_scores(layer)),
+            )
+            if mask_pattern(layer.module, layer.name) == FANIN:
+                dropped, grown = swap_rows(drop, grow, m, d // m.shape[0])
+            else:
+                dropped, grown = _bottom_k(drop, m, d), _top_k(grow, ~m, g)
             new.append((m & ~dropped) | grown)
         # 2. every rank adopts rank 0's masks
         rank, world = _world()

@@ -111,6 +111,7 @@ class SNFS(MaskUpdater):
     name = "snfs"
     needs_dense = True
     average_scores = True
+    keeps_fanin = False  # redistributes growth across layers
 
     def __init__(
         self, model: nn.Module, *, momentum: float = 0.9, redistribute: bool = True, **kwargs: Any
@@ -212,6 +213,7 @@ class DeepR(MaskUpdater):
     """
 
     name = "deepr"
+    keeps_fanin = False  # drops the connections whose sign flipped, however many per row
 
     def __init__(
         self,
