@@ -94,17 +94,21 @@ def run(
     threads: Annotated[
         int | None, typer.Option(help="CPU threads for torch (1 is fastest for tiny models).")
     ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Use this seed instead of the config's (recorded in the run's copy)."),
+    ] = None,
 ) -> None:
     """Train from a config; write metrics, checkpoints, the model and plots to a run folder.
 
-    Example: sprig run examples/experiment_static.toml --out runs/static
+    Example: sprig run examples/experiment_static.toml --out runs/static --seed 1
 
     Example: sprig run --resume runs/static   (after a stop or a crash)
     """
     from ._run import UsageError, run_command
 
     try:
-        run_command(config, out, resume, quiet, threads, echo=typer.echo)
+        run_command(config, out, resume, quiet, threads, echo=typer.echo, seed=seed)
     except UsageError as err:
         typer.echo(f"usage error: {err} (see sprig run --help)", err=True)
         raise typer.Exit(2) from None
