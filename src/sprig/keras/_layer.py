@@ -77,7 +77,9 @@ class SparseDense(keras.layers.Layer):
     Sparse inputs: a scipy.sparse matrix or a torch sparse COO/CSR tensor of shape
     ``(rows, in)`` is multiplied ``chunk_size`` rows at a time without densifying the whole
     input (each chunk uses the cheaper of sparse-input x kernel and densified-chunk x CSR
-    kernel). Call the layer (or a model whose first layer it is) on them directly; Keras's
+    kernel). Call the layer on them directly. A model whose first layer it is takes torch
+    sparse tensors, but Keras's ``Model`` refuses a scipy matrix as an input: convert it with
+    :func:`sprig.keras.as_torch_sparse` or run :func:`sprig.keras.predict_sparse`. Keras's
     ``fit``/``predict`` cannot feed sparse inputs on the torch backend.
 
     Args:
@@ -108,6 +110,11 @@ class SparseDense(keras.layers.Layer):
         >>> layer = model.layers[0]
         >>> int(layer.kernel_mask.value.sum()), tuple(layer.kernel.shape)
         (16, (16, 4))
+        >>> import scipy.sparse as sp
+        >>> from sprig.keras import as_torch_sparse
+        >>> x = sp.random(5, 16, density=0.2, format="csr", dtype="float32", random_state=0)
+        >>> tuple(layer(x).shape), tuple(model(as_torch_sparse(x)).shape)
+        ((5, 4), (5, 4))
     """
 
     density: float
@@ -203,6 +210,11 @@ class SparseDense(keras.layers.Layer):
                 constraint=self.bias_constraint,
             )
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: in_dim})
+
+    def stored_weights(self) -> list[tuple[str, tuple[int, int], int, str]]:
+        """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""
+        mask = self.kernel_mask.value
+        return [("kernel", tuple(mask.shape), int(mask.sum()), self.pattern)]
 
     def _masked_constraint(self, kernel: Any) -> Any:
         # Keras applies a variable's constraint after each optimizer step. Re-masking there

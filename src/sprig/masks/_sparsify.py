@@ -6,6 +6,7 @@ import fnmatch
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -202,13 +203,26 @@ def summary(model: nn.Module) -> Summary:
     return Summary(tuple(_rows(model)))
 
 
+def _parts(model: nn.Module) -> list[tuple[str, Any]]:
+    """``model.named_modules()``, plus the layers of a Keras model (torch backend): Keras
+    tracks its layers apart from torch's module tree, so they are reached by their names."""
+    out: list[tuple[str, Any]] = list(model.named_modules())
+    flatten = getattr(model, "_flatten_layers", None)
+    if callable(flatten):
+        out += [(layer.name, layer) for layer in flatten(include_self=False, recursive=True)]
+    unique: dict[int, tuple[str, Any]] = {}
+    for name, part in out:
+        unique.setdefault(id(part), (name, part))  # the first name of a layer seen twice
+    return list(unique.values())
+
+
 def _rows(model: nn.Module) -> list[SummaryRow]:
     """One row per sparsifiable weight and per weight a compressed module stores, in module order.
 
     A module that keeps its weights in another form (CSR buffers) describes them with
     ``stored_weights() -> [(name, shape, nnz, pattern), ...]``.
     """
-    order = {id(m): i for i, m in enumerate(model.modules())}
+    order = {id(m): i for i, (_, m) in enumerate(_parts(model))}
     rows: list[tuple[int, SummaryRow]] = []
     for qual, module, name in sparsifiable_parameters(model):
         param = module._parameters[name]
@@ -219,7 +233,7 @@ def _rows(model: nn.Module) -> list[SummaryRow]:
         rows.append(
             (order[id(module)], SummaryRow(qual, tuple(param.shape), nnz, param.numel(), pattern))
         )
-    for prefix, module in model.named_modules():
+    for prefix, module in _parts(model):
         stored = getattr(module, "stored_weights", None)
         if not callable(stored):
             continue
