@@ -22,6 +22,20 @@ def check_density(density: Any, what: str = "density") -> float:
     return d
 
 
+def reject_keywords(what: str, unknown: dict[str, Any], density_name: str = "density") -> None:
+    """Raise TypeError for keyword arguments ``what`` does not take, pointing a ``sparsity``
+    (other libraries' word) to sprig's ``density``."""
+    if not unknown:
+        return
+    for key, value in unknown.items():
+        if key.startswith("sparsit"):
+            raise TypeError(
+                f"{what} got {key}={value!r}, but sprig speaks density (the fraction kept): "
+                f"pass {density_name}= instead (sparsity 0.9 is density 0.1)"
+            )
+    raise TypeError(f"{what} got unexpected keyword arguments {sorted(unknown)}")
+
+
 def make_generator(seed: int | torch.Generator | None) -> torch.Generator:
     """A CPU generator from a seed, a generator (returned as is) or None (seeded from torch)."""
     if isinstance(seed, torch.Generator):

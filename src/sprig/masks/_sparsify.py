@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .._checks import check_density, sub_seed
+from .._checks import check_density, reject_keywords, sub_seed
 from ._distributions import DISTRIBUTIONS, layer_counts
 from ._mechanism import apply_mask, get_mask, mask_pattern, masked_parameters, remove_mask
 from ._patterns import make_mask, parse_pattern
@@ -69,6 +69,7 @@ def sparsify(
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     seed: int = 0,
+    **unknown: Any,
 ) -> nn.Module:
     """Mask the weights of ``model`` in place to a global ``density`` and return the model.
 
@@ -95,6 +96,7 @@ def sparsify(
         >>> round(density(net), 3)
         0.1
     """
+    reject_keywords("sparsify", unknown)
     spec = parse_pattern(pattern)
     DISTRIBUTIONS.get(distribution)  # fail early on unknown names
     targets = list(sparsifiable_parameters(model, include, exclude))
