@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from .._words import plural
 from ..io import SprigFileError, write_text_atomic
 from ..nn._ameo import AMEO_CLASSES, sharp_ameo_scalar, soft_ameo_scalar
 from ._graph import Edge, Graph, Node
@@ -273,7 +274,8 @@ def to_python(graph: Graph) -> str:
     counts = graph.counts()
     lines = [
         f'"""A bonsai network as plain Python (sprig {__version__}): '
-        f"{counts['neurons']} neurons, {counts['states']} states, {counts['edges']} edges.",
+        f"{plural(counts['neurons'], 'neuron')}, {plural(counts['states'], 'state')}, "
+        f"{plural(counts['edges'], 'edge')}.",
         "",
         f"Task: {graph.meta.get('task', '?')}. run(inputs) takes a list of time steps, each a "
         f"list of {graph.in_features} values in {{-1, +1}};",

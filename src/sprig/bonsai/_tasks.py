@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .._registry import Registry
+from .._words import a
 
 StepFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 SampleFn = Callable[[int, int, torch.Generator], tuple[Tensor, Tensor]]
@@ -255,6 +256,6 @@ def get_task(task: str | Task) -> Task:
             ) from None
         made = obj if isinstance(obj, Task) else obj() if callable(obj) else obj
         if not isinstance(made, Task):
-            raise TypeError(f"{task!r} is a {type(made).__name__}, not a sprig.bonsai.Task")
+            raise TypeError(f"{task!r} is {a(type(made).__name__)}, not a sprig.bonsai.Task")
         return made
     return TASKS.get(task)()

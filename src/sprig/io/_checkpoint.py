@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from .. import __version__
+from .._words import a
 from ._atomic import write_atomic
 from ._model import SprigFileError, format_version, load_state_dict, manifest_for
 
@@ -82,7 +83,7 @@ def _encode(obj: Any, key: str, tensors: dict[str, Tensor]) -> Any:
             items.append([k, _encode(v, f"{key}.{k}", tensors)])
         return {"__dict__": items}
     raise TypeError(
-        f"cannot checkpoint {key}: a {type(obj).__name__} ({obj!r:.60}); a state_dict may hold "
+        f"cannot checkpoint {key}: {a(type(obj).__name__)} ({obj!r:.60}); a state_dict may hold "
         "tensors, numbers, strings, None, and lists, tuples and dicts of them"
     )
 
@@ -124,7 +125,9 @@ def _set_rng_state(
         elif isinstance(gen, np.random.Generator) and isinstance(saved, dict) and "numpy" in saved:
             gen.bit_generator.state = saved["numpy"]
         else:
-            raise SprigFileError(f"generator {key} in the checkpoint is not a {type(gen).__name__}")
+            raise SprigFileError(
+                f"generator {key} in the checkpoint is not {a(type(gen).__name__)}"
+            )
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         if isinstance(err, SprigFileError):
             raise

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .._checks import sub_seed
+from .._words import a
 from ..data import Split
 from ..masks import dense_gradients, density
 from ..training import Callback, TrainConfig, accuracy, classification_loss, make_optimizer
@@ -57,7 +58,7 @@ def _call_method(fn: Any, available: dict[str, Any], options: dict[str, Any]) ->
     for cb in made:
         if not isinstance(cb, Callback):
             raise TypeError(
-                f"sparsity method {fn!r} returned a {type(cb).__name__}; methods return "
+                f"sparsity method {fn!r} returned {a(type(cb).__name__)}; methods return "
                 "sprig.training.Callback objects (or a list of them, or None)"
             )
     return made
