@@ -106,3 +106,9 @@ def test_summary_of_a_users_own_masked_model(tmp_path):
     assert result.exit_code == 0, result.output
     assert re.search(r"0\.weight\s+64x20\s+120\s+0\.0938\s+row", result.output), result.output
     assert re.search(r"total\s+184", result.output), result.output
+
+
+def test_help_is_not_cut_when_printed_to_a_pipe():
+    for cmd in ("demo", "summary", "bench", "run", "bonsai", "view", "lottery", "sparse-vs-dense"):
+        result = CliRunner().invoke(app, [cmd, "--help"])
+        assert result.exit_code == 0 and "…" not in result.output, result.output

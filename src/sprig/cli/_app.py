@@ -6,6 +6,7 @@ Pass ``--debug`` (before the subcommand) for a traceback instead of the one-line
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -23,6 +24,14 @@ app = typer.Typer(
 )
 
 _state = {"debug": False}
+
+# Rich lays help out in the terminal's width, and in 80 columns when the output is no terminal
+# (a pipe, a notebook's !sprig, a CI log), where sprig bonsai's option table cut words with
+# "…" ("--validation-sequ…"); 100 columns fit every command's help uncut.
+if "COLUMNS" not in os.environ and not sys.stdout.isatty():
+    import typer.rich_utils
+
+    typer.rich_utils.MAX_WIDTH = typer.rich_utils.MAX_WIDTH or 100
 
 
 @app.callback()
