@@ -53,7 +53,8 @@ def demo(
 ) -> None:
     """The tour: static vs RigL on two moons, compression speed and memory, a bonsai graph.
 
-    Writes a run folder with pictures, the viewer page and report.html (about 2 minutes).
+    Writes a run folder with pictures, the viewer page and report.html (about 20 s of CPU time:
+    20-30 s on 2 free cores; 80 s measured with the cores shared with other jobs).
 
     Example: sprig demo --out runs/demo
     """
