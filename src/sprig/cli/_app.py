@@ -183,7 +183,8 @@ def sparse_vs_dense(
     threads: Annotated[int, typer.Option(help="CPU threads for torch (small nets: 1).")] = 1,
 ) -> None:
     """The course task (MLP 20-64-2, label x0 + x1 > 0) at several densities: sparse from
-    scratch vs pruned dense networks. Writes sparse_vs_dense.md and .json.
+    scratch vs pruned dense networks. Writes sparse_vs_dense.md, .json and
+    the loss curves sparse_vs_dense_loss.png.
 
     Example: sprig sparse-vs-dense --densities 1,0.5,0.3,0.1 --seeds 0,1,2
     """
