@@ -213,3 +213,8 @@ def test_sprig_summary_and_density_count_sparse_dense_kernels():
     table = sprig.summary(model)
     assert [(r.shape, r.nnz) for r in table.rows] == [((50, 8), 40), ((8, 2), 8)]
     assert sprig.density(model) == pytest.approx(48 / 416)
+
+
+def test_param_count_leaves_the_mask_out():
+    model = keras.Sequential([keras.Input((50,)), SparseDense(3, density=0.1, seed=0)])
+    assert model.layers[0].count_params() == 50 * 3 + 3  # as keras.layers.Dense(3)

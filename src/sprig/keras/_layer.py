@@ -211,6 +211,14 @@ class SparseDense(keras.layers.Layer):
             )
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: in_dim})
 
+    def count_params(self) -> int:
+        """Kernel and bias entries, as ``keras.layers.Dense`` counts them: the bool mask is
+        bookkeeping, not parameters (``model.summary()``'s Param # column). Keras's totals
+        still list it under non-trainable weights (its bytes are stored)."""
+        if not self.built:
+            return int(super().count_params())  # Keras's own "not built" error
+        return sum(int(np.prod(w.shape)) for w in self.weights if w is not self.kernel_mask)
+
     def stored_weights(self) -> list[tuple[str, tuple[int, int], int, str]]:
         """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""
         mask = self.kernel_mask.value
