@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from .._words import plural
 from ..io import SprigFileError, write_text_atomic
 from ..nn._ameo import AMEO_CLASSES, sharp_ameo_scalar, soft_ameo_scalar

@@ -26,7 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .. import __version__
+from .._version import __version__
 from .._words import a
 from ._atomic import write_atomic
 from ._model import SprigFileError, format_version, load_state_dict, manifest_for

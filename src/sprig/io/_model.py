@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .. import __version__
+from .._version import __version__
 from ..masks import (
     MASK_SUFFIX,
     Summary,
