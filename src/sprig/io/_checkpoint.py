@@ -26,13 +26,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from .._formats import CHECKPOINT_FORMAT_VERSION
 from .._version import __version__
 from .._words import a
 from ._atomic import write_atomic
 from ._model import SprigFileError, format_version, load_state_dict, manifest_for
 
 FORMAT = "sprig.checkpoint"
-FORMAT_VERSION = 1
 _MODEL = "model/"
 
 
@@ -213,7 +213,7 @@ def save_checkpoint(
     }
     meta: dict[str, Any] = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": CHECKPOINT_FORMAT_VERSION,
         "sprig_version": __version__,
         "step": step,
         "model": manifest_for(model),
@@ -250,10 +250,10 @@ def _read(path: Path, with_tensors: bool) -> tuple[dict[str, Tensor], dict[str, 
         raise SprigFileError(f"{path} is a safetensors file but not a sprig checkpoint") from None
     if fmt != FORMAT:
         raise SprigFileError(f"{path} holds {fmt!r}, not a checkpoint (load it with sprig.load)")
-    if version > FORMAT_VERSION:
+    if version > CHECKPOINT_FORMAT_VERSION:
         raise SprigFileError(
             f"{path} is a v{version} checkpoint from sprig {meta.get('sprig_version')}; this "
-            f"sprig reads up to v{FORMAT_VERSION}: upgrade sprig"
+            f"sprig reads up to v{CHECKPOINT_FORMAT_VERSION}: upgrade sprig"
         )
     return tensors, meta
 

@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from .._formats import MODEL_FORMAT_VERSION
 from .._version import __version__
 from ..masks import (
     MASK_SUFFIX,
@@ -32,7 +33,6 @@ from ..nn import MODULES, module_config
 from ._atomic import write_atomic
 
 FORMAT = "sprig.model"
-FORMAT_VERSION = 1
 
 
 class SprigFileError(ValueError):
@@ -42,7 +42,7 @@ class SprigFileError(ValueError):
 def manifest_for(model: nn.Module, **extra: Any) -> dict[str, Any]:
     return {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": MODEL_FORMAT_VERSION,
         "sprig_version": __version__,
         "torch_version": torch.__version__,
         "model": module_config(model),
@@ -190,10 +190,10 @@ def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str
         ) from None
     if fmt != FORMAT:
         raise SprigFileError(f"{path} holds {fmt!r}, not a sprig model")
-    if version > FORMAT_VERSION:
+    if version > MODEL_FORMAT_VERSION:
         raise SprigFileError(
             f"{path} was written by sprig {manifest.get('sprig_version')} in format "
-            f"v{version}; this sprig reads up to v{FORMAT_VERSION}: upgrade sprig"
+            f"v{version}; this sprig reads up to v{MODEL_FORMAT_VERSION}: upgrade sprig"
         )
     return tensors, manifest
 

@@ -34,11 +34,11 @@ from ..masks import make_mask, parse_pattern
 from ._backend import require_torch_backend
 from ._sparse_inputs import as_torch_sparse, is_sparse_input, row_chunks
 
-# Density at or below which "auto" multiplies with the CSR kernel at inference. For a
-# 4096x4096 float32 layer on this project's CPU, CSR was 1.2-1.3x faster than the masked dense
-# matmul at batch 64 for densities <= 0.1 and even with it at batch 1, mixed beyond 0.1
-# (benchmarks/results/keras_breakeven.md, a shared machine). sprig.kernels' dispatcher, once it
-# publishes its break-even table, is the better home for this rule.
+# Density at or below which "auto" multiplies with the CSR kernel at inference, measured for
+# this layer against Keras's masked dense matmul (benchmarks/bench_keras.py; the table is
+# benchmarks/results/keras_breakeven.md). sprig.kernels' dispatch table is measured for
+# compressed layers against nn.Linear, per size and batch; moving this layer onto it would
+# change which kernel it runs, so it waits for a measurement of this layer against that table.
 CSR_MAX_DENSITY = 0.1
 
 # name -> (layer) -> whether inference with dense inputs uses the CSR kernel
