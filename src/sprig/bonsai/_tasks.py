@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .._checks import check_int
 from .._registry import Registry
 from .._words import a
 
@@ -64,8 +65,7 @@ class Task:
 
 def _check_widths(name: str, in_features: int, out_features: int) -> None:
     for what, v in (("in_features", in_features), ("out_features", out_features)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"task {name!r}: {what} must be an int >= 1, got {v!r}")
+        check_int(v, f"task {name!r}: {what}", 1)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from .._checks import check_int
 from .._formats import CHECKPOINT_FORMAT_VERSION
 from .._version import __version__
 from .._words import a
@@ -206,8 +207,7 @@ def save_checkpoint(
         >>> load_checkpoint(path, sprig.SparseMLP([2, 8, 2], densities=0.5), optimizer=opt).step
         3
     """
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be an int >= 0 (completed steps), got {step!r}")
+    check_int(step, "step", 0, " (completed steps)")
     tensors: dict[str, Tensor] = {
         _MODEL + k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()
     }
@@ -322,8 +322,7 @@ def load_checkpoint(
                 f"this one has {sizes}: was it saved from another model?"
             )
     step = meta.get("step")
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise SprigFileError(f"{path}: step must be an integer >= 0, got {step!r}")
+    check_int(step, f"{path}: step", 0, error=SprigFileError)
     saved_states = {name: _decode_checked(meta["states"][name], tensors, path) for name in states}
     # random states are tried on throwaway generators first: a bad one fails before any change
     for name, gen in generators.items():

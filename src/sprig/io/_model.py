@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from .._checks import check_int
 from .._formats import MODEL_FORMAT_VERSION
 from .._version import __version__
 from ..masks import (
@@ -200,9 +201,7 @@ def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str
 
 def format_version(value: Any) -> int:
     """A manifest's ``format_version``: an int >= 1 (ValueError otherwise: 1.9, "2", inf)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"format_version must be an int >= 1, got {value!r}")
-    return value
+    return check_int(value, "format_version", 1)
 
 
 def _split(qual: str) -> tuple[str, str]:

@@ -27,7 +27,7 @@ import torch
 from keras import ops
 from torch import Tensor
 
-from .._checks import check_density, make_generator
+from .._checks import check_density, check_int, make_generator
 from .._registry import Registry
 from ..kernels import csr_linear, to_csr
 from ..masks import make_mask, parse_pattern
@@ -152,14 +152,11 @@ class SparseDense(keras.layers.Layer):
                 "pass density=None (or the matching value)"
             )
         INFERENCE_KERNELS.get(inference)  # unknown name -> ValueError listing the valid ones
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(
-                f"chunk_size must be a positive int (rows per chunk), got {chunk_size!r}"
-            )
+        check_int(chunk_size, "chunk_size", 1, " (rows per chunk)")
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, (), generator=make_generator(None)))
-        elif isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        else:
+            check_int(seed, "seed", hint=" or None", error=TypeError)
         super().__init__(activity_regularizer=kwargs.pop("activity_regularizer", None), **kwargs)
         self.units = units
         self.density = float(fixed if fixed is not None else density)  # type: ignore[arg-type]

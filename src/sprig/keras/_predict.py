@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._checks import check_int
 from ._backend import require_torch_backend
 from ._sparse_inputs import as_torch_sparse, is_sparse_input, row_chunks
 
@@ -86,8 +87,7 @@ def predict_sparse(model: Any, x: Any, chunk_size: int = 4096) -> np.ndarray:
         (10, 3)
     """
     require_torch_backend("sprig.keras.predict_sparse")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int (rows per chunk), got {chunk_size!r}")
+    check_int(chunk_size, "chunk_size", 1, " (rows per chunk)")
     if isinstance(x, Mapping):
         names = [t.name for t in getattr(model, "inputs", None) or []]
         missing = [n for n in names if n not in x]
