@@ -322,7 +322,7 @@ def load_checkpoint(
                 f"this one has {sizes}: was it saved from another model?"
             )
     step = meta.get("step")
-    check_int(step, f"{path}: step", 0, error=SprigFileError)
+    step = check_int(step, f"{path}: step", 0, error=SprigFileError)
     saved_states = {name: _decode_checked(meta["states"][name], tensors, path) for name in states}
     # random states are tried on throwaway generators first: a bad one fails before any change
     for name, gen in generators.items():
