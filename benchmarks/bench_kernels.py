@@ -29,12 +29,22 @@ cores); the best block is the one least disturbed by them, where a median mostly
 the scheduler. For the same reason it runs with one torch thread
 by default (``--threads 2`` on a quiet machine).
 
-    python benchmarks/bench_kernels.py [--quick] [--threads N]
+Busy machine (``--busy`` runs only this): two processes spin on the cores while a batch-1
+compressed layer and dense ``F.linear`` run as ``sprig bench`` times them (median of 20
+interleaved calls), 5 runs, with all of torch's threads; the table gives each run's ratio
+(dense time / compressed time, > 1: compressed faster), worst and median, with sprig's
+busy-machine check on (one thread while the load average shows the cores taken) and off.
+Goal: worst >= 0.8x dense. Written to ``results/kernels_busy.md``.
+
+    python benchmarks/bench_kernels.py [--quick] [--threads N] [--busy]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -45,9 +55,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import time_blocks, write_table  # noqa: E402
+from _common import time_blocks, time_interleaved, write_table  # noqa: E402
 
 import sprig  # noqa: E402
+import sprig.kernels._threads as threads  # noqa: E402
 from sprig.kernels import (  # noqa: E402
     MATVEC_MIN_NNZ,
     BreakEven,
@@ -157,7 +168,11 @@ def main() -> None:
         help="torch threads (default 1: on a shared, oversubscribed machine every 2-thread "
         "parallel region waits for a descheduled thread and the timings measure the scheduler)",
     )  # fmt: skip
+    ap.add_argument("--busy", action="store_true", help="only the busy-machine table")
     args = ap.parse_args()
+    if args.busy:
+        print(busy_machine().read_text())
+        return
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
     sizes = [1024, 2048] if args.quick else [1024, 4096, 8192]
@@ -221,6 +236,76 @@ def main() -> None:
             + "\n"
         )
     print(md.read_text())
+    print(busy_machine().read_text())
+
+
+BUSY_CASES = [(2048, 0.05), (8192, 0.05)]  # MKL's mv, then sprig's MatVec (>= MATVEC_MIN_NNZ)
+
+
+def _busy_runs(n: int, d: float, check: bool, runs: int = 5) -> list[tuple[float, float]]:
+    """Per run: (dense, compressed) seconds per call at batch 1, as ``sprig bench`` times them."""
+    saved = threads.BUSY_LOAD_PER_CORE
+    threads.BUSY_LOAD_PER_CORE = saved if check else float("inf")
+    threads._busy = (-1e9, False)  # look at the load again now
+    try:
+        layer = sprig.SparseLinear(n, n, density=d, seed=0)
+        fast = sprig.compress(layer)
+        w, b = layer.weight.detach().clone(), layer.bias.detach().clone()
+        x = torch.randn(1, n)
+        out = []
+        with torch.inference_mode():
+            for _ in range(runs):
+                fns = {"dense": lambda: F.linear(x, w, b), "sprig": lambda: fast(x)}
+                t = time_interleaved(fns, rounds=20)
+                out.append((t["dense"], t["sprig"]))
+        return out
+    finally:
+        threads.BUSY_LOAD_PER_CORE = saved
+
+
+def busy_machine(spinners: int = 2) -> Path:
+    """The busy-machine table: ``spinners`` processes spin while batch-1 layers are timed."""
+    torch.set_num_threads(os.cpu_count() or 1)  # a user's default: all cores
+    load_before = os.getloadavg()
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(spinners)]
+    rows = []
+    try:
+        time.sleep(20)  # the 1-minute load average must see them (as it would on a busy machine)
+        for n, d in BUSY_CASES:
+            for check in (True, False):
+                times = _busy_runs(n, d, check)
+                r = [dense / own for dense, own in times]
+                rows.append(
+                    [n, d, "on" if check else "off", min(r), statistics.median(r),
+                     " ".join(f"{v:.2f}" for v in r),
+                     statistics.median(t[0] for t in times) * 1e3,
+                     statistics.median(t[1] for t in times) * 1e3]
+                )  # fmt: skip
+                print(rows[-1], flush=True)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    load_after = os.getloadavg()
+    cols = [
+        "N", "density", "busy check", "worst x dense", "median x dense", "runs x dense",
+        "dense ms (median)", "sprig ms (median)",
+    ]  # fmt: skip
+    extra = {
+        "spinners": spinners,
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+        "timing": "median of 20 interleaved calls per run (sprig bench), 5 runs",
+        "goal": "worst >= 0.8x dense",
+    }
+    md = write_table("kernels_busy", cols, rows, extra)
+    with md.open("a") as fh:
+        fh.write(
+            f"\n{spinners} spinning processes, {torch.get_num_threads()} torch threads, batch 1. "
+            f"Load average (1, 5, 15 min) before: {load_before}, after: {load_after} (other "
+            "jobs share this machine too). x dense = dense time / compressed time.\n"
+        )
+    return md
 
 
 def measure_cell(n: int, b: int, d: float, gen: torch.Generator) -> dict[str, object]:

@@ -4,12 +4,12 @@ The course masks a 20-64-2 MLP on a toy task (20-D Gaussian inputs, label x0 + x
 shows sparsity patterns, compares magnitude with random pruning, trains sparse networks against
 a dense one at several densities, and finds a lottery ticket by iterative magnitude pruning.
 
-python examples/course_module.py          # writes course_module/ with masks.png
+python examples/course_module.py [OUT]    # writes OUT (default ./course_module) with masks.png
 """
 
 from __future__ import annotations
 
-import tempfile
+import sys
 from pathlib import Path
 
 import torch
@@ -28,8 +28,9 @@ def mlp(seed: int = 0) -> nn.Sequential:
 
 
 def main(steps: int = 100, out: Path | None = None) -> dict[str, float]:
-    out = out or Path(tempfile.mkdtemp()) / "course_module"
+    out = out or Path("course_module")
     out.mkdir(parents=True, exist_ok=True)
+    print(f"writing into {out.resolve()}")
     data = course_task(seed=0)
     train = TrainConfig(steps=steps, lr=1e-2, batch_size=None)
     results: dict[str, float] = {}
@@ -73,4 +74,4 @@ def main(steps: int = 100, out: Path | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    main(out=Path(sys.argv[1]) if len(sys.argv) > 1 else None)

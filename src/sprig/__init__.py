@@ -10,8 +10,7 @@ something is: density 0.1 is "90% sparse".
     0.1
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .bonsai import grow_bonsai, load_graph
 from .compress import CompressedLinear, StripResult, compress, decompress, strip
 from .dst import SET, SNFS, DeepR, MaskUpdater, RigL, make_updater

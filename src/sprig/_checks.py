@@ -22,6 +22,51 @@ def check_density(density: Any, what: str = "density") -> float:
     return d
 
 
+def check_int(
+    value: Any,
+    what: str,
+    minimum: int | None = None,
+    hint: str = "",
+    error: type[Exception] = ValueError,
+) -> int:
+    """Return ``value`` if it is an int (not a bool) >= ``minimum``, else raise ``error``.
+
+    The message names the value and the range: "steps must be a positive int, got 1.5".
+
+    Example:
+        >>> check_int(3, "steps", 1)
+        3
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or (minimum is not None and value < minimum)
+    ):
+        kind = (
+            "an int"
+            if minimum is None
+            else "a positive int"
+            if minimum == 1
+            else (f"an int >= {minimum}")
+        )
+        raise error(f"{what} must be {kind}{hint}, got {value!r}")
+    return value
+
+
+def reject_keywords(what: str, unknown: dict[str, Any], density_name: str = "density") -> None:
+    """Raise TypeError for keyword arguments ``what`` does not take, pointing a ``sparsity``
+    (other libraries' word) to sprig's ``density``."""
+    if not unknown:
+        return
+    for key, value in unknown.items():
+        if key.startswith("sparsit"):
+            raise TypeError(
+                f"{what} got {key}={value!r}, but sprig speaks density (the fraction kept): "
+                f"pass {density_name}= instead (sparsity 0.9 is density 0.1)"
+            )
+    raise TypeError(f"{what} got unexpected keyword arguments {sorted(unknown)}")
+
+
 def make_generator(seed: int | torch.Generator | None) -> torch.Generator:
     """A CPU generator from a seed, a generator (returned as is) or None (seeded from torch)."""
     if isinstance(seed, torch.Generator):
@@ -30,9 +75,9 @@ def make_generator(seed: int | torch.Generator | None) -> torch.Generator:
     if seed is None:
         gen.manual_seed(int(torch.randint(0, 2**62, (), device="cpu").item()))
     else:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, a torch.Generator or None, got {seed!r}")
-        gen.manual_seed(seed)
+        gen.manual_seed(
+            check_int(seed, "seed", hint=", a torch.Generator or None", error=TypeError)
+        )
     return gen
 
 

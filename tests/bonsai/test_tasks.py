@@ -87,3 +87,8 @@ def test_bad_tasks_give_clear_errors():
         StepTask("p", 2, 1, lambda s, x: (s, x[:, :1]), p_one=(0.5,))
     with pytest.raises(ValueError, match="valid names are"):
         get_task("nope")
+
+
+def test_a_non_task_is_named_with_its_article():
+    with pytest.raises(TypeError, match="'sys:maxsize' is an int, not a sprig.bonsai.Task"):
+        get_task("sys:maxsize")

@@ -55,3 +55,10 @@ def test_render_refuses_bad_inputs(delay1_graph):
         render_html(delay1_graph, [[1.0, 1.0]])
     with pytest.raises(ValueError, match="values of \\+-1"):
         render_html(delay1_graph, [[0.5]])
+
+
+def test_messages_count_one_thing_in_the_singular():
+    with pytest.raises(ValueError, match="it has 1 character[^s]"):
+        parse_inputs("1 10", 2)
+    with pytest.raises(ValueError, match="it has 3 characters"):
+        parse_inputs("101", 2)

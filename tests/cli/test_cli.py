@@ -92,3 +92,23 @@ def test_bad_options_fail_before_work_and_leave_no_folder(tmp_path, args, messag
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing new, nothing gone
     assert (tmp_path / "full" / "graph.json").read_text() == "{}"
+
+
+def test_summary_of_a_users_own_masked_model(tmp_path):
+    import torch
+
+    import sprig
+
+    net = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2))
+    sprig.sparsify(net, density=0.1, distribution="uniform", pattern="row", seed=0)
+    sprig.save(net, tmp_path / "net.safetensors")
+    result = CliRunner().invoke(app, ["summary", str(tmp_path / "net.safetensors")])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"0\.weight\s+64x20\s+120\s+0\.0938\s+row", result.output), result.output
+    assert re.search(r"total\s+184", result.output), result.output
+
+
+def test_help_is_not_cut_when_printed_to_a_pipe():
+    for cmd in ("demo", "summary", "bench", "run", "bonsai", "view", "lottery", "sparse-vs-dense"):
+        result = CliRunner().invoke(app, [cmd, "--help"])
+        assert result.exit_code == 0 and "…" not in result.output, result.output

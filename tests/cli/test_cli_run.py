@@ -82,6 +82,7 @@ def test_run_and_quiet_run(tmp_path, config):
         ["run"],
         ["run", "x.toml", "--resume", "r", "--out", "o"],
         ["run", "x.toml", "--threads", "0"],
+        ["run", "--resume", "r", "--seed", "1"],
         ["run", "x.toml", "--no-such-option"],
     ],
 )
@@ -134,3 +135,17 @@ def test_ctrl_c_says_how_to_resume(monkeypatch, capsys, tmp_path, config):
     monkeypatch.setattr(_experiment, "train_step", real_step)
     code, out, _ = _main(monkeypatch, capsys, "run", "--resume", str(run_dir))
     assert code == 0 and "resumed at step 10, finished: step 30" in out
+
+
+def test_seed_option_replaces_the_configs_seed(tmp_path, config):
+    from sprig.runs import load_config
+
+    for seed, name in ((None, "s0"), (3, "s3"), (3, "s3b")):
+        args = ["run", str(config), "--out", str(tmp_path / name), "-q"]
+        result = CliRunner().invoke(app, args + ([] if seed is None else ["--seed", str(seed)]))
+        assert result.exit_code == 0, result.output
+    assert load_config(tmp_path / "s3" / "config.toml").seed == 3
+    weights = {
+        name: (tmp_path / name / "model.safetensors").read_bytes() for name in ("s0", "s3", "s3b")
+    }
+    assert weights["s3"] == weights["s3b"] != weights["s0"]

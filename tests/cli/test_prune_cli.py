@@ -44,6 +44,8 @@ def test_sparse_vs_dense_table(tmp_path):
     assert [r["density"] for r in data["rows"]] == [1.0, 0.1]
     assert data["rows"][1]["weights"] == 128 + 13
     assert "| 0.10 | 141 |" in (tmp_path / "sparse_vs_dense.md").read_text()
+    # the course notebook's loss curves, one line per density
+    assert (tmp_path / "sparse_vs_dense_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -146,3 +148,40 @@ def test_from_csr_checks_shapes():
         CompressedRNN.from_csr(w, sparse_random(6, 6, density=0.5), cell="gru")
     with pytest.raises(TypeError, match="scipy sparse matrix"):
         CompressedRNN.from_csr([[1.0]], w)
+
+
+def test_float_and_to_change_outputs_and_config():
+    small = sprig.compress(sprig.SparseRNN(4, 8, cell="gru", density=0.3, seed=0).double())
+    for converted in (copy.deepcopy(small).float(), small.to(torch.float32)):
+        assert converted.config()["dtype"] == "float32"
+        with torch.no_grad():
+            out, h = converted(torch.randn(5, 1, 4))
+        assert out.dtype == h.dtype == torch.float32
+
+
+def test_input_dtype_is_checked_like_sparse_rnn():
+    rnn = sprig.SparseRNN(4, 8, density=0.3, seed=0)
+    small = sprig.compress(rnn)
+    x = torch.randn(5, 1, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="dtype"):
+        rnn(x)
+    with torch.no_grad(), pytest.raises(ValueError, match=r"input dtype torch.float64.*\.to\("):
+        small(x)
+    with torch.no_grad(), pytest.raises(ValueError, match="h0 dtype"):
+        small(x.float(), torch.zeros(1, 1, 8, dtype=torch.float64))
+
+
+def test_numpy_input_is_named():
+    small = sprig.compress(sprig.SparseRNN(4, 8, density=0.3, seed=0))
+    with torch.no_grad(), pytest.raises(TypeError, match=r"numpy.ndarray.*torch.from_numpy"):
+        small(np.ones((5, 1, 4), dtype="float32"))
+
+
+def test_from_csr_refuses_integer_values_and_bad_biases():
+    w_hh = sparse_random(8, 8, density=0.5, format="csr", random_state=0)
+    w_int = sparse_random(8, 4, density=0.5, format="csr", dtype="int64", random_state=0)
+    with pytest.raises(TypeError, match="int64.*astype"):
+        CompressedRNN.from_csr(w_int, w_hh)
+    w_ih = sparse_random(8, 4, density=0.5, format="csr", random_state=0)
+    with pytest.raises(ValueError, match=r"bias_ih must have shape \(G\*H,\) = \(8,\).*\(3,\)"):
+        CompressedRNN.from_csr(w_ih, w_hh, torch.zeros(3), torch.zeros(8))

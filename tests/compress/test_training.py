@@ -226,7 +226,7 @@ def test_deepr_on_compressed_keeps_signs_and_counts():
         deepr.after_step(step, comp, opt)
         seen += deepr.last_stats.changed if deepr.last_stats else 0
     assert seen > 0 and [la.nnz for la in comp.layers] == counts
-    for layer, c in zip(comp.layers, deepr.compressed):
+    for c in deepr.compressed:
         theta = deepr._theta_compressed(c)
         assert bool((theta >= 0).all())  # every active weight has its connection's sign
     again = DeepR(sprig.SparseMLP([20, 64, 5], [0.3, 0.5], storage="compressed"), t_end=100)

@@ -272,3 +272,71 @@ def test_an_update_after_a_backward_outside_the_context_raises():
     opt.step()
     with pytest.raises(RuntimeError, match="needs the dense gradient"):
         r.after_step(20, net, opt)
+
+
+def test_arguments_in_the_wrong_order_name_the_signature():
+    net = _net(6, 8, 0.5, 0)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    rigl = RigL(net, t_end=100, every=10)
+    with pytest.raises(TypeError, match=r"after_step\(step, model, optimizer\).*step must be"):
+        rigl.after_step(net, opt, 10)
+    with pytest.raises(TypeError, match=r"update\(optimizer, step\).*step must be an int"):
+        rigl.update(10, opt)
+    snfs = SNFS(net, t_end=100, every=10)
+    with pytest.raises(TypeError, match=r"after_backward\(step, model, optimizer\)"):
+        snfs.after_backward(0, opt, net)
+
+
+def test_layer_too_small_to_swap_warns_once():
+    # the article's 3-connection output layer: floor(0.3 * 3) = 0
+    net = sprig.sparsify(
+        nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1)),
+        density=0.2,
+        distribution="uniform",
+        seed=0,
+    )
+    with pytest.warns(UserWarning, match=r"2\.weight \(3 kept\).*never rewired") as got:
+        RigL(net, t_end=100, every=10, fraction=0.3)
+    assert len([w for w in got if "never rewired" in str(w.message)]) == 1
+
+
+def test_t_end_beyond_the_run_warns():
+    net = _net(20, 8, 0.5, 0)
+    rigl = RigL(net, t_end=500, every=10)
+    with pytest.warns(UserWarning, match=r"t_end=500 is beyond the run's 20 steps"):
+        train_classifier(net, course_task(), TrainConfig(steps=20), callbacks=[rigl])
+
+
+@pytest.mark.parametrize("name", ["RigL", "SET", "SNFS", "DeepR", "rigl"])
+def test_make_updater_takes_the_class_spelling(name):
+    updater = make_updater(name, _net(6, 8, 0.5, 0), t_end=100, every=10)
+    assert type(updater).__name__.lower() == name.lower()
+
+
+@pytest.mark.parametrize("method", ["rigl", "set"])
+def test_constant_fan_in_is_kept_row_by_row(method):
+    net = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
+    sprig.sparsify(net, density=0.25, distribution="uniform", pattern="fanin", seed=0)
+    fans = {q: m.sum(1) for q, m in _masks(net).items()}
+    assert {q: f.unique().tolist() for q, f in fans.items()} == {"0.weight": [3], "2.weight": [4]}
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    updater = make_updater(method, net, t_end=40, every=5, fraction=0.5)
+    before = _masks(net)
+    for step in _train_steps(net, opt, updater, 30):
+        updater.after_step(step, net, opt)
+    after = _masks(net)
+    assert any(not torch.equal(before[q], after[q]) for q in before)  # it did rewire
+    for q, m in after.items():
+        torch.testing.assert_close(m.sum(1), fans[q])  # every row kept its fan-in
+        assert sprig.masks.mask_pattern(*_owner(net, q)) == "fanin"
+
+
+def _owner(net, qual):
+    mod, _, name = qual.rpartition(".")
+    return net.get_submodule(mod), name
+
+
+def test_updaters_that_cannot_keep_fan_in_refuse_it():
+    net = sprig.sparsify(nn.Sequential(nn.Linear(12, 16)), density=0.25, pattern="fanin")
+    with pytest.raises(ValueError, match="SNFS swaps single connections.*structured"):
+        SNFS(net, t_end=100, every=10)

@@ -38,8 +38,12 @@ def test_bonsai_rnn(tmp_path):
     assert (tmp_path / "graph.html").is_file()
 
 
-def test_course_module(tmp_path):
-    res = _load("course_module").main(steps=100, out=tmp_path)
+@pytest.mark.slow
+def test_course_module(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default folder: ./course_module, said where
+    res = _load("course_module").main(steps=100)
+    assert f"writing into {tmp_path / 'course_module'}" in capsys.readouterr().out
+    tmp_path = tmp_path / "course_module"
     assert res["dense"] > 0.9 and res["sparse 0.5"] > 0.9
     assert res["ticket density"] == pytest.approx(0.125, abs=0.01)
     assert (tmp_path / "masks.png").stat().st_size > 1000

@@ -42,7 +42,7 @@ def _trained(seed=0):
     ("edit", "match"),
     [
         ({"tensors": lambda t: t.pop("rng/torch_global")}, "global random state is malformed"),
-        ({"manifest": lambda m: m.update(step="x")}, "step must be an integer"),
+        ({"manifest": lambda m: m.update(step="x")}, "step must be an int >= 0"),
         ({"manifest": lambda m: m["global_rng"].update(numpy_global=[1, 2])}, "malformed"),
         ({"manifest": lambda m: m["optimizer"].update(param_groups=5)}, "optimizer state"),
     ],

@@ -129,3 +129,14 @@ def test_saved_files_get_the_usual_mode(tmp_path):
     _sprig.save(_sprig.SparseMLP([2, 4, 1], densities=0.5), path)
     assert path.stat().st_mode & 0o777 == 0o600
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_load_state_into_compressed_model_of_other_density_names_the_fix(tmp_path):
+    path = tmp_path / "c.safetensors"
+    sprig.save(sprig.compress(sprig.SparseMLP([8, 16, 2], densities=[0.5, 0.5], seed=0)), path)
+    other = sprig.compress(sprig.SparseMLP([8, 16, 2], densities=[0.25, 0.5], seed=0))
+    with pytest.raises(SprigFileError, match="another density.*before compressing"):
+        sprig.load_state(other, path)
+    masked = sprig.SparseMLP([8, 16, 2], densities=[0.25, 0.5], seed=0)
+    sprig.load_state(masked, path)  # the fix the message names
+    assert sprig.summary(masked).nnz == 80

@@ -202,3 +202,19 @@ def test_runs_on_cuda_with_csr_inference():
     x = np.random.default_rng(0).standard_normal((5, 64)).astype("float32")
     with torch.no_grad():
         np.testing.assert_allclose(arr(layer(x)), reference(layer, x), atol=1e-4)
+
+
+def test_sprig_summary_and_density_count_sparse_dense_kernels():
+    import sprig
+
+    model = keras.Sequential(
+        [keras.Input((50,)), SparseDense(8, density=0.1, seed=0), SparseDense(2, density=0.5)]
+    )
+    table = sprig.summary(model)
+    assert [(r.shape, r.nnz) for r in table.rows] == [((50, 8), 40), ((8, 2), 8)]
+    assert sprig.density(model) == pytest.approx(48 / 416)
+
+
+def test_param_count_leaves_the_mask_out():
+    model = keras.Sequential([keras.Input((50,)), SparseDense(3, density=0.1, seed=0)])
+    assert model.layers[0].count_params() == 50 * 3 + 3  # as keras.layers.Dense(3)

@@ -126,3 +126,25 @@ def test_bad_sparse_inputs():
     dense_first = keras.Sequential([keras.Input((8,)), keras.layers.Normalization(axis=None)])
     with pytest.raises(RuntimeError, match="first layer must accept torch sparse tensors"):
         predict_sparse(dense_first, sp.eye(4, 8, format="csr", dtype=np.float32))
+
+
+def test_predict_sparse_names_a_width_mismatch():
+    model = keras.Sequential([keras.Input((50,)), SparseDense(3, seed=0)])
+    with pytest.raises(ValueError, match=r"x has 40 features .* the model expects 50"):
+        predict_sparse(model, sparse_x(10, 40, 0.1))
+
+
+def test_predict_sparse_takes_several_inputs_and_generators():
+    users, items = keras.Input((30,), name="user"), keras.Input((20,), name="item")
+    a, b = SparseDense(4, seed=0)(users), SparseDense(4, seed=1)(items)
+    model = keras.Model([users, items], keras.layers.Add()([a, b]))
+    xu, xi = sparse_x(12, 30, 0.2, seed=0), sparse_x(12, 20, 0.2, seed=1)
+    want = arr(model([torch.from_numpy(xu.toarray()), torch.from_numpy(xi.toarray())]))
+    np.testing.assert_allclose(predict_sparse(model, [xu, xi], chunk_size=5), want, atol=1e-5)
+    by_name = {"item": xi, "user": xu}
+    np.testing.assert_allclose(predict_sparse(model, by_name, chunk_size=5), want, atol=1e-5)
+    one = keras.Sequential([keras.Input((30,)), SparseDense(3, seed=0)])
+    batches = (xu[i : i + 4] for i in range(0, 12, 4))
+    np.testing.assert_allclose(
+        predict_sparse(one, batches), predict_sparse(one, xu, chunk_size=7), atol=1e-6
+    )

@@ -95,3 +95,12 @@ def test_parse_round_trip():
     for text in ["unstructured", "row", "column", "block:2x3", "2:4"]:
         assert str(parse_pattern(text)) == text
     assert str(parse_pattern("block")) == "block:4x4"
+
+
+def test_fanin_gives_every_output_the_same_number_of_inputs():
+    mask = make_mask((7, 10), 0.3, "fanin", generator=0)
+    assert mask.sum(1).tolist() == [3] * 7
+    conv = make_mask((4, 3, 2, 2), 0.25, "fanin", generator=0)  # (out, in*kh*kw = 12)
+    assert conv.reshape(4, -1).sum(1).tolist() == [3] * 4
+    scores = torch.arange(20.0).reshape(2, 10)
+    assert make_mask((2, 10), 0.2, "fanin", scores=scores)[0].nonzero().flatten().tolist() == [8, 9]

@@ -98,3 +98,16 @@ def test_summary_and_bake():
     sprig.bake(net)
     assert not is_sparse(net)
     assert sprig.density(net) == pytest.approx(table.density)  # zeros stay baked
+
+
+def test_summary_and_density_count_compressed_layers():
+    mlp = sprig.SparseMLP([8, 16, 2], densities=[0.5, 0.25], seed=0)
+    rnn = sprig.SparseRNN(4, 8, cell="gru", density=0.3, seed=0)
+    for model in (mlp, rnn):
+        masked = sprig.summary(model)
+        small = sprig.summary(sprig.compress(model))
+        assert [(r.tensor, r.shape, r.nnz) for r in small.rows] == [
+            (r.tensor, r.shape, r.nnz) for r in masked.rows
+        ]
+        assert small.nnz == masked.nnz > 0
+        assert sprig.density(sprig.compress(model)) == pytest.approx(sprig.density(model))

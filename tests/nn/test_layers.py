@@ -31,3 +31,14 @@ def test_sparse_mlp_article_shape():
 def test_mlp_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         sprig.SparseMLP(**kwargs)
+
+
+def test_micrograd_style_calls_point_to_sizes_and_densities():
+    with pytest.raises(TypeError, match=r"MLP\(2, \[16, 16, 1\]\) is SparseMLP\(\[2, 16, 16, 1\]"):
+        sprig.SparseMLP(2, [16, 16, 1])
+    with pytest.raises(TypeError, match=r"sparsities=.*pass densities="):
+        sprig.SparseMLP([2, 16, 1], sparsities=[0.9, 0.5])
+    with pytest.raises(TypeError, match=r"sparsity=0.9.*pass density="):
+        sprig.sparsify(torch.nn.Linear(4, 4), sparsity=0.9)
+    with pytest.raises(TypeError, match="needs densities="):
+        sprig.SparseMLP([2, 16, 1])

@@ -137,3 +137,27 @@ def test_plot_paths_are_checked(tmp_path, mlp):
 def test_svg_output(tmp_path, mlp):
     path = plot_nnz(mlp, tmp_path / "nnz.svg")
     assert path.read_text().lstrip().startswith("<?xml")
+
+
+def test_decision_boundary_of_a_float64_model(tmp_path):
+    data = moons(n_samples=40)
+    mlp = sprig.SparseMLP([2, 8, 2], densities=0.5, seed=0).double()
+    _check_png(plot_decision_boundary(mlp, data.x_train, data.y_train, tmp_path / "b.png"))
+
+
+def test_mask_panels_name_the_layer_and_pattern(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    titles = []
+    real = matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "set_title",
+        lambda self, label, *a, **k: (titles.append(label), real(self, label, *a, **k))[1],
+    )
+    net = sprig.sparsify(
+        nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)), density=0.5, pattern="row"
+    )
+    plot_masks(net, tmp_path / "m.png")
+    assert titles[0].startswith("0.weight (Linear, row)  8x8")
+    assert titles[1].startswith("2.weight (Linear, row)  2x8")

@@ -2,8 +2,8 @@
 computational graph, export it and watch it run (Primozic 2023, "Growing Bonsai Networks with
 RNNs")."""
 
+from .._formats import GRAPH_FORMAT_VERSION as FORMAT_VERSION  # this package's files
 from ._export import (
-    FORMAT_VERSION,
     graph_from_dict,
     graph_to_dict,
     load_graph,

@@ -14,13 +14,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._formats import GRAPH_FORMAT_VERSION
+from .._version import __version__
+from .._words import plural
 from ..io import SprigFileError, write_text_atomic
 from ..nn._ameo import AMEO_CLASSES, sharp_ameo_scalar, soft_ameo_scalar
 from ._graph import Edge, Graph, Node
 
 FORMAT = "sprig.bonsai.graph"
-FORMAT_VERSION = 1
 
 
 def graph_to_dict(graph: Graph) -> dict[str, Any]:
@@ -39,7 +40,7 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
         nodes.append(d)
     return {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": GRAPH_FORMAT_VERSION,
         "sprig_version": __version__,
         "in_features": graph.in_features,
         "out_features": graph.out_features,
@@ -76,11 +77,11 @@ def graph_from_dict(data: Any, where: str = "graph") -> Graph:
     version = data.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise _bad(where, f"format_version must be an int >= 1, got {version!r}")
-    if version > FORMAT_VERSION:
+    if version > GRAPH_FORMAT_VERSION:
         raise _bad(
             where,
             f"written by sprig {data.get('sprig_version')} in graph format v{version}; this "
-            f"sprig reads up to v{FORMAT_VERSION}: upgrade sprig",
+            f"sprig reads up to v{GRAPH_FORMAT_VERSION}: upgrade sprig",
         )
     try:
         n_in = _int(where, data["in_features"], "in_features", 1)
@@ -273,7 +274,8 @@ def to_python(graph: Graph) -> str:
     counts = graph.counts()
     lines = [
         f'"""A bonsai network as plain Python (sprig {__version__}): '
-        f"{counts['neurons']} neurons, {counts['states']} states, {counts['edges']} edges.",
+        f"{plural(counts['neurons'], 'neuron')}, {plural(counts['states'], 'state')}, "
+        f"{plural(counts['edges'], 'edge')}.",
         "",
         f"Task: {graph.meta.get('task', '?')}. run(inputs) takes a list of time steps, each a "
         f"list of {graph.in_features} values in {{-1, +1}};",

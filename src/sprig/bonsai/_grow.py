@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._checks import make_generator, sub_seed
+from .._checks import check_int, make_generator, sub_seed
 from ..nn import BonsaiRNN
 from ..nn._ameo import AMEO_CLASSES
 from ..prune import BonsaiRegularizer
@@ -78,8 +78,7 @@ class GrowConfig:
             raise ValueError(f"finetune_steps must be an int >= 0, got {self.finetune_steps!r}")
         for name in ("steps", "batch_size", "length"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+            check_int(v, name, 1)
         if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
             raise ValueError(f"threads must be None or an int >= 1, got {self.threads!r}")
         if not self.lr > 0:

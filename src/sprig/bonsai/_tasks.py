@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .._checks import check_int
 from .._registry import Registry
+from .._words import a
 
 StepFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 SampleFn = Callable[[int, int, torch.Generator], tuple[Tensor, Tensor]]
@@ -63,8 +65,7 @@ class Task:
 
 def _check_widths(name: str, in_features: int, out_features: int) -> None:
     for what, v in (("in_features", in_features), ("out_features", out_features)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"task {name!r}: {what} must be an int >= 1, got {v!r}")
+        check_int(v, f"task {name!r}: {what}", 1)
 
 
 @dataclass
@@ -255,6 +256,6 @@ def get_task(task: str | Task) -> Task:
             ) from None
         made = obj if isinstance(obj, Task) else obj() if callable(obj) else obj
         if not isinstance(made, Task):
-            raise TypeError(f"{task!r} is a {type(made).__name__}, not a sprig.bonsai.Task")
+            raise TypeError(f"{task!r} is {a(type(made).__name__)}, not a sprig.bonsai.Task")
         return made
     return TASKS.get(task)()

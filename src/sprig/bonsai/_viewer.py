@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .._words import plural
 from ..io import write_text_atomic
 from ._export import graph_to_dict
 from ._graph import Graph
@@ -37,7 +38,7 @@ def parse_inputs(text: str, in_features: int) -> list[list[float]]:
     for i, tok in enumerate(tokens):
         bad = sorted({c for c in tok if c not in "01+-"})
         if bad or len(tok) != in_features:
-            why = f"symbols {bad} are not 0/1" if bad else f"it has {len(tok)} characters"
+            why = f"symbols {bad} are not 0/1" if bad else f"it has {plural(len(tok), 'character')}"
             example = " ".join(["1" * in_features, "0" * in_features])
             raise ValueError(
                 f"input step {i + 1} is {tok!r}: {why}; each step needs {in_features} "
@@ -84,8 +85,8 @@ def render_html(graph: Graph, inputs: list[list[float]] | None = None, title: st
             )
     counts = graph.counts()
     title = title or (
-        f"bonsai: {graph.meta.get('task', 'graph')} ({counts['neurons']} neurons, "
-        f"{counts['states']} states, {counts['edges']} edges)"
+        f"bonsai: {graph.meta.get('task', 'graph')} ({plural(counts['neurons'], 'neuron')}, "
+        f"{plural(counts['states'], 'state')}, {plural(counts['edges'], 'edge')})"
     )
     data = {"graph": graph_to_dict(graph), "positions": layout(graph), "inputs": inputs}
     # "</" inside a script element would end it early; JSON allows "<\/" for it

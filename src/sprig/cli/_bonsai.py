@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .._words import plural
 from ..bonsai import (
     best_result,
     get_task,
@@ -119,7 +120,10 @@ def run_bonsai(
             else " (no threshold kept every check sequence right: the network itself makes errors)"
         )
     )
-    echo(f"graph: {c['neurons']} neurons, {c['states']} states, {c['edges']} edges")
+    echo(
+        f"graph: {plural(c['neurons'], 'neuron')}, {plural(c['states'], 'state')}, "
+        f"{plural(c['edges'], 'edge')}"
+    )
     s = result.score
     echo(
         f"validation ({s.sequences} fresh sequences of {s.length}): accuracy {s.accuracy:.4%}, "

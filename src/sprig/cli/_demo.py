@@ -1,4 +1,4 @@
-"""``sprig demo``: the tour, in a few minutes on 2 CPU cores, with nothing downloaded.
+"""``sprig demo``: the tour, in about 20 s of CPU time (``sprig demo --help``), nothing downloaded.
 
 1. Static sparse vs RigL on two moons (the RigL-on-micrograd article's 2-16-16 network), with
    decision boundaries, masks and the topology after stripping dead units.

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -191,8 +192,9 @@ def _plot(result: LotteryResult, path: Path, title: str) -> None:
     )
 
 
-def _course_runs(data: Split, dens: float, seed: int, steps: int, lr: float) -> dict[str, float]:
-    """Test accuracy of each column at one density and seed, and the weights kept."""
+def _course_runs(data: Split, dens: float, seed: int, steps: int, lr: float) -> dict[str, Any]:
+    """Test accuracy of each column at one density and seed, the weights kept, and the
+    from-scratch run's training loss per step (``"loss"``)."""
     tc = TrainConfig(steps=steps, lr=lr, batch_size=None, seed=seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -202,7 +204,8 @@ def _course_runs(data: Split, dens: float, seed: int, steps: int, lr: float) -> 
     # the course's SparseMLP: a random mask of this density in every layer, trained from init
     # (density 1.0: the dense network itself)
     scratch = sparsify(copy.deepcopy(base), dens, distribution="uniform", seed=seed)
-    out = {"scratch": train_classifier(scratch, data, tc).final_accuracy}
+    hist = train_classifier(scratch, data, tc)
+    out: dict[str, Any] = {"scratch": hist.final_accuracy, "loss": hist.loss}
     for method in ("magnitude", "random"):
         # prune the trained dense network once, retrain (density 1.0: just train it longer)
         net = prune(copy.deepcopy(dense), dens, method, seed=seed)
@@ -237,8 +240,11 @@ def run_sparse_vs_dense(
     }
     rows: list[dict[str, float | list[float]]] = []
     body: list[list[str]] = []
+    curves: dict[str, list[float]] = {}
     for d in dens_list:
         runs = [_course_runs(data, d, s, steps, lr) for s in seed_list]
+        # the from-scratch loss per step, averaged over seeds (the course notebook's picture)
+        curves[f"density {d:.2f}"] = [statistics.mean(v) for v in zip(*(r["loss"] for r in runs))]
         row: dict[str, float | list[float]] = {"density": d, "weights": runs[0]["nnz"]}
         cells = [f"{d:.2f}", str(int(runs[0]["nnz"]))]
         for key in cols:
@@ -277,6 +283,13 @@ def run_sparse_vs_dense(
     }
     write_text_atomic(folder / "sparse_vs_dense.json", json.dumps(payload, indent=1) + "\n")
     write_text_atomic(folder / "sparse_vs_dense.md", md)
+    from ..plots import plot_loss_curves
+
+    plot_loss_curves(
+        curves,
+        folder / "sparse_vs_dense_loss.png",
+        title=f"sparse from scratch: training loss, mean of seeds {list(seed_list)}",
+    )
     echo("")
     echo(md)
     echo(f"results in {folder}")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from ..runs import RunResult, default_out, resume_run, run_experiment
+from ..runs import RunConfig, RunResult, default_out, load_config, resume_run, run_experiment
 
 
 class UsageError(ValueError):
@@ -33,12 +34,18 @@ def run_command(
     quiet: bool,
     threads: int | None,
     echo: Callable[[str], None],
+    seed: int | None = None,
 ) -> None:
-    """Start or resume a run; print where it is (quiet: only the folder)."""
+    """Start or resume a run; print where it is (quiet: only the folder).
+
+    ``seed`` replaces the config's seed for a new run (the run folder's config records it).
+    """
     if config is None and resume is None:
         raise UsageError("give a config file (sprig run experiment.toml) or --resume RUN_DIR")
     if resume is not None and out is not None:
         raise UsageError("--out names a new run folder; a resumed run stays in RUN_DIR")
+    if seed is not None and resume is not None:
+        raise UsageError("--seed applies to a new run; a resumed run keeps its own seed")
     if threads is not None:
         if threads < 1:
             raise UsageError(f"--threads must be >= 1, got {threads}")
@@ -50,7 +57,11 @@ def run_command(
         else:
             assert config is not None
             folder = out if out is not None else default_out(config.stem)
-            result = run_experiment(config, folder, progress=not quiet)
+            source: Path | RunConfig = config
+            if seed is not None:
+                cfg = load_config(config)
+                source = dataclasses.replace(cfg, seed=seed, name=cfg.name or config.stem)
+            result = run_experiment(source, folder, progress=not quiet)
     except KeyboardInterrupt:
         if folder is None or not (folder / "run.json").exists():
             raise RuntimeError("interrupted before the run started; nothing was written") from None

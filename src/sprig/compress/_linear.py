@@ -139,6 +139,11 @@ class CompressedLinear(CompressedModule):
     def density(self) -> float:
         return self.nnz / (self.in_features * self.out_features)
 
+    def stored_weights(self) -> list[tuple[str, tuple[int, int], int, str]]:
+        """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""
+        shape = (self.out_features, self.in_features)
+        return [("weight", shape, self.values.numel(), self.source.get("pattern") or "custom")]
+
     def config(self) -> dict[str, Any]:
         return {
             "in_features": self.in_features,

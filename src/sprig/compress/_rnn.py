@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..kernels import (
+    GATES,
     KERNEL_ACTIVATIONS,
     PreparedLayer,
     RecurrentLayer,
@@ -94,10 +95,10 @@ class CompressedRNN(CompressedModule):
         self.cell, self.nonlinearity, self.bias = cell, nonlinearity, bias
         self.batch_first, self.bidirectional = batch_first, False
         self.mode = "LSTM" if cell == "lstm" else cell.upper()
-        self.nnz, self.dtype_name = dict(nnz), dtype
+        self.nnz = dict(nnz)
         self.source, self.patterns = source, dict(patterns or {})
         dt = getattr(torch, dtype)
-        G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+        G = GATES[cell]
         act = nonlinearity or "tanh"
         self.activation: Any = act if act in KERNEL_ACTIVATIONS else make_activation(act)
         self._prepared: _Prepared = _Prepared()
@@ -113,6 +114,23 @@ class CompressedRNN(CompressedModule):
                     self.register_buffer(
                         f"bias_{kind}_l{layer}", torch.zeros(G * hidden_size, dtype=dt)
                     )
+
+    @property
+    def dtype_name(self) -> str:
+        """Name of the values' dtype, read from the buffers, so ``.float()``/``.double()`` and
+        ``.to(dtype)`` change what the model computes in, its outputs and its config."""
+        return str(self.weight_hh_l0_values.dtype).removeprefix("torch.")
+
+    def stored_weights(self) -> list[tuple[str, tuple[int, int], int, str]]:
+        """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""
+        G, H = GATES[self.cell], self.hidden_size
+        out = []
+        for name in self.nnz:
+            first = name.startswith("weight_ih") and name.endswith("_l0")
+            shape = (G * H, self.input_size if first else H)
+            nnz = getattr(self, f"{name}_values").numel()
+            out.append((name, shape, nnz, self.patterns.get(name, "custom")))
+        return out
 
     @classmethod
     def from_csr(
@@ -137,7 +155,7 @@ class CompressedRNN(CompressedModule):
             nonlinearity: the Elman cell's activation (default ``"tanh"``).
         """
         w_ih, w_hh = _as_csr(weight_ih, "weight_ih"), _as_csr(weight_hh, "weight_hh")
-        G = {"rnn": 1, "gru": 3, "lstm": 4}.get(cell)
+        G = GATES.get(cell)
         if G is None:
             raise ValueError(f"unknown cell {cell!r}; valid names are: rnn, gru, lstm")
         H = w_hh.shape[1]
@@ -148,6 +166,17 @@ class CompressedRNN(CompressedModule):
             )
         if (bias_ih is None) != (bias_hh is None):
             raise ValueError("give both biases or neither (a missing one counts as zeros)")
+        if w_ih.dtype != w_hh.dtype or w_hh.dtype not in (torch.float32, torch.float64):
+            raise TypeError(
+                f"weight_ih and weight_hh must both hold float32 or float64 values, got "
+                f"{w_ih.dtype} and {w_hh.dtype}; convert them (scipy: m.astype('float32'))"
+            )
+        for what, b in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+            if b is not None and tuple(torch.as_tensor(b).shape) != (G * H,):
+                raise ValueError(
+                    f"{what} must have shape (G*H,) = ({G * H},) for a {cell} cell with "
+                    f"H={H}, got {tuple(torch.as_tensor(b).shape)}"
+                )
         rnn = (nonlinearity or "tanh") if cell == "rnn" else None
         out = cls(
             w_ih.shape[1],
@@ -236,7 +265,13 @@ class CompressedRNN(CompressedModule):
         )
         if unbatched:
             states = tuple(s.unsqueeze(1) for s in states)
-        x = x.to(getattr(torch, self.dtype_name))
+        dtype = getattr(torch, self.dtype_name)
+        for what, t in (("input", x), *zip(("h0", "c0"), states)):
+            if t.dtype != dtype:  # as SparseRNN (torch's RNNs) refuses them
+                raise ValueError(
+                    f"CompressedRNN: {what} dtype {t.dtype} does not match the weights' {dtype}; "
+                    f"convert the input ({what}.to({dtype})) or the model (model.to({t.dtype}))"
+                )
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             weights = self._layer(layer)

@@ -54,6 +54,8 @@ from ..masks import (
 )
 from ..masks import apply_mask as _apply_mask
 from ..training import Callback
+from ._args import check_call, warn_late_end, warn_unswappable
+from ._fanin import FANIN, fanin_per_row, swap_rows
 
 DECAYS: Registry[Callable[[float], float]] = Registry("decay")
 DECAYS.add("cosine", lambda p: 0.5 * (1.0 + math.cos(math.pi * p)))
@@ -330,6 +332,8 @@ class MaskUpdater(Callback):
     compressed_refusal: ClassVar[str] = (
         "this method scores every possible connection with a dense tensor; use RigL or SET"
     )
+    #: keeps "fanin" masks' constant fan-in by swapping within rows (grow counts = drop counts)
+    keeps_fanin: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -357,18 +361,23 @@ class MaskUpdater(Callback):
                 f"{type(self).__name__} cannot update compressed layers "
                 f"{[c.qualname for c in self.compressed]}: {self.compressed_refusal}"
             )
+        swappable = _UNSTRUCTURED + ((FANIN,) if self.keeps_fanin else ())
         bad = {
             layer.qualname: mask_pattern(layer.module, layer.name)
             for layer in self.layers
-            if mask_pattern(layer.module, layer.name) not in _UNSTRUCTURED
+            if mask_pattern(layer.module, layer.name) not in swappable
         }
         if bad:
             raise ValueError(
-                f"mask updaters swap single connections, but these masks are structured: {bad}; "
-                "sparsify with pattern='unstructured'"
+                f"{type(self).__name__} swaps single connections, but these masks are "
+                f"structured: {bad}; sparsify with pattern='unstructured'"
+                + (" or 'fanin' (constant fan-in)" if self.keeps_fanin else "")
             )
         self.generator = make_generator(seed)
         self._adopt_rank0_masks()
+        masks = [layer.mask for layer in self.layers]
+        names = [layer.qualname for layer in self.layers]
+        warn_unswappable(type(self).__name__, names, masks, self.config.fraction)
         self.updates = 0
         self.last_stats: UpdateStats | None = None
         self._checked_optimizer: int | None = None
@@ -422,7 +431,11 @@ class MaskUpdater(Callback):
                 "was called with; make one updater per model"
             )
 
+    def before_training(self, steps: int) -> None:
+        warn_late_end(type(self).__name__, self.config.t_end, steps)
+
     def after_step(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        check_call(self, "after_step", step, optimizer, model)
         self._check_model(model)
         if self.is_update_step(step):
             self.update(optimizer, step)
@@ -452,6 +465,9 @@ class MaskUpdater(Callback):
         """
         out = []
         for layer in self.all_layers():
+            if isinstance(layer, Layer) and mask_pattern(layer.module, layer.name) == FANIN:
+                out.append(layer.mask.shape[0] * fanin_per_row(layer.mask, fraction))
+                continue  # k per row, every row
             nnz, free = layer.nnz, layer.numel - layer.nnz
             out.append(max(0, min(math.floor(fraction * nnz), free, nnz - 1)))
         return out
@@ -490,6 +506,7 @@ class MaskUpdater(Callback):
             ValueError: the optimizer does not hold the masked parameters.
             RuntimeError: a method needs dense gradients that were not recorded.
         """
+        check_call(self, "update", step, optimizer, takes_model=False)
         self._check_optimizer(optimizer)
         fraction = self.fraction_at(step)
         drops = self.drop_counts(fraction)
@@ -511,8 +528,14 @@ class MaskUpdater(Callback):
             if d == 0 and g == 0:
                 new.append(m)
                 continue
-            dropped = _bottom_k(self._reduce(self.drop_scores(layer)), m, d)
-            grown = _top_k(self._reduce(self.grow_scores(layer)), ~m, g)
+            drop, grow = (
+                self._reduce(self.drop_scores(layer)),
+                self._reduce(self.grow_scores(layer)),
+            )
+            if mask_pattern(layer.module, layer.name) == FANIN:
+                dropped, grown = swap_rows(drop, grow, m, d // m.shape[0])
+            else:
+                dropped, grown = _bottom_k(drop, m, d), _top_k(grow, ~m, g)
             new.append((m & ~dropped) | grown)
         # 2. every rank adopts rank 0's masks
         rank, world = _world()

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from .._registry import Registry
 from ..masks import sample_positions
+from ._args import check_call
 from ._base import CompressedLayer, Layer, MaskUpdater, _world, top_k_blocked
 
 METHODS: Registry[type[MaskUpdater]] = Registry("DST method")
@@ -142,6 +143,7 @@ class SNFS(MaskUpdater):
         "RigL (dense gradients only on update steps, in row blocks) or train the masked model "
         "(sprig.decompress) with SNFS"
     )
+    keeps_fanin = False  # redistributes growth across layers
 
     def __init__(
         self, model: nn.Module, *, momentum: float = 0.9, redistribute: bool = True, **kwargs: Any
@@ -157,6 +159,7 @@ class SNFS(MaskUpdater):
         return step < self.config.t_end
 
     def after_backward(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        check_call(self, "after_backward", step, optimizer, model)
         if step >= self.config.t_end:
             return
         grads = [_need_dense(layer, "SNFS") for layer in self.layers]
@@ -248,6 +251,7 @@ class DeepR(MaskUpdater):
 
     name = "deepr"
     compressed_refusal = ""
+    keeps_fanin = False  # drops the connections whose sign flipped, however many per row
 
     def __init__(
         self,
@@ -292,6 +296,7 @@ class DeepR(MaskUpdater):
 
     @torch.no_grad()
     def after_step(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        check_call(self, "after_step", step, optimizer, model)
         self._check_model(model)
         if step < self.config.t_end:
             self._check_optimizer(optimizer)
@@ -375,7 +380,8 @@ def hashed_signs(flat: Tensor, seed: int) -> Tensor:
 
 
 def make_updater(method: str, model: nn.Module, **kwargs: Any) -> MaskUpdater:
-    """The updater registered as ``method`` (``"rigl"``, ``"set"``, ``"snfs"``, ``"deepr"``).
+    """The updater registered as ``method`` (``"rigl"``, ``"set"``, ``"snfs"``, ``"deepr"``;
+    any capitalisation, so ``"RigL"`` works).
 
     Example:
         >>> import sprig
@@ -383,4 +389,5 @@ def make_updater(method: str, model: nn.Module, **kwargs: Any) -> MaskUpdater:
         >>> type(make_updater("set", mlp, t_end=10, every=2)).__name__
         'SET'
     """
-    return METHODS.get(method)(model, **kwargs)
+    # names are lower case; the class's own spelling ("RigL", "SNFS") is accepted too
+    return METHODS.get(method.lower() if isinstance(method, str) else method)(model, **kwargs)

@@ -1,5 +1,6 @@
 """Saving and loading: safetensors + JSON, atomic writes, never pickle."""
 
+from .._formats import MODEL_FORMAT_VERSION as FORMAT_VERSION  # this package's files
 from ._atomic import atomic_path, write_atomic, write_text_atomic
 from ._checkpoint import (
     CheckpointInfo,
@@ -9,8 +10,8 @@ from ._checkpoint import (
     save_checkpoint,
 )
 from ._model import (
-    FORMAT_VERSION,
     SprigFileError,
+    file_summary,
     load,
     load_state,
     load_state_dict,
@@ -26,6 +27,7 @@ __all__ = [
     "Stateful",
     "atomic_path",
     "checkpoint_info",
+    "file_summary",
     "load",
     "load_checkpoint",
     "load_state",

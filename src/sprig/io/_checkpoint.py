@@ -26,12 +26,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .. import __version__
+from .._checks import check_int
+from .._formats import CHECKPOINT_FORMAT_VERSION
+from .._version import __version__
+from .._words import a
 from ._atomic import write_atomic
 from ._model import SprigFileError, format_version, load_state_dict, manifest_for
 
 FORMAT = "sprig.checkpoint"
-FORMAT_VERSION = 1
 _MODEL = "model/"
 
 
@@ -82,7 +84,7 @@ def _encode(obj: Any, key: str, tensors: dict[str, Tensor]) -> Any:
             items.append([k, _encode(v, f"{key}.{k}", tensors)])
         return {"__dict__": items}
     raise TypeError(
-        f"cannot checkpoint {key}: a {type(obj).__name__} ({obj!r:.60}); a state_dict may hold "
+        f"cannot checkpoint {key}: {a(type(obj).__name__)} ({obj!r:.60}); a state_dict may hold "
         "tensors, numbers, strings, None, and lists, tuples and dicts of them"
     )
 
@@ -124,7 +126,9 @@ def _set_rng_state(
         elif isinstance(gen, np.random.Generator) and isinstance(saved, dict) and "numpy" in saved:
             gen.bit_generator.state = saved["numpy"]
         else:
-            raise SprigFileError(f"generator {key} in the checkpoint is not a {type(gen).__name__}")
+            raise SprigFileError(
+                f"generator {key} in the checkpoint is not {a(type(gen).__name__)}"
+            )
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         if isinstance(err, SprigFileError):
             raise
@@ -203,14 +207,13 @@ def save_checkpoint(
         >>> load_checkpoint(path, sprig.SparseMLP([2, 8, 2], densities=0.5), optimizer=opt).step
         3
     """
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be an int >= 0 (completed steps), got {step!r}")
+    check_int(step, "step", 0, " (completed steps)")
     tensors: dict[str, Tensor] = {
         _MODEL + k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()
     }
     meta: dict[str, Any] = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": CHECKPOINT_FORMAT_VERSION,
         "sprig_version": __version__,
         "step": step,
         "model": manifest_for(model),
@@ -247,10 +250,10 @@ def _read(path: Path, with_tensors: bool) -> tuple[dict[str, Tensor], dict[str, 
         raise SprigFileError(f"{path} is a safetensors file but not a sprig checkpoint") from None
     if fmt != FORMAT:
         raise SprigFileError(f"{path} holds {fmt!r}, not a checkpoint (load it with sprig.load)")
-    if version > FORMAT_VERSION:
+    if version > CHECKPOINT_FORMAT_VERSION:
         raise SprigFileError(
             f"{path} is a v{version} checkpoint from sprig {meta.get('sprig_version')}; this "
-            f"sprig reads up to v{FORMAT_VERSION}: upgrade sprig"
+            f"sprig reads up to v{CHECKPOINT_FORMAT_VERSION}: upgrade sprig"
         )
     return tensors, meta
 
@@ -333,8 +336,7 @@ def load_checkpoint(
                 f"this one has {sizes}: was it saved from another model?"
             )
     step = meta.get("step")
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise SprigFileError(f"{path}: step must be an integer >= 0, got {step!r}")
+    step = check_int(step, f"{path}: step", 0, error=SprigFileError)
     saved_states = {name: _decode_checked(meta["states"][name], tensors, path) for name in states}
     # random states are tried on throwaway generators first: a bad one fails before any change
     for name, gen in generators.items():

@@ -18,9 +18,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .. import __version__
+from .._checks import check_int
+from .._formats import MODEL_FORMAT_VERSION
+from .._version import __version__
 from ..masks import (
     MASK_SUFFIX,
+    Summary,
+    SummaryRow,
     apply_mask,
     compressed_weights,
     get_mask,
@@ -31,7 +35,6 @@ from ..nn import MODULES, module_config
 from ._atomic import write_atomic
 
 FORMAT = "sprig.model"
-FORMAT_VERSION = 1
 
 
 class SprigFileError(ValueError):
@@ -41,7 +44,7 @@ class SprigFileError(ValueError):
 def manifest_for(model: nn.Module, **extra: Any) -> dict[str, Any]:
     return {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": MODEL_FORMAT_VERSION,
         "sprig_version": __version__,
         "torch_version": torch.__version__,
         "model": module_config(model),
@@ -189,19 +192,17 @@ def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str
         ) from None
     if fmt != FORMAT:
         raise SprigFileError(f"{path} holds {fmt!r}, not a sprig model")
-    if version > FORMAT_VERSION:
+    if version > MODEL_FORMAT_VERSION:
         raise SprigFileError(
             f"{path} was written by sprig {manifest.get('sprig_version')} in format "
-            f"v{version}; this sprig reads up to v{FORMAT_VERSION}: upgrade sprig"
+            f"v{version}; this sprig reads up to v{MODEL_FORMAT_VERSION}: upgrade sprig"
         )
     return tensors, manifest
 
 
 def format_version(value: Any) -> int:
     """A manifest's ``format_version``: an int >= 1 (ValueError otherwise: 1.9, "2", inf)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"format_version must be an int >= 1, got {value!r}")
-    return value
+    return check_int(value, "format_version", 1)
 
 
 def _split(qual: str) -> tuple[str, str]:
@@ -278,6 +279,15 @@ def load_state_dict(
             continue
         want = expected[key]
         if tuple(value.shape) != tuple(want.shape):
+            owner = modules.get(_split(key)[0])
+            if callable(getattr(owner, "stored_weights", None)):  # a compressed layer
+                raise SprigFileError(
+                    f"{key} holds {value.numel()} stored entries in the file but "
+                    f"{want.numel()} in the model: its compressed layers were made at another "
+                    "density. Load the file into the model before compressing it (load_state "
+                    "swaps in the saved compressed layers), or rebuild a sprig model with "
+                    "sprig.load(path)"
+                )
             raise SprigFileError(
                 f"{key} has shape {tuple(value.shape)} in the file but "
                 f"{tuple(want.shape)} in the model"
@@ -339,6 +349,26 @@ def load_state(model: nn.Module, path: str | os.PathLike[str], strict: bool = Tr
     except Exception:
         _undo_swaps(model, undo)  # a failed load leaves the model as it was
         raise
+
+
+def file_summary(path: str | os.PathLike[str]) -> Summary:
+    """The sparsity table of a saved file without rebuilding its model: one row per mask.
+
+    For a user's own masked model saved with :func:`save`, which :func:`load` cannot rebuild
+    (``sprig summary FILE`` prints it).
+    """
+    tensors, manifest = read_file(path)
+    patterns = manifest.get("masks") or {}
+    rows = []
+    for key, mask in tensors.items():
+        qual = key[: -len(MASK_SUFFIX)]
+        if not key.endswith(MASK_SUFFIX) or qual not in tensors:
+            continue
+        label = patterns.get(qual, "custom") if isinstance(patterns, dict) else "custom"
+        rows.append(
+            SummaryRow(qual, tuple(mask.shape), int(mask.count_nonzero()), mask.numel(), label)
+        )
+    return Summary(tuple(rows))
 
 
 def load(path: str | os.PathLike[str]) -> nn.Module:

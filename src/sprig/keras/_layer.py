@@ -27,18 +27,18 @@ import torch
 from keras import ops
 from torch import Tensor
 
-from .._checks import check_density, make_generator
+from .._checks import check_density, check_int, make_generator
 from .._registry import Registry
 from ..kernels import csr_linear, to_csr
 from ..masks import make_mask, parse_pattern
 from ._backend import require_torch_backend
 from ._sparse_inputs import as_torch_sparse, is_sparse_input, row_chunks
 
-# Density at or below which "auto" multiplies with the CSR kernel at inference. For a
-# 4096x4096 float32 layer on this project's CPU, CSR was 1.2-1.3x faster than the masked dense
-# matmul at batch 64 for densities <= 0.1 and even with it at batch 1, mixed beyond 0.1
-# (benchmarks/results/keras_breakeven.md, a shared machine). sprig.kernels' dispatcher, once it
-# publishes its break-even table, is the better home for this rule.
+# Density at or below which "auto" multiplies with the CSR kernel at inference, measured for
+# this layer against Keras's masked dense matmul (benchmarks/bench_keras.py; the table is
+# benchmarks/results/keras_breakeven.md). sprig.kernels' dispatch table is measured for
+# compressed layers against nn.Linear, per size and batch; moving this layer onto it would
+# change which kernel it runs, so it waits for a measurement of this layer against that table.
 CSR_MAX_DENSITY = 0.1
 
 # name -> (layer) -> whether inference with dense inputs uses the CSR kernel
@@ -77,7 +77,9 @@ class SparseDense(keras.layers.Layer):
     Sparse inputs: a scipy.sparse matrix or a torch sparse COO/CSR tensor of shape
     ``(rows, in)`` is multiplied ``chunk_size`` rows at a time without densifying the whole
     input (each chunk uses the cheaper of sparse-input x kernel and densified-chunk x CSR
-    kernel). Call the layer (or a model whose first layer it is) on them directly; Keras's
+    kernel). Call the layer on them directly. A model whose first layer it is takes torch
+    sparse tensors, but Keras's ``Model`` refuses a scipy matrix as an input: convert it with
+    :func:`sprig.keras.as_torch_sparse` or run :func:`sprig.keras.predict_sparse`. Keras's
     ``fit``/``predict`` cannot feed sparse inputs on the torch backend.
 
     Args:
@@ -108,6 +110,11 @@ class SparseDense(keras.layers.Layer):
         >>> layer = model.layers[0]
         >>> int(layer.kernel_mask.value.sum()), tuple(layer.kernel.shape)
         (16, (16, 4))
+        >>> import scipy.sparse as sp
+        >>> from sprig.keras import as_torch_sparse
+        >>> x = sp.random(5, 16, density=0.2, format="csr", dtype="float32", random_state=0)
+        >>> tuple(layer(x).shape), tuple(model(as_torch_sparse(x)).shape)
+        ((5, 4), (5, 4))
     """
 
     density: float
@@ -145,14 +152,11 @@ class SparseDense(keras.layers.Layer):
                 "pass density=None (or the matching value)"
             )
         INFERENCE_KERNELS.get(inference)  # unknown name -> ValueError listing the valid ones
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(
-                f"chunk_size must be a positive int (rows per chunk), got {chunk_size!r}"
-            )
+        check_int(chunk_size, "chunk_size", 1, " (rows per chunk)")
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, (), generator=make_generator(None)))
-        elif isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        else:
+            check_int(seed, "seed", hint=" or None", error=TypeError)
         super().__init__(activity_regularizer=kwargs.pop("activity_regularizer", None), **kwargs)
         self.units = units
         self.density = float(fixed if fixed is not None else density)  # type: ignore[arg-type]
@@ -203,6 +207,19 @@ class SparseDense(keras.layers.Layer):
                 constraint=self.bias_constraint,
             )
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: in_dim})
+
+    def count_params(self) -> int:
+        """Kernel and bias entries, as ``keras.layers.Dense`` counts them: the bool mask is
+        bookkeeping, not parameters (``model.summary()``'s Param # column). Keras's totals
+        still list it under non-trainable weights (its bytes are stored)."""
+        if not self.built:
+            return int(super().count_params())  # Keras's own "not built" error
+        return sum(int(np.prod(w.shape)) for w in self.weights if w is not self.kernel_mask)
+
+    def stored_weights(self) -> list[tuple[str, tuple[int, int], int, str]]:
+        """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""
+        mask = self.kernel_mask.value
+        return [("kernel", tuple(mask.shape), int(mask.sum()), self.pattern)]
 
     def _masked_constraint(self, kernel: Any) -> Any:
         # Keras applies a variable's constraint after each optimizer step. Re-masking there

@@ -15,6 +15,8 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from .._checks import check_int
+
 _SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr)
 
 
@@ -80,8 +82,7 @@ def row_chunks(x: Tensor, chunk_size: int) -> Iterator[Tensor]:
         >>> [tuple(c.shape) for c in row_chunks(x, 2)]
         [(2, 5), (2, 5), (1, 5)]
     """
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int (rows per chunk), got {chunk_size!r}")
+    check_int(chunk_size, "chunk_size", 1, " (rows per chunk)")
     if x.layout != torch.sparse_csr:
         raise TypeError(f"row_chunks needs a torch sparse CSR tensor, got layout {x.layout}")
     rows, cols = x.shape

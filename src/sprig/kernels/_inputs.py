@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._checks import check_int
+
 SUPPORTED = "dense torch tensors, torch.sparse_coo, torch.sparse_csr and scipy.sparse matrices"
 
 
@@ -25,10 +27,8 @@ def is_sparse_input(x: Any) -> bool:
 
 
 def _check_chunk(chunk_size: int | None) -> None:
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-    ):
-        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+    if chunk_size is not None:
+        check_int(chunk_size, "chunk_size", 1, " or None")
 
 
 def _torch_blocks(

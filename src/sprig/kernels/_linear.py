@@ -17,6 +17,8 @@ import math
 import torch
 from torch import Tensor
 
+from ._threads import one_thread_if_busy
+
 
 def check_linear_args(x: Tensor, weight: Tensor, bias: Tensor | None, what: str) -> None:
     """Raise a clear error when ``x``, a CSR ``weight`` and ``bias`` do not fit together."""
@@ -76,8 +78,10 @@ def csr_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, block: 
     if n == 0:
         y = x.new_zeros(n, out_f)
     elif n == 1:
-        # 1-D vector: MKL's mv, about 2x faster than an (in, 1) matrix product
-        y = torch.mv(weight, x.reshape(in_f)).unsqueeze(0)
+        # 1-D vector: MKL's mv, about 2x faster than an (in, 1) matrix product; one thread
+        # while other processes hold the cores (a thread team then waits for a time slice)
+        with one_thread_if_busy():
+            y = torch.mv(weight, x.reshape(in_f)).unsqueeze(0)
     else:
         xt = x.reshape(n, in_f).t()  # (in, n)
         if 0 < block < n:

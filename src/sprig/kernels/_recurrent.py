@@ -35,6 +35,7 @@ from ._threads import row_parts, run_parts
 # nonzeros of W_hh times batch from which batched steps run torch's CSR loop (_torch_csr_loop)
 MKL_STEP_MIN = 200_000
 
+# gate blocks per cell: the one table that compress and nn import
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 # Activations the compiled Elman loop knows, by sprig's activation-registry names.
 KERNEL_ACTIVATIONS = {

@@ -1,10 +1,13 @@
 """The compiled time loops behind :func:`sprig.kernels.csr_recurrent` (numba, imported lazily).
 
-Two loops over the same CSR arrays, each running a whole sequence in one call:
+Three loops over the same CSR arrays, each running a whole sequence in one call:
 
 * ``loop_vec`` (batch 1, or sequence by sequence): first the input part of every step at once
   (``W_ih X``, time innermost, vectorized), then per step one CSR mat-vec ``W_hh h`` whose rows
   gather ``h[col[k]]``, folded with the input part, then the cell's element-wise update.
+* ``loop_vec_parallel``: ``loop_vec`` with each step's recurrent product split over OpenMP
+  threads, for big layers only (one parallel region per step; :func:`csr_recurrent` picks it,
+  and ``benchmarks/bench_rnn.py`` has the table where it gains);
 * ``loop_mat`` (batch > 1) keeps the batch innermost (``(H, B)`` states), so each nonzero is
   loaded once per step for all sequences.
 
@@ -17,8 +20,9 @@ What made them fast, measured on this machine (H=1024, d=0.01, B=1):
 * one branch-free element-wise loop per common cell instead of a generic one with branches.
 
 float32 uses Eigen's rational tanh (max abs error 4.2e-7 against torch's float32 tanh) and
-``sigmoid(x) = 0.5 + 0.5 tanh(x / 2)``; float64 keeps libm's exact functions. A threaded build
-(rows of each step over numba's threads) was tried and lost on this shared 2-core machine.
+``sigmoid(x) = 0.5 + 0.5 tanh(x / 2)``; float64 keeps libm's exact functions. Threads pay only
+for big layers (waking them costs more than a small step's products), hence the size rule in
+:func:`csr_recurrent` rather than a threaded build for all.
 """
 
 from __future__ import annotations

@@ -10,6 +10,16 @@ why it fares so much better than the others was not pinned down, only measured. 
 chose a numba threading layer keeps their choice. When no threading layer loads, the kernels
 run on one thread.
 
+On a busy machine (every core taken by other processes: a browser, a CI job, DataLoader
+workers) a thread team is a liability: GNU OpenMP's threads meet at a barrier after each
+parallel region, and one of them descheduled by the OS keeps the others waiting for a time
+slice. ``benchmarks/bench_kernels.py``'s "busy machine" table measured a batch-1 product of a
+2048x2048 layer at density 0.05 going from 0.1 ms to 7 ms with two spinning processes on this
+2-core machine. Passive waiting (``OMP_WAIT_POLICY=PASSIVE``) fixes it only when set before
+the OpenMP runtime loads (before ``import torch``), which a library cannot do; one thread
+fixes it as well, and costs at most the threads' gain. So while the load average shows the
+cores taken (:func:`machine_busy`), batch-1 kernels run on one thread.
+
 GNU OpenMP is not fork-safe: a child forked after the parent ran a parallel region aborts at
 its first one ("fork() called from a process already using GNU OpenMP"). Such a child (a
 ``fork`` multiprocessing worker, a DataLoader worker) runs the kernels on one thread instead.
@@ -17,14 +27,24 @@ its first one ("fork() called from a process already using GNU OpenMP"). Such a 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import torch
 
 # a part must be worth waking a thread: ~15 us of nonzeros (N=1024, d=0.1 already gains)
 MIN_NNZ_PER_THREAD = 50_000
+
+# the 1-minute load average per usable core from which the machine counts as busy: other
+# processes then hold every core, and a thread team waits on whichever of its threads the OS
+# descheduled (see the module docstring)
+BUSY_LOAD_PER_CORE = 1.0
+_BUSY_RECHECK_S = 0.5  # os.getloadavg costs ~2 us, a batch-1 call ~50 us: look twice a second
+_busy = (-1e9, False)  # (monotonic time of the last look, busy then)
 
 _parallel_ok = True  # False once numba's threading layer failed to load, or in a forked child
 _launched = False  # whether this process has run a parallel region
@@ -60,10 +80,47 @@ def row_parts(crow: Any, threads: int, min_nnz: int | None = None) -> Any:
     return np.array([0, *cuts, rows], dtype=np.int64)
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def machine_busy() -> bool:
+    """Whether other processes keep every core busy (load average >= cores), looked up at most
+    twice a second; False where the system has no load average."""
+    global _busy
+    now = time.monotonic()
+    if now - _busy[0] < _BUSY_RECHECK_S:
+        return _busy[1]
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows
+        load = 0.0
+    _busy = (now, load >= BUSY_LOAD_PER_CORE * _cores())
+    return _busy[1]
+
+
+@contextlib.contextmanager
+def one_thread_if_busy() -> Iterator[None]:
+    """Run torch's (MKL's) kernels inside on one thread while :func:`machine_busy`."""
+    threads = torch.get_num_threads()
+    if threads == 1 or not machine_busy():
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run_parts(parallel: Callable[[Any], None], serial: Callable[[], None], bounds: Any) -> None:
-    """``parallel(bounds)`` when there are several parts and threads work, else ``serial()``."""
+    """``parallel(bounds)`` when there are several parts and threads work, else ``serial()``
+    (also while the machine is busy: :func:`machine_busy`)."""
     global _parallel_ok, _launched
-    if len(bounds) > 2 and _parallel_ok:
+    if len(bounds) > 2 and _parallel_ok and not machine_busy():
         try:
             _launched = True
             parallel(bounds)

@@ -3,7 +3,7 @@
 A mask is a boolean buffer ``<name>_mask`` registered on the module that owns the parameter
 ``<name>``. The parameter itself stays a plain ``nn.Parameter`` (same object, so optimizers
 built before masking keep working, and torch's fused RNN kernels still see their flat weights)
-and holds exact zeros at pruned positions. Three guarantees keep it that way:
+and holds exact zeros at pruned positions. Four guarantees keep it that way:
 
 * applying a mask zeroes the pruned entries in place;
 * a post-accumulate-grad hook on the parameter zeroes their gradient after every backward;

@@ -10,6 +10,9 @@ Pattern strings:
     ``"column"``        whole inputs (dim 1, summed over any kernel dims)
     ``"block:BHxBW"``   bh x bw blocks of the (out, rest) view, e.g. ``"block:4x4"``
     ``"N:M"``           N kept in every M consecutive inputs, e.g. ``"2:4"`` (density is N/M)
+    ``"fanin"``         every output keeps the same number of inputs, round(density * inputs),
+                        at least 1 (the micrograd article's neurons; SRigL's constant fan-in,
+                        which RigL and SET keep by swapping within each row)
 """
 
 from __future__ import annotations
@@ -75,7 +78,10 @@ def parse_pattern(pattern: str | PatternSpec) -> PatternSpec:
         return PatternSpec("block", {"bh": bh, "bw": bw})
     if text in PATTERNS and text not in ("nm", "block"):
         return PatternSpec(text)
-    valid = "'unstructured', 'row', 'column', 'block:BHxBW' (e.g. 'block:4x4'), 'N:M' (e.g. '2:4')"
+    valid = (
+        "'unstructured', 'row', 'column', 'fanin', 'block:BHxBW' (e.g. 'block:4x4'), "
+        "'N:M' (e.g. '2:4')"
+    )
     raise ValueError(f"unknown pattern {pattern!r}; valid patterns are {valid}")
 
 
@@ -127,6 +133,16 @@ def column(shape: tuple[int, ...], density: float, scores: Tensor) -> Tensor:
     per_col = s.sum(dim=(0, 2))
     keep = _keep_top(per_col, count_for(density, shape[1]))
     return keep[None, :, None].expand_as(s).reshape(shape).clone()
+
+
+@PATTERNS.register("fanin")
+def fanin(shape: tuple[int, ...], density: float, scores: Tensor) -> Tensor:
+    rows, cols = _as_2d(shape)
+    k = count_for(density, cols)
+    order = torch.sort(scores.reshape(rows, cols), dim=1, descending=True, stable=True).indices
+    keep = torch.zeros(rows, cols, dtype=torch.bool)
+    keep.scatter_(1, order[:, :k], True)
+    return keep.reshape(shape)
 
 
 @PATTERNS.register("block")

@@ -6,14 +6,14 @@ import fnmatch
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor, nn
 
-from .._checks import check_density, sub_seed
+from .._checks import check_density, reject_keywords, sub_seed
 from ._distributions import DISTRIBUTIONS, layer_counts
 from ._mechanism import apply_mask, get_mask, mask_pattern, masked_parameters, remove_mask
 from ._patterns import make_mask, parse_pattern
-from ._storage import compressed_weights
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -72,6 +72,7 @@ def sparsify(
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     seed: int = 0,
+    **unknown: Any,
 ) -> nn.Module:
     """Mask the weights of ``model`` in place to a global ``density`` and return the model.
 
@@ -98,6 +99,7 @@ def sparsify(
         >>> round(density(net), 3)
         0.1
     """
+    reject_keywords("sparsify", unknown)
     spec = parse_pattern(pattern)
     DISTRIBUTIONS.get(distribution)  # fail early on unknown names
     targets = list(sparsifiable_parameters(model, include, exclude))
@@ -136,24 +138,16 @@ def sparsify(
 def density(model: nn.Module) -> float:
     """Fraction of sparsifiable weights that are kept: mask counts where masked, nonzeros elsewhere.
 
+    Compressed layers (``sprig.compress``) count their stored entries.
+
     Example:
         >>> density(nn.Linear(3, 3))
         1.0
     """
-    kept = total = 0
-    for _, module, name in sparsifiable_parameters(model):
-        param = module._parameters[name]
-        assert param is not None
-        mask = get_mask(module, name)
-        kept += int(mask.sum()) if mask is not None else int(param.count_nonzero())
-        total += param.numel()
-    for _, c in compressed_weights(model):  # stored nonzeros of the dense shape
-        rows, cols = c.weight_shape()
-        kept += c.nonzero_values().numel()
-        total += rows * cols
-    if total == 0:
+    rows = _rows(model)
+    if not rows:
         raise ValueError(f"{type(model).__name__} has no weights that sprig can measure")
-    return kept / total
+    return sum(r.nnz for r in rows) / sum(r.numel for r in rows)
 
 
 @dataclass(frozen=True)
@@ -211,15 +205,49 @@ def summary(model: nn.Module) -> Summary:
         weight  2x2    4    1.0000   dense
         total          4    1.0000
     """
-    rows = []
+    return Summary(tuple(_rows(model)))
+
+
+def _parts(model: nn.Module) -> list[tuple[str, Any]]:
+    """``model.named_modules()``, plus the layers of a Keras model (torch backend): Keras
+    tracks its layers apart from torch's module tree, so they are reached by their names."""
+    out: list[tuple[str, Any]] = list(model.named_modules())
+    flatten = getattr(model, "_flatten_layers", None)
+    if callable(flatten):
+        out += [(layer.name, layer) for layer in flatten(include_self=False, recursive=True)]
+    unique: dict[int, tuple[str, Any]] = {}
+    for name, part in out:
+        unique.setdefault(id(part), (name, part))  # the first name of a layer seen twice
+    return list(unique.values())
+
+
+def _rows(model: nn.Module) -> list[SummaryRow]:
+    """One row per sparsifiable weight and per weight a compressed module stores, in module order.
+
+    A module that keeps its weights in another form (CSR buffers) describes them with
+    ``stored_weights() -> [(name, shape, nnz, pattern), ...]``.
+    """
+    order = {id(m): i for i, (_, m) in enumerate(_parts(model))}
+    rows: list[tuple[int, SummaryRow]] = []
     for qual, module, name in sparsifiable_parameters(model):
         param = module._parameters[name]
         assert param is not None
         mask = get_mask(module, name)
         nnz = int(mask.sum()) if mask is not None else int(param.count_nonzero())
         pattern = mask_pattern(module, name) or "dense"
-        rows.append(SummaryRow(qual, tuple(param.shape), nnz, param.numel(), pattern))
-    return Summary(tuple(rows))
+        rows.append(
+            (order[id(module)], SummaryRow(qual, tuple(param.shape), nnz, param.numel(), pattern))
+        )
+    for prefix, module in _parts(model):
+        stored = getattr(module, "stored_weights", None)
+        if not callable(stored):
+            continue
+        for name, shape, nnz, pattern in stored():
+            qual = f"{prefix}.{name}" if prefix else name
+            row = SummaryRow(qual, tuple(shape), int(nnz), math.prod(shape), pattern)
+            rows.append((order[id(module)], row))
+    rows.sort(key=lambda r: r[0])  # stable: a module's own weights keep their order
+    return [r for _, r in rows]
 
 
 def bake(model: nn.Module) -> nn.Module:

@@ -16,15 +16,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._checks import make_generator, sub_seed
+from .._checks import check_int, make_generator, sub_seed
 from ._ameo import AMEO_CLASSES
 from ._base import sprig_module
 
 
 def _check_width(value: Any, what: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{what} must be an int >= {minimum}, got {value!r}")
-    return value
+    return check_int(value, what, minimum)
 
 
 @sprig_module("BonsaiCell")

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .._checks import sub_seed
+from .._checks import reject_keywords, sub_seed
 from ._activations import ACTIVATIONS, make_activation
 from ._base import sprig_module
 from ._linear import STORAGES, SparseLinear
@@ -40,14 +40,26 @@ class SparseMLP(nn.Module):
     def __init__(
         self,
         sizes: Sequence[int],
-        densities: float | Sequence[float],
+        densities: float | Sequence[float] | None = None,
         activation: str = "relu",
         pattern: str = "unstructured",
         bias: bool = True,
         seed: int = 0,
         storage: str = "masked",
+        **unknown: Any,
     ) -> None:
         super().__init__()
+        reject_keywords("SparseMLP", unknown, "densities")
+        if isinstance(sizes, int):  # micrograd's MLP(nin, nouts)
+            raise TypeError(
+                f"SparseMLP takes one list of widths, sizes=[inputs, *hidden, outputs], got "
+                f"sizes={sizes!r}: micrograd's MLP({sizes}, {list(densities)!r}) is "
+                f"SparseMLP([{sizes}, {', '.join(map(str, densities))}], densities=...)"
+                if isinstance(densities, Sequence)
+                else f"SparseMLP takes sizes=[inputs, *hidden, outputs], got sizes={sizes!r}"
+            )
+        if densities is None:
+            raise TypeError("SparseMLP needs densities=: one per layer, or one for all")
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or any(s < 1 for s in sizes):
             raise ValueError(

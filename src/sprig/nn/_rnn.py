@@ -280,8 +280,14 @@ def check_rnn_input(
         feat, rank, B = input.data.shape[-1], 3, int(input.batch_sizes[0])
         T = len(input.batch_sizes)
     else:
-        if not isinstance(input, Tensor) or input.dim() not in (2, 3):
-            got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+        if not isinstance(input, Tensor):
+            kind = f"{type(input).__module__}.{type(input).__name__}"
+            raise TypeError(
+                f"{name}: input must be a torch.Tensor or a PackedSequence, got {kind}; "
+                "convert it first, e.g. torch.from_numpy(x).float()"
+            )
+        if input.dim() not in (2, 3):
+            got = tuple(input.shape)
             raise ValueError(
                 f"{name}: input must be {layout} or unbatched (T, input_size) with "
                 f"input_size={module.input_size}, got shape {got}"

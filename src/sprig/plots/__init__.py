@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 from ._boundary import plot_decision_boundary  # noqa: E402
-from ._curves import plot_training_curves, read_metrics  # noqa: E402
+from ._curves import plot_loss_curves, plot_training_curves, read_metrics  # noqa: E402
 from ._density import plot_accuracy_vs_density  # noqa: E402
 from ._masks import plot_masks, plot_nnz  # noqa: E402
 from ._topology import alive_units, plot_topology  # noqa: E402
@@ -18,6 +18,7 @@ __all__ = [
     "alive_units",
     "plot_accuracy_vs_density",
     "plot_decision_boundary",
+    "plot_loss_curves",
     "plot_masks",
     "plot_nnz",
     "plot_topology",

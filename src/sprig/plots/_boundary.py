@@ -17,8 +17,12 @@ from ._common import new_figure, save_figure
 def _predict(model: nn.Module, points: Tensor) -> np.ndarray:
     was_training = model.training
     model.eval()
-    param = next(model.parameters(), None)
-    out = model(points if param is None else points.to(param.device)).cpu()
+    # the model's own dtype and device (a float64 model refuses the float32 grid); compressed
+    # layers keep theirs in buffers
+    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    if tensors:
+        points = points.to(device=tensors[0].device, dtype=tensors[0].dtype)
+    out = model(points).cpu()
     model.train(was_training)
     # one output column is a logit read by its sign; more columns are class scores
     pred = (out[:, 0] > 0).long() if out.shape[-1] == 1 else out.argmax(-1)

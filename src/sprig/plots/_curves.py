@@ -102,3 +102,40 @@ def plot_training_curves(
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def plot_loss_curves(
+    curves: Mapping[str, Sequence[float]],
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+) -> Path:
+    """Training loss against the step, one line per run (the course's sparse-vs-dense picture).
+
+    Args:
+        curves: run label -> loss at steps 0, 1, 2...
+        path: the image file to write (.png, .svg or .pdf).
+        title: the chart's title.
+
+    Returns:
+        ``path``.
+
+    Example:
+        >>> import tempfile
+        >>> curves = {"density 1.0": [1.0, 0.5, 0.2], "density 0.1": [1.0, 0.7, 0.5]}
+        >>> plot_loss_curves(curves, tempfile.mkdtemp() + "/loss.png").name
+        'loss.png'
+    """
+    if not curves or not any(len(c) for c in curves.values()):
+        raise ValueError("no loss curves to draw: give {label: [loss at step 0, 1, ...]}")
+    fig = new_figure(5.6, 3.8)
+    ax = fig.subplots()
+    for label, losses in curves.items():
+        ax.plot(range(len(losses)), list(losses), lw=1.2, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "training loss")
+    return save_figure(fig, path)

@@ -12,7 +12,7 @@ import torch
 from matplotlib.colors import ListedColormap
 from torch import Tensor, nn
 
-from ..masks import get_mask, sparsifiable_parameters, summary
+from ..masks import get_mask, mask_pattern, sparsifiable_parameters, summary
 from ._common import new_figure, save_figure
 
 # kept entries dark, pruned ones pale: the course notebook's "Blues" look
@@ -20,15 +20,17 @@ _KEPT = "#1f4e9c"
 _PRUNED = "#eef3fb"
 
 
-def _model_masks(model: nn.Module) -> dict[str, Tensor]:
-    """Mask of every sparsifiable tensor: its sprig mask, or its nonzeros where unmasked."""
-    out = {}
+def _model_masks(model: nn.Module) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Mask of every sparsifiable tensor (its sprig mask, or its nonzeros where unmasked), and
+    what each one is: the owning layer's type and the mask's pattern."""
+    out, kinds = {}, {}
     for qual, module, name in sparsifiable_parameters(model):
         param = module._parameters[name]
         assert param is not None
         mask = get_mask(module, name)
         out[qual] = (mask if mask is not None else param != 0).detach().to("cpu")
-    return out
+        kinds[qual] = f"{type(module).__name__}, {mask_pattern(module, name) or 'unmasked'}"
+    return out, kinds
 
 
 def _as_2d(mask: Tensor, max_side: int) -> np.ndarray:
@@ -75,7 +77,7 @@ def plot_masks(
         >>> plot_masks(mlp, tempfile.mkdtemp() + "/masks.png").name
         'masks.png'
     """
-    masks = _model_masks(source) if isinstance(source, nn.Module) else dict(source)
+    masks, kinds = _model_masks(source) if isinstance(source, nn.Module) else (dict(source), {})
     if not masks:
         raise ValueError("nothing to draw: the model has no weights sprig can mask")
     if max_cols < 1 or max_side < 1:
@@ -100,8 +102,11 @@ def plot_masks(
         )
         kept, total = int((mask != 0).sum()), mask.numel()
         shape = "x".join(map(str, mask.shape))
+        # a bare tensor name ("0.weight") says little: the layer type and pattern say which
+        kind = f" ({kinds[name]})" if name in kinds else ""
         ax.set_title(
-            f"{name}  {shape}\n{kept}/{total} kept ({kept / max(total, 1):.1%})", fontsize=9
+            f"{name}{kind}  {shape}\n{kept}/{total} kept ({kept / max(total, 1):.1%})",
+            fontsize=9,
         )
         ax.set_xticks([])
         ax.set_yticks([])

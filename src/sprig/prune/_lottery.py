@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._checks import make_generator, sub_seed
+from .._checks import check_int, make_generator, sub_seed
 from ..data import Split
 from ..io import write_text_atomic
 from ..masks import MASK_SUFFIX, apply_mask, get_mask, sparsifiable_parameters
@@ -71,8 +71,7 @@ class LotteryConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
-            raise ValueError(f"rounds must be an int >= 1, got {self.rounds!r}")
+        check_int(self.rounds, "rounds", 1)
         if not 0.0 < self.rate < 1.0:
             raise ValueError(
                 f"rate must be in (0, 1) (the fraction of remaining weights pruned per round), "

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._checks import check_density
+from .._checks import check_density, check_int
 from .._registry import Registry
 from ..masks import density as model_density
 from ..training import Callback
@@ -234,8 +234,7 @@ class GradualPruning(Callback):
         if not isinstance(state, dict) or "step" not in state:
             raise ValueError("state must be a dict from GradualPruning.state_dict() with 'step'")
         step = state["step"]
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"state 'step' must be an int >= 0, got {step!r}")
+        check_int(step, "state 'step'", 0)
         saved = state.get("schedule", {}).get("kind")
         if saved is not None and saved != type(self.schedule).__name__:
             raise ValueError(

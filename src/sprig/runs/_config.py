@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .._registry import Registry
-from ..training import OPTIMIZERS
+from ..training import OPTIMIZERS, check_optimizer_settings
 from ._registries import (
     DATASETS,
     METHOD_INPUTS,
@@ -104,14 +104,13 @@ class OptimizerConfig:
 
     def __post_init__(self) -> None:
         _choose(OPTIMIZERS, self.name, "optimizer")
-        if not 0 < self.lr < float("inf"):
-            raise ConfigError(f"key 'optimizer.lr' must be a finite number > 0, got {self.lr}")
-        for key in ("momentum", "weight_decay"):
-            value = getattr(self, key)
-            if not 0 <= value < float("inf"):
-                raise ConfigError(
-                    f"key 'optimizer.{key}' must be a finite number >= 0, got {value}"
-                )
+        check_optimizer_settings(
+            self.lr,
+            self.momentum,
+            self.weight_decay,
+            label=lambda key: f"key 'optimizer.{key}'",
+            error=ConfigError,
+        )
         if self.momentum and self.name != "sgd":
             raise ConfigError(f"key 'optimizer.momentum' applies to sgd, not {self.name!r}")
 

@@ -7,7 +7,6 @@ generators, which is what lets a checkpoint continue a run exactly.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +15,11 @@ import torch
 from torch import nn
 
 from .._checks import sub_seed
+from .._words import a
 from ..data import Split
-from ..masks import dense_gradients, density
-from ..training import Callback, TrainConfig, accuracy, classification_loss, make_optimizer
+from ..masks import density
+from ..training import Callback, TrainConfig, accuracy, make_optimizer, sample_batch
+from ..training import train_step as training_step
 from ._config import RunConfig
 from ._registries import DATASETS, METHODS, MODELS, SCHEDULES
 
@@ -57,7 +58,7 @@ def _call_method(fn: Any, available: dict[str, Any], options: dict[str, Any]) ->
     for cb in made:
         if not isinstance(cb, Callback):
             raise TypeError(
-                f"sparsity method {fn!r} returned a {type(cb).__name__}; methods return "
+                f"sparsity method {fn!r} returned {a(type(cb).__name__)}; methods return "
                 "sprig.training.Callback objects (or a list of them, or None)"
             )
     return made
@@ -124,25 +125,10 @@ def build(config: RunConfig) -> Experiment:
 
 def train_step(parts: Experiment, step: int) -> float:
     """One optimizer step (``step`` counts from 0), as :func:`sprig.training.train_classifier`."""
-    data, model, opt = parts.data, parts.model, parts.optimizer
-    n, bs = data.x_train.shape[0], parts.config.batch_size
-    if bs is None or bs >= n:
-        xb, yb = data.x_train, data.y_train
-    else:
-        idx = torch.randint(0, n, (bs,), generator=parts.batches)
-        xb, yb = data.x_train[idx], data.y_train[idx]
-    opt.zero_grad(set_to_none=True)
-    dense = any(cb.needs_dense_grad(step) for cb in parts.callbacks)
-    with dense_gradients(model) if dense else contextlib.nullcontext():
-        loss = classification_loss(model(xb), yb)
-        loss.backward()
-    for cb in parts.callbacks:
-        cb.after_backward(step, model, opt)
-    opt.step()
-    for cb in parts.callbacks:
-        cb.after_step(step, model, opt)
+    xb, yb = sample_batch(parts.data, parts.config.batch_size, parts.batches)
+    loss = training_step(parts.model, parts.optimizer, xb, yb, step, parts.callbacks)
     parts.scheduler.step()
-    return float(loss.detach())
+    return float(loss)
 
 
 def evaluate(parts: Experiment) -> dict[str, float]:

@@ -19,10 +19,10 @@ import re
 from pathlib import Path
 from typing import IO, Any
 
+from .._formats import RUN_FORMAT_VERSION
 from ..io import write_text_atomic
 
 FORMAT = "sprig.run"
-FORMAT_VERSION = 1
 _CKPT = re.compile(r"^step-(\d+)\.safetensors$")
 
 
@@ -71,7 +71,7 @@ class RunFolder:
         status = folder.read_status()
         if status.get("format") != FORMAT:
             raise RunError(f"{folder.path} is not a sprig run folder (its run.json is foreign)")
-        if int(status.get("format_version", 0)) > FORMAT_VERSION:
+        if int(status.get("format_version", 0)) > RUN_FORMAT_VERSION:
             raise RunError(f"{folder.path} was written by a newer sprig; upgrade sprig")
         if not folder.config.is_file():
             raise RunError(f"{folder.path} is a run folder without its config.toml; cannot resume")
@@ -102,7 +102,7 @@ class RunFolder:
         return status
 
     def write_status(self, **fields: Any) -> None:
-        status = {"format": FORMAT, "format_version": FORMAT_VERSION, **fields}
+        status = {"format": FORMAT, "format_version": RUN_FORMAT_VERSION, **fields}
         write_text_atomic(self.status_file, json.dumps(status, indent=2) + "\n")
 
     # --- checkpoints -----------------------------------------------------------------------

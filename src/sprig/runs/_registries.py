@@ -1,14 +1,16 @@
 """The named choices an experiment config makes: data, model, sparsity method, LR schedule.
 
 Each registry maps a name to a callable whose keyword parameters *are* the config's options:
-``[method] name = "rigl"`` with ``update_every = 100`` calls the registered ``rigl`` with
-``update_every=100``, after checking the key and its type against the signature. Parameters
+``[method] name = "rigl"`` with ``every = 100`` calls the registered ``rigl`` with
+``every=100``, after checking the key and its type against the signature. Parameters
 with the names listed in ``*_INPUTS`` are filled in by the run instead.
 
-Adding a sparsity method is one line; a :class:`sprig.training.Callback` subclass registers
-as it is::
+Adding a sparsity method is one function whose options are keyword parameters::
 
-    METHODS.add("rigl", RigL)   # RigL(model, density, update_every=100, ...) -> Callback
+    def my_set(model, steps, seed, every=100):  # [method] name = "my_set", every = 50
+        return sprig.SET(model, t_end=steps, every=every, seed=seed)
+
+    METHODS.add("my_set", my_set)
 
 A method receives what it asks for by name among :data:`METHOD_INPUTS` (``model``,
 ``optimizer``, ``data``, ``steps``/``total_steps``, ``seed``, ``generator``) and returns a

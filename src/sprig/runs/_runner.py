@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
+from .._version import __version__
 from ..io import (
     checkpoint_info,
     load_checkpoint,

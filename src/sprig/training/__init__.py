@@ -6,9 +6,12 @@ from ._loop import (
     History,
     TrainConfig,
     accuracy,
+    check_optimizer_settings,
     classification_loss,
     make_optimizer,
+    sample_batch,
     train_classifier,
+    train_step,
 )
 
 __all__ = [
@@ -17,7 +20,10 @@ __all__ = [
     "History",
     "TrainConfig",
     "accuracy",
+    "check_optimizer_settings",
     "classification_loss",
     "make_optimizer",
+    "sample_batch",
     "train_classifier",
+    "train_step",
 ]

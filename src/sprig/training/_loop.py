@@ -23,6 +23,26 @@ OPTIMIZERS.add("adam", torch.optim.Adam)
 OPTIMIZERS.add("adamw", torch.optim.AdamW)
 
 
+def check_optimizer_settings(
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    *,
+    label: Callable[[str], str] = str,
+    error: type[Exception] = ValueError,
+) -> None:
+    """The one check of optimizer settings, for :class:`TrainConfig` and a run's
+    ``[optimizer]`` table (``label`` names a key as the caller's user wrote it).
+
+    A learning rate of inf ran to the end with garbage results, so both bounds are checked.
+    """
+    if not 0 < lr < float("inf"):
+        raise error(f"{label('lr')} must be a finite number > 0, got {lr}")
+    for key, value in (("momentum", momentum), ("weight_decay", weight_decay)):
+        if not 0 <= value < float("inf"):
+            raise error(f"{label(key)} must be a finite number >= 0, got {value}")
+
+
 @dataclass
 class TrainConfig:
     """How to train: optimizer, steps, batch size (None: full batch), seed for batch order."""
@@ -40,13 +60,7 @@ class TrainConfig:
         OPTIMIZERS.get(self.optimizer)
         if self.steps < 0:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
-        if not 0 < self.lr < float("inf"):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
-        if not 0 <= self.momentum < float("inf") or not 0 <= self.weight_decay < float("inf"):
-            raise ValueError(
-                f"momentum and weight_decay must be finite numbers >= 0, got {self.momentum} "
-                f"and {self.weight_decay}"
-            )
+        check_optimizer_settings(self.lr, self.momentum, self.weight_decay)
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None (full batch), got {self.batch_size}")
 
@@ -62,6 +76,9 @@ def make_optimizer(
 
 class Callback:
     """Hooks into :func:`train_classifier`; override what you need."""
+
+    def before_training(self, steps: int) -> None:
+        """The loop is about to run ``steps`` optimizer steps (a chance to check a schedule)."""
 
     def needs_dense_grad(self, step: int) -> bool:
         """Return True for steps whose backward must also record dense gradients (RigL)."""
@@ -103,6 +120,48 @@ def classification_loss(out: Tensor, y: Tensor) -> Tensor:
     return nn.functional.cross_entropy(out, y)
 
 
+def sample_batch(
+    data: Split, batch_size: int | None, gen: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """A training batch drawn with replacement, or the whole training set (None or >= its size)."""
+    n = data.x_train.shape[0]
+    if batch_size is None or batch_size >= n:
+        return data.x_train, data.y_train
+    idx = torch.randint(0, n, (batch_size,), generator=gen)
+    return data.x_train[idx], data.y_train[idx]
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    xb: Tensor,
+    yb: Tensor,
+    step: int,
+    callbacks: Sequence[Callback] = (),
+    loss_fn: Callable[[Tensor, Tensor], Tensor] = classification_loss,
+    extra_loss: Callable[[nn.Module], Tensor] | None = None,
+) -> Tensor:
+    """One optimizer step with the callbacks' hooks (dense gradients where one asks for them);
+    the one step that :func:`train_classifier` and ``sprig run`` both take.
+
+    Returns:
+        the loss, detached.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    dense = any(cb.needs_dense_grad(step) for cb in callbacks)
+    with dense_gradients(model) if dense else contextlib.nullcontext():
+        loss = loss_fn(model(xb), yb)
+        if extra_loss is not None:
+            loss = loss + extra_loss(model)
+        loss.backward()
+    for cb in callbacks:
+        cb.after_backward(step, model, optimizer)
+    optimizer.step()
+    for cb in callbacks:
+        cb.after_step(step, model, optimizer)
+    return loss.detach()
+
+
 def train_classifier(
     model: nn.Module,
     data: Split,
@@ -129,28 +188,14 @@ def train_classifier(
     """
     opt = optimizer if optimizer is not None else make_optimizer(model.parameters(), config)
     gen = torch.Generator().manual_seed(config.seed)
-    n = data.x_train.shape[0]
     hist = History()
     model.train()
+    for cb in callbacks:
+        cb.before_training(config.steps)
     for step in range(config.steps):
-        if config.batch_size is None or config.batch_size >= n:
-            xb, yb = data.x_train, data.y_train
-        else:
-            idx = torch.randint(0, n, (config.batch_size,), generator=gen)
-            xb, yb = data.x_train[idx], data.y_train[idx]
-        opt.zero_grad(set_to_none=True)
-        dense = any(cb.needs_dense_grad(step) for cb in callbacks)
-        with dense_gradients(model) if dense else contextlib.nullcontext():
-            loss = loss_fn(model(xb), yb)
-            if extra_loss is not None:
-                loss = loss + extra_loss(model)
-            loss.backward()
-        for cb in callbacks:
-            cb.after_backward(step, model, opt)
-        opt.step()
-        for cb in callbacks:
-            cb.after_step(step, model, opt)
-        hist.loss.append(float(loss.detach()))
+        xb, yb = sample_batch(data, config.batch_size, gen)
+        loss = train_step(model, opt, xb, yb, step, callbacks, loss_fn, extra_loss)
+        hist.loss.append(float(loss))
         if config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < config.steps:
             hist.evals.append((step + 1, accuracy(model, data.x_test, data.y_test)))
     if data.x_test.shape[0]:

@@ -1,0 +1,36 @@
+"""The package's arrows (DESIGN.md): the core never reaches up to the package root."""
+
+import re
+from pathlib import Path
+
+import sprig
+from sprig._version import __version__
+
+SRC = Path(sprig.__file__).parent
+CORE = ("masks", "nn", "kernels", "compress", "prune", "dst", "bonsai", "io", "data", "training")
+
+
+def test_no_module_imports_the_package_root():
+    # `from .. import __version__` worked only because __init__ set it before its imports
+    bad = [
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if path.parent != SRC and re.search(r"^\s*from \.\. import ", path.read_text(), re.M)
+    ]
+    assert bad == []
+
+
+def test_core_never_imports_sprig_at_module_level():
+    bad = [
+        str(path.relative_to(SRC))
+        for pkg in CORE
+        for path in (SRC / pkg).rglob("*.py")
+        if re.search(r"^(import sprig\b|from sprig\b)", path.read_text(), re.M)
+    ]
+    assert bad == []
+
+
+def test_one_version():
+    assert sprig.__version__ == __version__
+    text = (SRC.parents[1] / "pyproject.toml").read_text()
+    assert f'version = "{__version__}"' in text
