@@ -1,10 +1,11 @@
 """``compress``/``decompress``: swap masked modules for compressed ones and back.
 
 Each masked module kind has one converter, registered by the module type it handles
-(``register_compressor(nn.Linear)``). A converter returns a :class:`CompressedModule`, which
-knows how to give back its masked-dense twin (``decompress_module``). ``compress`` walks a copy
-of the model and replaces every module whose type (or a base of it) has a converter and that
-holds a sprig mask.
+(``register_compressor(nn.Linear)``), or by class path for a class of an optional dependency
+that sprig does not import (``register_compressor("transformers.pytorch_utils.Conv1D")``).
+A converter returns a :class:`CompressedModule`, which knows how to give back its masked-dense
+twin (``decompress_module``). ``compress`` walks a copy of the model and replaces every module
+whose type (or a base of it) has a converter and that holds a sprig mask.
 """
 
 from __future__ import annotations
@@ -16,20 +17,22 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from ..masks import is_sparse, masked_parameters
+from ..masks import is_sparse, masked_parameters, warn_left_alone
+from ..masks._layouts import class_path
 
 Converter = Callable[..., nn.Module]
-COMPRESSORS: dict[type[nn.Module], Converter] = {}
+COMPRESSORS: dict[type[nn.Module] | str, Converter] = {}
 
 C = TypeVar("C", bound=Converter)
 
 
-def register_compressor(module_type: type[nn.Module]) -> Callable[[C], C]:
-    """Register ``fn(module, **options) -> CompressedModule`` for masked modules of this type."""
+def register_compressor(module_type: type[nn.Module] | str) -> Callable[[C], C]:
+    """Register ``fn(module, **options) -> CompressedModule`` for masked modules of this type
+    (a class, or its ``"module.QualName"`` path)."""
 
     def deco(fn: C) -> C:
         if module_type in COMPRESSORS:
-            raise ValueError(f"a compressor for {module_type.__name__} is already registered")
+            raise ValueError(f"a compressor for {module_type} is already registered")
         COMPRESSORS[module_type] = fn
         return fn
 
@@ -45,7 +48,7 @@ class CompressedModule(nn.Module):
 
 def _converter(module: nn.Module) -> Converter | None:
     for cls in type(module).__mro__:
-        fn = COMPRESSORS.get(cls)
+        fn = COMPRESSORS.get(cls) or COMPRESSORS.get(class_path(cls))
         if fn is not None:
             return fn
     return None
@@ -69,7 +72,8 @@ def compress(model: nn.Module, **options: Any) -> nn.Module:
     """A copy of ``model`` whose masked layers store only their nonzeros and run sparse kernels.
 
     The original model is left unchanged. Outputs match the masked-dense model's. A model with
-    no masks is returned unchanged (a copy) with a warning.
+    no masks is returned unchanged (a copy) with a warning; masked weights of layers that have
+    no compressed form (``Conv2d`` ...) stay masked-dense, named in one ``LeftAloneWarning``.
 
     Args:
         model: a model masked by sprig (``sparsify``, sprig's layers, pruning...).
@@ -89,7 +93,13 @@ def compress(model: nn.Module, **options: Any) -> nn.Module:
             return None
         return fn(module, **options)
 
-    return _swap(copy.deepcopy(model), make)
+    out = _swap(copy.deepcopy(model), make)
+    stay = [
+        (mp.qualname, f"no compressed form for {type(mp.module).__name__}; it runs masked-dense")
+        for mp in masked_parameters(out)
+    ]
+    warn_left_alone("compress", stay)
+    return out
 
 
 def decompress(model: nn.Module) -> nn.Module:

@@ -1,6 +1,13 @@
 """Masks: the one mask mechanism, sparsity patterns, layer-wise densities, sparsify/summary."""
 
 from ._distributions import DISTRIBUTIONS, layer_counts
+from ._layouts import (
+    TRANSPOSED_LINEAR,
+    check_transposed_layout,
+    is_transposed_linear,
+    layer_mask,
+    linear_shape,
+)
 from ._mechanism import (
     MASK_SUFFIX,
     MaskedParameter,
@@ -15,19 +22,24 @@ from ._mechanism import (
 )
 from ._patterns import PATTERNS, PatternSpec, count_for, make_mask, parse_pattern
 from ._sparsify import (
+    LeftAloneWarning,
     Summary,
     SummaryRow,
     bake,
     density,
     is_sparse,
+    left_alone,
     sparsifiable_names,
     sparsifiable_parameters,
     sparsify,
     summary,
+    warn_left_alone,
 )
 
 __all__ = [
     "DISTRIBUTIONS",
+    "TRANSPOSED_LINEAR",
+    "LeftAloneWarning",
     "MASK_SUFFIX",
     "PATTERNS",
     "MaskedParameter",
@@ -36,12 +48,17 @@ __all__ = [
     "SummaryRow",
     "apply_mask",
     "bake",
+    "check_transposed_layout",
     "count_for",
     "dense_gradients",
     "density",
     "get_dense_grad",
     "get_mask",
     "is_sparse",
+    "is_transposed_linear",
+    "layer_mask",
+    "left_alone",
+    "linear_shape",
     "layer_counts",
     "make_mask",
     "mask_pattern",
@@ -52,5 +69,6 @@ __all__ = [
     "sparsifiable_parameters",
     "sparsify",
     "summary",
+    "warn_left_alone",
     "wants_dense_grad",
 ]
