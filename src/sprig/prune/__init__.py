@@ -1,6 +1,14 @@
 """Pruning: pruners (scores -> masks), schedules, regularizers, lottery tickets."""
 
+from ._calibration import calibration_batches
 from ._lottery import ARMS, LotteryConfig, LotteryResult, LotteryRound, find_tickets, rewind
+from ._oneshot import (
+    LAYER_DENSITIES,
+    CalibratedPruner,
+    SparseGPTPruner,
+    WandaPruner,
+    sparsegpt,
+)
 from ._pruners import (
     PRUNERS,
     SCOPES,
@@ -18,12 +26,14 @@ from ._schedules import SCHEDULES, GradualPruning, OneShot, Polynomial, Schedule
 
 __all__ = [
     "ARMS",
+    "LAYER_DENSITIES",
     "L1",
     "PRUNERS",
     "SCHEDULES",
     "SCOPES",
     "BlockPruner",
     "BonsaiRegularizer",
+    "CalibratedPruner",
     "GradualPruning",
     "LotteryConfig",
     "LotteryResult",
@@ -35,9 +45,13 @@ __all__ = [
     "Pruner",
     "RandomPruner",
     "Schedule",
+    "SparseGPTPruner",
     "StructuredPruner",
+    "WandaPruner",
+    "calibration_batches",
     "find_tickets",
     "make_pruner",
     "prune",
     "rewind",
+    "sparsegpt",
 ]
