@@ -11,10 +11,12 @@ whose type (or a base of it) has a converter and that holds a sprig mask.
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import torch
 from torch import nn
 
 from ..masks import is_sparse, masked_parameters, warn_left_alone
@@ -40,10 +42,38 @@ def register_compressor(module_type: type[nn.Module] | str) -> Callable[[C], C]:
 
 
 class CompressedModule(nn.Module):
-    """Base of modules that store only nonzeros; ``decompress_module`` returns the masked twin."""
+    """Base of modules that store only nonzeros; ``decompress_module`` returns the masked twin.
+
+    Every subclass's ``forward`` refuses ``torch.jit.trace`` and ``torch.export``: the compiled
+    kernels run outside torch, so a trace would record their output as a constant and return
+    the trace-time result for every input (a silently wrong model). ``torch.compile`` is not
+    refused: it breaks its graph around the kernels and stays correct.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        forward = cls.__dict__.get("forward")
+        if forward is not None and not getattr(forward, "_sprig_guarded", False):
+            cls.forward = _refuse_tracing(forward)
 
     def decompress_module(self) -> nn.Module:
         raise NotImplementedError
+
+
+def _refuse_tracing(forward: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(forward)
+    def guarded(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        if torch.jit.is_tracing() or torch.compiler.is_exporting():
+            raise RuntimeError(
+                f"{type(self).__name__} runs compiled sparse kernels that torch.jit.trace and "
+                "torch.export cannot see into (the trace would return its trace-time output "
+                "for every input); export the masked-dense twin instead: "
+                "sprig.decompress(model), or sprig.bake(sprig.decompress(model)) for no masks"
+            )
+        return forward(self, *args, **kwargs)
+
+    guarded._sprig_guarded = True  # type: ignore[attr-defined]
+    return guarded
 
 
 def _converter(module: nn.Module) -> Converter | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -73,7 +73,7 @@ def run_model(model: nn.Module, batch: Batch, index: int) -> None:
             model(*batch)
         else:
             model(batch)
-    except _Abort:
+    except (_Abort, _Enough):
         raise
     except Exception as err:  # any failure here is the data's shape or type
         shapes = [tuple(t.shape) for t in _tensors(batch)]
@@ -88,22 +88,36 @@ class _Abort(Exception):
     """Raised by a hook to stop a forward that has reached a non-finite activation."""
 
 
+class _Enough(Exception):
+    """Raised by a hook once the one layer gathered has had its input: the rest is not needed."""
+
+
+class Gathered(NamedTuple):
+    rows: dict[str, int]  # input rows (tokens) each layer saw; 0: never called
+    calls: dict[str, int]  # forward calls of each layer over all batches
+
+
 def gather_inputs(
     model: nn.Module,
     batches: Sequence[Batch],
     layers: Mapping[str, nn.Module],
     sink: Callable[[str, Tensor], None],
-) -> dict[str, int]:
+    stop_early: bool = False,
+) -> Gathered:
     """Run every batch through ``model``, passing each listed layer's 2-D input to ``sink``.
 
     Args:
         layers: name -> linear-like layer (its first forward argument is ``(*, in)``).
         sink: called as ``sink(name, x)`` with ``x`` of shape ``(tokens, in)``, float32.
+        stop_early: end each forward right after the (single) layer's input is taken; only
+            right for a layer called once per forward (an earlier gather's ``calls`` says).
 
     Returns:
-        name -> how many input rows (tokens) each layer saw (0: never called).
+        rows and calls per layer.
     """
-    seen = dict.fromkeys(layers, 0)
+    if stop_early and len(layers) != 1:
+        raise ValueError("stop_early needs exactly one layer")
+    seen = Gathered(dict.fromkeys(layers, 0), dict.fromkeys(layers, 0))
 
     def hook_for(name: str) -> Callable[[nn.Module, tuple[Any, ...]], None]:
         def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
@@ -111,8 +125,11 @@ def gather_inputs(
             x = x.reshape(-1, x.shape[-1]).float()  # (tokens, in)
             if not bool(torch.isfinite(x).all()):
                 raise _Abort(name)
-            seen[name] += x.shape[0]
+            seen.rows[name] += x.shape[0]
+            seen.calls[name] += 1
             sink(name, x)
+            if stop_early:
+                raise _Enough
 
         return hook
 
@@ -124,6 +141,8 @@ def gather_inputs(
             for i, batch in enumerate(batches):
                 try:
                     run_model(model, batch, i)
+                except _Enough:
+                    pass
                 except _Abort as stop:
                     raise ValueError(
                         f"the inputs of {stop} hold NaN or infinity on calibration batch {i}: "

@@ -129,6 +129,7 @@ class CalibratedPruner(Pruner):
         self.calibration = calibration
         self.layer_density = layer_density
         self.owl_lambda, self.owl_m = float(owl_lambda), float(owl_m)
+        self._calls: dict[str, int] = {}  # forward calls per layer, from prune's dense pass
         super().__init__(scope)
 
     def spec(self) -> PatternSpec:
@@ -145,6 +146,10 @@ class CalibratedPruner(Pruner):
             f"{self.name} prunes layer by layer on the inputs of the already-pruned layers (and "
             "may update weights), so it has no masks to return before pruning; call prune()"
         )
+
+    def _once(self, layer: _Linear, batches: Sequence[Batch]) -> bool:
+        """Whether the layer runs once per forward, so a forward may stop right after it."""
+        return self._calls.get(layer.qual) == len(batches)
 
     # -- what subclasses define ------------------------------------------------------------
     def statistics(self, model: nn.Module, batches: Sequence[Batch], layer: _Linear) -> Tensor:
@@ -198,7 +203,8 @@ class CalibratedPruner(Pruner):
                 )  # fmt: skip
         # a dense pass first: every batch must run and every layer must be reached before
         # anything changes; its input norms also feed OWL
-        norms = _input_sq_norms(model, batches, layers)
+        self._calls = {}
+        norms = _input_sq_norms(model, batches, layers, calls=self._calls)
         for layer in list(layers):
             if norms[layer.qual] is None:
                 layers.remove(layer)
@@ -328,9 +334,14 @@ class CalibratedPruner(Pruner):
 
 
 def _input_sq_norms(
-    model: nn.Module, batches: Sequence[Batch], layers: list[_Linear]
+    model: nn.Module,
+    batches: Sequence[Batch],
+    layers: list[_Linear],
+    stop_early: bool = False,
+    calls: dict[str, int] | None = None,
 ) -> dict[str, Tensor | None]:
-    """Per layer, the sum over calibration tokens of each input's square (None: never ran)."""
+    """Per layer, the sum over calibration tokens of each input's square (None: never ran);
+    ``calls`` (if given) receives each layer's number of forward calls."""
     sums: dict[str, Tensor] = {}
 
     def sink(name: str, x: Tensor) -> None:
@@ -338,10 +349,12 @@ def _input_sq_norms(
         sums[name] = s if name not in sums else sums[name] + s
 
     modules = {layer.qual: layer.target.module for layer in layers}
-    seen = gather_inputs(model, batches, modules, sink)
+    seen = gather_inputs(model, batches, modules, sink, stop_early=stop_early)
     for name, s in sums.items():
         check_finite_scale(s, f"the input norms of {name}")
-    return {q: sums[q] if seen[q] else None for q in modules}
+    if calls is not None:
+        calls.update(seen.calls)
+    return {q: sums[q] if seen.rows[q] else None for q in modules}
 
 
 @_register
@@ -363,7 +376,7 @@ class WandaPruner(CalibratedPruner):
     name = "wanda"
 
     def statistics(self, model: nn.Module, batches: Sequence[Batch], layer: _Linear) -> Tensor:
-        norms = _input_sq_norms(model, batches, [layer])[layer.qual]
+        norms = _input_sq_norms(model, batches, [layer], self._once(layer, batches))[layer.qual]
         assert norms is not None  # the dense pass saw it run
         return norms
 
@@ -433,10 +446,12 @@ class SparseGPTPruner(CalibratedPruner):
             xd = x.double()
             hessian.addmm_(xd.t(), xd)
 
-        seen = gather_inputs(model, batches, {layer.qual: layer.target.module}, sink)
+        seen = gather_inputs(
+            model, batches, {layer.qual: layer.target.module}, sink, self._once(layer, batches)
+        )
         # the paper's scale, 2/N X^T X: the update does not depend on it, but the unit
         # diagonal given to dead inputs is relative to it
-        hessian *= 2.0 / max(seen[layer.qual], 1)
+        hessian *= 2.0 / max(seen.rows[layer.qual], 1)
         check_finite_scale(hessian, f"the Hessian of {layer.qual}")
         return hessian
 
