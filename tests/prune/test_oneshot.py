@@ -105,7 +105,7 @@ def _errors(density, pattern="unstructured"):
             prune(copy, None, "nm", n=2, m=4)
         else:
             prune(copy, density, method, **opts)
-        out[method] = float((copy(X) - ref).square().mean() / ref.square().mean())
+        out[method] = ((copy(X) - ref).square().mean() / ref.square().mean()).item()
     return out
 
 
