@@ -1,7 +1,9 @@
 """Start-up: how long the first compressed call takes in a new process.
 
-Each row is a fresh Python process that imports sprig, compresses a 256-wide LSTM (density 0.1)
-and a 1024x1024 linear layer (density 0.1), and times its first and second batch-1 calls. The
+Each row is a fresh Python process that imports sprig, compresses a 256-wide LSTM (density 0.1,
+20 steps, batch 1: the compiled time-inner loop) and a 1024x1024 linear layer (density 0.1,
+batch 1: the compiled mat-vec), and times the first and second call of each, LSTM first (so
+numba's import lands in the LSTM's first call). The
 compiled kernels are cached on disk by numba (``cache=True`` in ``sprig.kernels._compiled``);
 the first process runs with an empty cache folder (the first run ever: compiles and saves), the
 later ones with that folder filled. A last process imports numba alone: that import is part
@@ -30,7 +32,7 @@ warnings.simplefilter("ignore")
 torch.manual_seed(0)
 lstm = sprig.compress(sprig.SparseRNN(256, 256, density=0.1, cell="lstm", seed=0)).eval()
 lin = sprig.compress(sprig.SparseLinear(1024, 1024, density=0.1, seed=0)).eval()
-x, xl = torch.randn(1, 20, 256), torch.randn(1, 1024)
+x, xl = torch.randn(20, 1, 256), torch.randn(1, 1024)  # LSTM: (T, B, I), batch 1
 out = {"import_sprig_s": t_import}
 with torch.no_grad():
     for name, layer, inp in (("lstm", lstm, x), ("linear", lin, xl)):
