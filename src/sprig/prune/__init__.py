@@ -1,4 +1,5 @@
-"""Pruning: pruners (scores -> masks), schedules, regularizers, lottery tickets."""
+"""Pruning: pruners (scores -> masks), one-shot pruning with calibration data (Wanda,
+SparseGPT, OWL), schedules, regularizers, lottery tickets."""
 
 from ._calibration import calibration_batches
 from ._lottery import ARMS, LotteryConfig, LotteryResult, LotteryRound, find_tickets, rewind
@@ -7,7 +8,6 @@ from ._oneshot import (
     CalibratedPruner,
     SparseGPTPruner,
     WandaPruner,
-    sparsegpt,
 )
 from ._pruners import (
     PRUNERS,
@@ -23,6 +23,7 @@ from ._pruners import (
 )
 from ._regularizers import L1, BonsaiRegularizer
 from ._schedules import SCHEDULES, GradualPruning, OneShot, Polynomial, Schedule
+from ._sparsegpt import sparsegpt
 
 __all__ = [
     "ARMS",
