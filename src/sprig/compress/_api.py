@@ -41,6 +41,11 @@ def register_compressor(module_type: type[nn.Module] | str) -> Callable[[C], C]:
     return deco
 
 
+class Uncompressible(Exception):
+    """Raised by a converter for a module it cannot compress; ``compress`` then leaves the
+    module masked-dense and names it, with this reason, in its ``LeftAloneWarning``."""
+
+
 class CompressedModule(nn.Module):
     """Base of modules that store only nonzeros; ``decompress_module`` returns the masked twin.
 
@@ -117,15 +122,25 @@ def compress(model: nn.Module, **options: Any) -> nn.Module:
         )
         return copy.deepcopy(model)
 
+    reasons: dict[int, str] = {}  # id(module) -> why its converter declined it
+
     def make(module: nn.Module) -> nn.Module | None:
         fn = _converter(module)
         if fn is None or not _own_masks(module):
             return None
-        return fn(module, **options)
+        try:
+            return fn(module, **options)
+        except Uncompressible as why:
+            reasons[id(module)] = str(why)
+            return None
 
     out = _swap(copy.deepcopy(model), make)
     stay = [
-        (mp.qualname, f"no compressed form for {type(mp.module).__name__}; it runs masked-dense")
+        (
+            mp.qualname,
+            reasons.get(id(mp.module))
+            or f"no compressed form for {type(mp.module).__name__}; it runs masked-dense",
+        )
         for mp in masked_parameters(out)
     ]
     warn_left_alone("compress", stay)
