@@ -108,7 +108,7 @@ def compress(model: nn.Module, **options: Any) -> nn.Module:
 
     The original model is left unchanged. Outputs match the masked-dense model's. A model with
     no masks is returned unchanged (a copy) with a warning; masked weights of layers that have
-    no compressed form (``Conv2d`` ...) stay masked-dense, named in one ``LeftAloneWarning``.
+    no compressed form (k x k ``Conv2d`` ...) stay masked-dense, named in one ``LeftAloneWarning``.
 
     Args:
         model: a model masked by sprig (``sparsify``, sprig's layers, pruning...).
