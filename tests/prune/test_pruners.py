@@ -27,7 +27,9 @@ def weights(model):
 
 
 def test_registry_names_and_unknowns():
-    assert PRUNERS.names() == ["block", "magnitude", "nm", "random", "structured"]
+    assert PRUNERS.names() == [
+        "block", "magnitude", "nm", "random", "sparsegpt", "structured", "wanda",
+    ]  # fmt: skip
     with pytest.raises(ValueError, match="unknown pruner 'taylor'.*magnitude"):
         make_pruner("taylor")
     with pytest.raises(ValueError, match="unknown scope 'net'.*layer, global"):

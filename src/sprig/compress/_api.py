@@ -1,15 +1,17 @@
 """``compress``/``decompress``: swap masked modules for compressed ones and back.
 
 Each masked module kind has one converter, registered by the module type it handles
-(``register_compressor(nn.Linear)``). A converter returns a :class:`CompressedModule`, which
-knows how to give back its masked-dense twin (``decompress_module``). ``compress`` walks a copy
-of the model and replaces every module whose type (or a base of it) has a converter and that
-holds a sprig mask.
+(``register_compressor(nn.Linear)``), or by class path for a class of an optional dependency
+that sprig does not import (``register_compressor("transformers.pytorch_utils.Conv1D")``).
+A converter returns a :class:`CompressedModule`, which knows how to give back its masked-dense
+twin (``decompress_module``). ``compress`` walks a copy of the model and replaces every module
+whose type (or a base of it) has a converter and that holds a sprig mask.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 import weakref
 from collections.abc import Callable
@@ -19,36 +21,71 @@ import torch
 from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from ..masks import is_sparse, masked_parameters
+from ..masks import is_sparse, masked_parameters, warn_left_alone
+from ..masks._layouts import class_path
 
 Converter = Callable[..., nn.Module]
-COMPRESSORS: dict[type[nn.Module], Converter] = {}
+COMPRESSORS: dict[type[nn.Module] | str, Converter] = {}
 
 C = TypeVar("C", bound=Converter)
 
 
-def register_compressor(module_type: type[nn.Module]) -> Callable[[C], C]:
-    """Register ``fn(module, **options) -> CompressedModule`` for masked modules of this type."""
+def register_compressor(module_type: type[nn.Module] | str) -> Callable[[C], C]:
+    """Register ``fn(module, **options) -> CompressedModule`` for masked modules of this type
+    (a class, or its ``"module.QualName"`` path)."""
 
     def deco(fn: C) -> C:
         if module_type in COMPRESSORS:
-            raise ValueError(f"a compressor for {module_type.__name__} is already registered")
+            raise ValueError(f"a compressor for {module_type} is already registered")
         COMPRESSORS[module_type] = fn
         return fn
 
     return deco
 
 
+class Uncompressible(Exception):
+    """Raised by a converter for a module it cannot compress; ``compress`` then leaves the
+    module masked-dense and names it, with this reason, in its ``LeftAloneWarning``."""
+
+
 class CompressedModule(nn.Module):
-    """Base of modules that store only nonzeros; ``decompress_module`` returns the masked twin."""
+    """Base of modules that store only nonzeros; ``decompress_module`` returns the masked twin.
+
+    Every subclass's ``forward`` refuses ``torch.jit.trace`` and ``torch.export``: the compiled
+    kernels run outside torch, so a trace would record their output as a constant and return
+    the trace-time result for every input (a silently wrong model). ``torch.compile`` is not
+    refused: it breaks its graph around the kernels and stays correct.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        forward = cls.__dict__.get("forward")
+        if forward is not None and not getattr(forward, "_sprig_guarded", False):
+            cls.forward = _refuse_tracing(forward)
 
     def decompress_module(self) -> nn.Module:
         raise NotImplementedError
 
 
+def _refuse_tracing(forward: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(forward)
+    def guarded(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        if torch.jit.is_tracing() or torch.compiler.is_exporting():
+            raise RuntimeError(
+                f"{type(self).__name__} runs compiled sparse kernels that torch.jit.trace and "
+                "torch.export cannot see into (the trace would return its trace-time output "
+                "for every input); export the masked-dense twin instead: "
+                "sprig.decompress(model), or sprig.bake(sprig.decompress(model)) for no masks"
+            )
+        return forward(self, *args, **kwargs)
+
+    guarded._sprig_guarded = True  # type: ignore[attr-defined]
+    return guarded
+
+
 def _converter(module: nn.Module) -> Converter | None:
     for cls in type(module).__mro__:
-        fn = COMPRESSORS.get(cls)
+        fn = COMPRESSORS.get(cls) or COMPRESSORS.get(class_path(cls))
         if fn is not None:
             return fn
     return None
@@ -118,9 +155,11 @@ def compress(model: nn.Module, **options: Any) -> nn.Module:
     """A copy of ``model`` whose masked layers store only their nonzeros and run sparse kernels.
 
     The original model is left unchanged. Outputs match the masked-dense model's. A model with
-    no masks is returned unchanged (a copy) with a warning. The copy trains: its compressed
-    layers' nonzero values are parameters, so build the optimizer *after* compress, from the
-    copy's parameters (an optimizer of the original that gets no gradient raises at ``step``).
+    no masks is returned unchanged (a copy) with a warning; masked weights of layers that have
+    no compressed form (k x k ``Conv2d`` ...) stay masked-dense, named in one ``LeftAloneWarning``.
+    The copy trains: its compressed layers' nonzero values are parameters, so build the
+    optimizer *after* compress, from the copy's parameters (an optimizer of the original that
+    gets no gradient raises at ``step``).
 
     Args:
         model: a model masked by sprig (``sparsify``, sprig's layers, pruning...).
@@ -134,15 +173,30 @@ def compress(model: nn.Module, **options: Any) -> nn.Module:
         )
         return copy.deepcopy(model)
 
+    reasons: dict[int, str] = {}  # id(module) -> why its converter declined it
+
     def make(module: nn.Module) -> nn.Module | None:
         fn = _converter(module)
         if fn is None or not _own_masks(module):
             return None
-        return fn(module, **options)
+        try:
+            return fn(module, **options)
+        except Uncompressible as why:
+            reasons[id(module)] = str(why)
+            return None
 
     out = _swap(copy.deepcopy(model), make)
     for mp in masked_parameters(model):
         retire(mp.param, "compressed")
+    stay = [
+        (
+            mp.qualname,
+            reasons.get(id(mp.module))
+            or f"no compressed form for {type(mp.module).__name__}; it runs masked-dense",
+        )
+        for mp in masked_parameters(out)
+    ]
+    warn_left_alone("compress", stay)
     return out
 
 

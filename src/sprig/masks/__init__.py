@@ -1,6 +1,13 @@
 """Masks: the one mask mechanism, sparsity patterns, layer-wise densities, sparsify/summary."""
 
 from ._distributions import DISTRIBUTIONS, layer_counts
+from ._layouts import (
+    TRANSPOSED_LINEAR,
+    check_transposed_layout,
+    is_transposed_linear,
+    layer_mask,
+    linear_shape,
+)
 from ._mechanism import (
     MASK_SUFFIX,
     MaskedParameter,
@@ -15,16 +22,19 @@ from ._mechanism import (
 )
 from ._patterns import PATTERNS, PatternSpec, count_for, make_mask, parse_pattern
 from ._sparsify import (
+    LeftAloneWarning,
     Summary,
     SummaryRow,
     bake,
     density,
     is_sparse,
+    left_alone,
     selected,
     sparsifiable_names,
     sparsifiable_parameters,
     sparsify,
     summary,
+    warn_left_alone,
 )
 from ._storage import CompressedWeight, compressed_weights, sample_positions
 
@@ -33,6 +43,8 @@ __all__ = [
     "CompressedWeight",
     "compressed_weights",
     "sample_positions",
+    "TRANSPOSED_LINEAR",
+    "LeftAloneWarning",
     "MASK_SUFFIX",
     "PATTERNS",
     "MaskedParameter",
@@ -41,12 +53,17 @@ __all__ = [
     "SummaryRow",
     "apply_mask",
     "bake",
+    "check_transposed_layout",
     "count_for",
     "dense_gradients",
     "density",
     "get_dense_grad",
     "get_mask",
     "is_sparse",
+    "is_transposed_linear",
+    "layer_mask",
+    "left_alone",
+    "linear_shape",
     "layer_counts",
     "make_mask",
     "mask_pattern",
@@ -58,5 +75,6 @@ __all__ = [
     "sparsifiable_parameters",
     "sparsify",
     "summary",
+    "warn_left_alone",
     "wants_dense_grad",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,10 +13,12 @@ from torch import Tensor, nn
 
 from .._checks import check_density, reject_keywords, sub_seed
 from ._distributions import DISTRIBUTIONS, layer_counts
+from ._layouts import is_transposed_linear, layer_mask, linear_shape
 from ._mechanism import apply_mask, get_mask, mask_pattern, masked_parameters, remove_mask
 from ._patterns import make_mask, parse_pattern
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_NOT_MASKABLE = "not maskable"  # summary's pattern label for weights sprig cannot mask
 
 
 def sparsifiable_names(module: nn.Module) -> list[str]:
@@ -26,7 +29,7 @@ def sparsifiable_names(module: nn.Module) -> list[str]:
     own = getattr(module, "sparsifiable_parameters", None)
     if callable(own):
         return list(own())
-    if isinstance(module, (nn.Linear, *_CONV)):
+    if isinstance(module, (nn.Linear, *_CONV)) or is_transposed_linear(module):
         return ["weight"]
     if isinstance(module, nn.RNNBase):
         return [n for n, _ in module.named_parameters(recurse=False) if n.startswith("weight_")]
@@ -54,13 +57,62 @@ def selected(
     qual: str, mod_name: str, include: Sequence[str] | None, exclude: Sequence[str] | None
 ) -> bool:
     """Whether a weight passes ``include``/``exclude`` (shell patterns on either name)."""
+    return (include is None or _hit(include, qual, mod_name)) and (
+        exclude is None or not _hit(exclude, qual, mod_name)
+    )
 
-    def hit(patterns: Sequence[str]) -> bool:
-        return any(
-            fnmatch.fnmatchcase(qual, p) or fnmatch.fnmatchcase(mod_name, p) for p in patterns
-        )
 
-    return (include is None or hit(include)) and (exclude is None or not hit(exclude))
+def _hit(patterns: Sequence[str], qual: str, mod_name: str) -> bool:
+    return any(fnmatch.fnmatchcase(qual, p) or fnmatch.fnmatchcase(mod_name, p) for p in patterns)
+
+
+class LeftAloneWarning(UserWarning):
+    """A sprig operation left some weights as they were; the message names each and says why."""
+
+
+def left_alone(
+    model: nn.Module, exclude: Sequence[str] | None = None
+) -> list[tuple[str, nn.Module, str, str]]:
+    """Weight tensors of ``model`` that sprig cannot mask: (qualified name, module, name, why).
+
+    A weight is a parameter of rank >= 2 (biases and norm scales are not counted). Tensors that
+    are also a maskable weight elsewhere (an embedding tied to ``lm_head``) are not listed, nor
+    names matching ``exclude``.
+    """
+    maskable = {id(module._parameters[name]) for _, module, name in sparsifiable_parameters(model)}
+    out = []
+    for mod_name, module in model.named_modules():
+        own = set(sparsifiable_names(module))
+        for name, param in module.named_parameters(recurse=False):
+            qual = f"{mod_name}.{name}" if mod_name else name
+            if param.dim() < 2 or name in own or id(param) in maskable:
+                continue
+            if exclude is not None and _hit(exclude, qual, mod_name):
+                continue
+            out.append((qual, module, name, _why(module)))
+    return out
+
+
+def _why(module: nn.Module) -> str:
+    kind = type(module).__name__
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return f"{kind} is a table lookup, not a product that sparse kernels speed up"
+    return (
+        f"sprig does not know how {kind} uses it (it masks Linear, Hugging Face Conv1D, Conv "
+        "and RNN weights and layers that define sparsifiable_parameters())"
+    )
+
+
+def warn_left_alone(action: str, items: Sequence[tuple[str, str]], stacklevel: int = 3) -> None:
+    """One :class:`LeftAloneWarning` naming every ``(weight, reason)`` that ``action`` skipped."""
+    if not items:
+        return
+    lines = "\n".join(f"  {qual}: {why}" for qual, why in items)
+    warnings.warn(
+        f"{action} left {len(items)} weight tensor(s) as they were:\n{lines}",
+        LeftAloneWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def sparsify(
@@ -76,8 +128,11 @@ def sparsify(
 ) -> nn.Module:
     """Mask the weights of ``model`` in place to a global ``density`` and return the model.
 
-    Weights of ``nn.Linear``, ``nn.Conv1d/2d/3d``, ``nn.RNN/GRU/LSTM`` (every ``weight_ih_l*``
-    and ``weight_hh_l*``) and sprig's layers are masked; biases are not. A model that is already
+    Weights of ``nn.Linear``, Hugging Face ``Conv1D`` (its ``(in, out)`` layout respected: N:M
+    groups run along the inputs), ``nn.Conv1d/2d/3d``, ``nn.RNN/GRU/LSTM`` (every
+    ``weight_ih_l*`` and ``weight_hh_l*``) and sprig's layers are masked; biases are not. Other
+    weight tensors (embeddings, unknown layers) stay dense with one :class:`LeftAloneWarning`
+    naming each (not raised when ``include`` picks the weights). A model that is already
     masked is re-masked cleanly (new masks replace the old ones, never stack). If any layer
     cannot take the pattern, nothing is changed.
 
@@ -103,13 +158,18 @@ def sparsify(
     spec = parse_pattern(pattern)
     DISTRIBUTIONS.get(distribution)  # fail early on unknown names
     targets = list(sparsifiable_parameters(model, include, exclude))
+    # with include the user named what to mask, so only a whole-model call reports the rest
+    skipped = [] if include is not None else left_alone(model, exclude)
     if not targets:
         raise ValueError(
             f"found nothing to sparsify in {type(model).__name__} "
             f"(include={include!r}, exclude={exclude!r}); sprig masks the weights of Linear, "
             "Conv and RNN layers and of sprig's own layers"
         )
-    shapes = {q: tuple(mod._parameters[n].shape) for q, mod, n in targets}  # type: ignore[union-attr]
+    shapes = {
+        q: linear_shape(mod, n, tuple(mod._parameters[n].shape))  # type: ignore[union-attr]
+        for q, mod, n in targets
+    }
     if spec.fixed_density is not None:
         if density is not None and abs(check_density(density) - spec.fixed_density) > 1e-9:
             raise ValueError(
@@ -125,13 +185,22 @@ def sparsify(
     # Build every mask first: a layer that cannot take the pattern leaves the model untouched.
     masks: list[tuple[nn.Module, str, Tensor]] = []
     for qual, module, name in targets:
+        d, gen = per_layer[qual], sub_seed(seed, qual)
+        shape = tuple(module._parameters[name].shape)  # type: ignore[union-attr]
+
+        def make(
+            view: tuple[int, ...], _: Tensor | None, d: float | None = d, g: int = gen
+        ) -> Tensor:
+            return make_mask(view, d, spec, generator=g)
+
         try:
-            mask = make_mask(shapes[qual], per_layer[qual], spec, generator=sub_seed(seed, qual))
+            mask = layer_mask(module, name, make, shape)
         except ValueError as err:
             raise ValueError(f"{qual}: {err}") from None
         masks.append((module, name, mask))
     for module, name, mask in masks:
         apply_mask(module, name, mask, pattern=str(spec))
+    warn_left_alone("sparsify", [(q, why) for q, _, _, why in skipped])
     return model
 
 
@@ -196,7 +265,11 @@ class Summary:
 
 
 def summary(model: nn.Module) -> Summary:
-    """A table of every sparsifiable tensor: name, shape, nnz, density, pattern.
+    """A table of every weight tensor: name, shape, nnz, density, pattern.
+
+    Weights sprig can mask come first (``nnz`` counts the mask, or the nonzeros of an unmasked
+    weight); then the weights it cannot mask (embeddings, unknown layers), at density 1.0 with
+    pattern ``"not maskable"``, so nothing dense hides from the totals.
 
     Example:
         >>> print(summary(nn.Linear(2, 2)))  # doctest: +NORMALIZE_WHITESPACE
@@ -205,7 +278,14 @@ def summary(model: nn.Module) -> Summary:
         weight  2x2    4    1.0000   dense
         total          4    1.0000
     """
-    return Summary(tuple(_rows(model)))
+    rows = _rows(model)
+    for qual, module, name, _ in left_alone(model):
+        param = module._parameters[name]
+        assert param is not None
+        rows.append(
+            SummaryRow(qual, tuple(param.shape), param.numel(), param.numel(), _NOT_MASKABLE)
+        )
+    return Summary(tuple(rows))
 
 
 def _parts(model: nn.Module) -> list[tuple[str, Any]]:

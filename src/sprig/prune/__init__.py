@@ -1,6 +1,14 @@
-"""Pruning: pruners (scores -> masks), schedules, regularizers, lottery tickets."""
+"""Pruning: pruners (scores -> masks), one-shot pruning with calibration data (Wanda,
+SparseGPT, OWL), schedules, regularizers, lottery tickets."""
 
+from ._calibration import calibration_batches
 from ._lottery import ARMS, LotteryConfig, LotteryResult, LotteryRound, find_tickets, rewind
+from ._oneshot import (
+    LAYER_DENSITIES,
+    CalibratedPruner,
+    SparseGPTPruner,
+    WandaPruner,
+)
 from ._pruners import (
     PRUNERS,
     SCOPES,
@@ -15,15 +23,18 @@ from ._pruners import (
 )
 from ._regularizers import L1, BonsaiRegularizer
 from ._schedules import SCHEDULES, GradualPruning, OneShot, Polynomial, Schedule
+from ._sparsegpt import sparsegpt
 
 __all__ = [
     "ARMS",
+    "LAYER_DENSITIES",
     "L1",
     "PRUNERS",
     "SCHEDULES",
     "SCOPES",
     "BlockPruner",
     "BonsaiRegularizer",
+    "CalibratedPruner",
     "GradualPruning",
     "LotteryConfig",
     "LotteryResult",
@@ -35,9 +46,13 @@ __all__ = [
     "Pruner",
     "RandomPruner",
     "Schedule",
+    "SparseGPTPruner",
     "StructuredPruner",
+    "WandaPruner",
+    "calibration_batches",
     "find_tickets",
     "make_pruner",
     "prune",
     "rewind",
+    "sparsegpt",
 ]

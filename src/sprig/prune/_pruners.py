@@ -40,10 +40,13 @@ from ..masks import (
     compressed_weights,
     count_for,
     get_mask,
+    layer_mask,
+    left_alone,
     make_mask,
     parse_pattern,
     selected,
     sparsifiable_parameters,
+    warn_left_alone,
 )
 
 SCOPES = ("layer", "global")
@@ -200,6 +203,10 @@ class Pruner:
             if keep is not None:
                 values = c.nonzero_values().detach()
                 c.rewire(c.active_flat()[keep], values[keep], optimizer)
+        if include is None:  # with include the user named what to prune
+            warn_left_alone(
+                f"{self.name} pruning", [(q, w) for q, _, _, w in left_alone(model, exclude)]
+            )
         return model
 
     def _compressed_keep(
@@ -283,8 +290,13 @@ class Pruner:
         if kept / numel < density - _EPS and spec.fixed_density is None:
             _too_high(t, density, kept, numel, strict)
             return None
+
+        def make(view: tuple[int, ...], scores: Tensor | None) -> Tensor:
+            return make_mask(view, density, spec, scores=scores)
+
         try:
-            new = make_mask(t.alive.shape, density, spec, scores=self._scores(t, seed))
+            # rows, columns and N:M groups on the (out, in) view (Hugging Face Conv1D is (in, out))
+            new = layer_mask(t.module, t.name, make, tuple(t.alive.shape), self._scores(t, seed))
         except ValueError as err:
             raise ValueError(f"{t.qual}: {err}") from None
         new &= t.alive
