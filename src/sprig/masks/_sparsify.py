@@ -81,12 +81,21 @@ def left_alone(
     """
     maskable = {id(module._parameters[name]) for _, module, name in sparsifiable_parameters(model)}
     out = []
+    # a layer that stores its weights sparsely (compressed, Keras SparseDense) lists them
+    # itself in the summary, under whatever module names its tensors are also reached
+    seen = {
+        id(p)
+        for _, part in _parts(model)
+        if callable(getattr(part, "stored_weights", None)) and isinstance(part, nn.Module)
+        for p in part.parameters()
+    }
     for mod_name, module in model.named_modules():
         own = set(sparsifiable_names(module))
         for name, param in module.named_parameters(recurse=False):
             qual = f"{mod_name}.{name}" if mod_name else name
-            if param.dim() < 2 or name in own or id(param) in maskable:
+            if param.dim() < 2 or name in own or id(param) in maskable or id(param) in seen:
                 continue
+            seen.add(id(param))  # a tensor reached under two module names is listed once
             if exclude is not None and _hit(exclude, qual, mod_name):
                 continue
             out.append((qual, module, name, _why(module)))
