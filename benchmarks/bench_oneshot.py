@@ -20,6 +20,7 @@ import os
 import sysconfig
 import time
 import warnings
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import torch
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from _common import write_table
 from torch import nn
 
-from sprig.masks import LeftAloneWarning
+from sprig.masks import LeftAloneWarning, apply_mask
 from sprig.masks import density as model_density
 from sprig.prune import prune
 
@@ -112,6 +113,18 @@ def train(
     return step, loss
 
 
+def row_magnitude(model: nn.Module, density: float) -> None:
+    """Magnitude pruning that, like Wanda, keeps the same count in every output row: Wanda
+    with its input norms left out (tells the comparison group from the score)."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and any(fnmatchcase(name, p) for p in BLOCK_WEIGHTS):
+            w = module.weight.detach()
+            k = round(density * w.shape[1])
+            keep = torch.zeros_like(w, dtype=torch.bool)
+            keep.scatter_(1, w.abs().topk(k, dim=1).indices, True)
+            apply_mask(module, "weight", keep, pattern="unstructured")
+
+
 @torch.no_grad()
 def perplexity(model: nn.Module, val: torch.Tensor) -> float:
     model.eval()
@@ -149,16 +162,18 @@ def main() -> None:
     dense_ppl = perplexity(model, val)
     rows.append(["dense", "-", 1.0, dense_ppl, 0.0])
     settings = [("50%", 0.5, {}), ("2:4", None, {"pattern": "2:4"}), ("70%", 0.3, {})]
-    methods = ["magnitude", "wanda", "sparsegpt", "wanda+owl"]
+    methods = ["magnitude", "magnitude/row", "wanda", "sparsegpt", "wanda+owl"]
     for label, dens, opts in settings:
         for method in methods:
-            if method == "wanda+owl" and label == "2:4":
-                continue  # OWL varies densities; N:M fixes them
+            if method in ("wanda+owl", "magnitude/row") and label == "2:4":
+                continue  # OWL varies densities; N:M fixes them; N:M groups lie in rows
             net = copy.deepcopy(model)
             t = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", LeftAloneWarning)  # embeddings, by design
-                if method == "magnitude":
+                if method == "magnitude/row":
+                    row_magnitude(net, dens)
+                elif method == "magnitude":
                     if opts:
                         prune(net, None, "nm", n=2, m=4, include=BLOCK_WEIGHTS)
                     else:
