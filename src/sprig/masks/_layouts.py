@@ -25,7 +25,12 @@ def class_path(cls: type) -> str:
 
 
 def is_transposed_linear(module: nn.Module) -> bool:
-    """True for a layer class that stores its weight ``(in, out)`` (Hugging Face ``Conv1D``)."""
+    """True for a layer class that stores its weight ``(in, out)`` (Hugging Face ``Conv1D``).
+
+    Example:
+        >>> is_transposed_linear(nn.Linear(3, 2))
+        False
+    """
     return any(class_path(cls) in TRANSPOSED_LINEAR for cls in type(module).__mro__)
 
 

@@ -78,6 +78,14 @@ def left_alone(
     A weight is a parameter of rank >= 2 (biases and norm scales are not counted). Tensors that
     are also a maskable weight elsewhere (an embedding tied to ``lm_head``) are not listed, nor
     names matching ``exclude``.
+
+    Returns:
+        ``(qualified name, module, parameter name, reason)`` per weight, in module order.
+
+    Example:
+        >>> net = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2))
+        >>> [(q, why.split(" is ")[0]) for q, _, _, why in left_alone(net)]
+        [('0.weight', 'Embedding')]
     """
     maskable = {id(module._parameters[name]) for _, module, name in sparsifiable_parameters(model)}
     out = []

@@ -25,8 +25,19 @@ def calibration_batches(calibration: Any, method: str) -> list[Batch]:
             is a tensor, a tuple/list (``model(*batch)``) or a dict (``model(**batch)``).
         method: the pruning method's name, for messages.
 
+    Returns:
+        the batches, in order (a generator is consumed once, here).
+
     Raises:
         ValueError: no data, or a batch holding NaN or infinity.
+
+    Example:
+        >>> len(calibration_batches(torch.randn(8, 4), "wanda"))
+        1
+        >>> calibration_batches([], "wanda")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: calibration holds no batches; wanda scores weights by the inputs they see: ...
     """
     hint = (
         f"{method} scores weights by the inputs they see: pass calibration= a tensor of model "

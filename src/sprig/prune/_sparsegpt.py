@@ -34,6 +34,19 @@ def sparsegpt(
         density: fraction kept (unstructured: exactly ``round(density * numel)`` when enough
             weights are alive); ignored for N:M.
         spec: ``unstructured`` or N:M (``block_size`` a multiple of M).
+        damp: added to the diagonal of ``H``, as a fraction of its mean.
+        block_size: columns per adaptive-mask block and per lazy update.
+
+    Returns:
+        ``(weight, keep)``: the updated weight, zero where ``keep`` is False.
+
+    Example:
+        >>> from sprig.masks import parse_pattern
+        >>> x = torch.randn(64, 8)
+        >>> w, keep = sparsegpt(torch.randn(4, 8), 2 / 64 * x.t() @ x,
+        ...                     torch.ones(4, 8, dtype=torch.bool), 0.5, parse_pattern("2:4"))
+        >>> keep.reshape(4, 2, 4).sum(-1).unique().tolist()
+        [2]
     """
     # float64 weights stay float64 (the reference comparison in the tests); others work in float32
     W = weight.clone().to(torch.float64 if weight.dtype == torch.float64 else torch.float32)
