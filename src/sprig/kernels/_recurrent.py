@@ -1,18 +1,19 @@
 """The fused recurrent loop: a whole sequence of an RNN/GRU/LSTM layer over CSR weights.
 
-Why numba: at H=1024 and density 0.01 one step's products take ~5 us, but a Python loop of torch
-CSR products costs ~20 us per step (measured), so the loop overhead, not the arithmetic, is the
-bottleneck. :func:`csr_recurrent` runs all T steps in one compiled call over the CSR arrays
-(row pointers, column indices, values); Python is entered once per layer, not once per step.
+Why numba: at small densities one step's products take a few microseconds, less than a
+Python loop of torch CSR products spends per step, so the loop overhead, not the arithmetic, is
+the bottleneck (``benchmarks/bench_rnn.py``: its "torch CSR loop" column against "sprig").
+:func:`csr_recurrent` runs all T steps in one compiled call over the CSR arrays (row pointers,
+column indices, values); Python is entered once per layer, not once per step.
 
 Batch 1 (the case sparse recurrent inference is for) runs a CSR mat-vec per step, its rows
-split over threads when the layer is big (H=4096, d=0.05: 1.7x on 2 threads; at H=1024,
-d=0.01 a step is ~5 us and waking a thread per step costs more than it saves). Small batches
-keep the batch innermost so each nonzero serves every sequence (see ``_recurrent_numba``);
-batches with big steps (``nnz(W_hh) * B >= MKL_STEP_MIN``) run a Python loop of MKL CSR
-products and torch cell ops instead, which is 2.7x faster there (H=1024, d=0.1, B=16:
-12.3 ms against 33.8 ms). Variable lengths: a sequence stops at its length (outputs after it are
-zero, its state is the one after its last step, like torch's packed sequences).
+split over threads when the layer is big (for small layers waking a thread per step costs more
+than it saves; ``MIN_NNZ_PER_THREAD`` in ``_threads``). Small batches keep the batch innermost
+so each nonzero serves every sequence (see ``_recurrent_numba``); batches with big steps
+(``nnz(W_hh) * B >= MKL_STEP_MIN``) run a Python loop of MKL CSR products and torch cell ops
+instead, which is faster there. Timings of every path: ``benchmarks/bench_rnn.py``, table
+``benchmarks/results/rnn.md``. Variable lengths: a sequence stops at its length (outputs after
+it are zero, its state is the one after its last step, like torch's packed sequences).
 
 :func:`recurrent_reference` beside it is the slow, obviously-correct twin (a Python loop of
 dense products) that the tests compare against.
@@ -433,9 +434,8 @@ def _torch_csr_loop(
     """A Python loop of torch CSR products (MKL, multi-threaded) and torch cell ops.
 
     Runs activations the compiled loop does not know, and batches with big steps: MKL's CSR
-    product over a batch beats the compiled batch-inner loop there (H=1024, d=0.1, B=16,
-    2 threads: 100 recurrent products 6.5 ms against 25.6 ms), and torch's element-wise ops
-    run on every thread.
+    product over a batch beats the compiled batch-inner loop there (``MKL_STEP_MIN``;
+    ``benchmarks/bench_rnn.py``), and torch's element-wise ops run on every thread.
     """
     T, B, _ = x.shape
     H = layer.weight_hh.shape[1]
