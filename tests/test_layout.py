@@ -34,3 +34,10 @@ def test_one_version():
     assert sprig.__version__ == __version__
     text = (SRC.parents[1] / "pyproject.toml").read_text()
     assert f'version = "{__version__}"' in text
+
+
+def test_dst_and_prune_take_the_callback_protocol_from_below_the_loops():
+    for pkg in ("dst", "prune/_schedules.py"):
+        paths = (SRC / pkg).rglob("*.py") if (SRC / pkg).is_dir() else [SRC / pkg]
+        for path in paths:
+            assert "from ..training import" not in path.read_text(), path

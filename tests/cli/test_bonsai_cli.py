@@ -1,4 +1,5 @@
 import json
+import re
 
 from typer.testing import CliRunner
 
@@ -13,7 +14,10 @@ def test_bonsai_writes_the_run_folder(tmp_path):
     assert result.exit_code == 0, result.output
     for name in ("graph.json", "graph.dot", "graph.py", "graph.html"):
         assert (out / name).is_file()
-    assert all(w in result.output for w in ("neuron", "state", "edge"))  # 1 state, 2 states
+    # counted nouns: "1 state", "3 states"
+    assert re.search(
+        r"graph: (1 neuron|\d+ neurons), (1 state|\d+ states), (1 edge|\d+ edges)", result.output
+    )
     assert "validation (200 fresh sequences of 40)" in result.output
     assert "wall time" in result.output
     data = json.loads((out / "graph.json").read_text())

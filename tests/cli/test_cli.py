@@ -112,3 +112,12 @@ def test_help_is_not_cut_when_printed_to_a_pipe():
     for cmd in ("demo", "summary", "bench", "run", "bonsai", "view", "lottery", "sparse-vs-dense"):
         result = CliRunner().invoke(app, [cmd, "--help"])
         assert result.exit_code == 0 and "…" not in result.output, result.output
+
+
+def test_bench_says_when_a_busy_machine_runs_kernels_on_one_thread(monkeypatch):
+    from sprig.kernels import _threads
+
+    monkeypatch.setattr(_threads, "machine_busy", lambda: True)
+    result = CliRunner().invoke(app, ["bench", "--size", "300", "--rounds", "2"])
+    assert result.exit_code == 0, result.output
+    assert "the machine is busy" in result.output and "one thread" in result.output

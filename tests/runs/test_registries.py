@@ -1,14 +1,14 @@
 """The registries' documented way of adding a sparsity method works as written."""
 
 import sprig
-from sprig.runs import METHODS, config_from_dict, run_experiment
+from sprig.runs import RUN_METHODS, config_from_dict, run_experiment
 
 
 def test_the_documented_method_example_runs(tmp_path, monkeypatch):
     def my_set(model, steps, seed, every=100):  # as in runs/_registries.py's docstring
         return sprig.SET(model, t_end=steps, every=every, seed=seed)
 
-    monkeypatch.setitem(METHODS._items, "my_set", my_set)
+    monkeypatch.setitem(RUN_METHODS._items, "my_set", my_set)
     cfg = config_from_dict(
         {
             "steps": 12,

@@ -8,6 +8,7 @@ dispatcher chose, timed interleaved in one run.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import partial
 
@@ -60,6 +61,15 @@ def run_bench(
         f"threads; sprig's dispatcher chose: {plan.kernel}"
         + (f" (blocks of {plan.block})" if plan.block else "")
     )
+    from sprig.kernels._threads import machine_busy
+
+    if machine_busy():
+        load = os.getloadavg()[0]
+        echo(
+            f"  the machine is busy (load average {load:.1f} on {os.cpu_count()} cores): "
+            "batch-1 kernels run on one thread, as a thread team would wait for its "
+            "descheduled threads (benchmarks/results/kernels_busy.md)"
+        )
     width = max(len(k) for k in fns)
     for name, t in times.items():
         echo(f"  {name.ljust(width)}  {t * 1e3:9.3f} ms  {base / t:6.2f}x dense")

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .._callback import Callback
 from .._checks import make_generator
 from .._registry import Registry
 from ..masks import (
@@ -53,7 +54,6 @@ from ..masks import (
     masked_parameters,
 )
 from ..masks import apply_mask as _apply_mask
-from ..training import Callback
 from ._args import check_call, warn_late_end, warn_unswappable
 from ._fanin import FANIN, fanin_per_row, swap_rows
 

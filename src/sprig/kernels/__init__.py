@@ -17,6 +17,7 @@ from ._inputs import apply_rows, is_sparse_input
 from ._linear import csr_linear, csr_linear_reference
 from ._matvec import MATVEC_MIN_NNZ, MatVec
 from ._recurrent import (
+    CELL_GATES,
     GATES,
     KERNEL_ACTIVATIONS,
     PreparedLayer,
@@ -30,6 +31,7 @@ from ._train import csr_linear_train, masked_csr_linear, nonzero_grad_reference
 
 __all__ = [
     "BACKENDS",
+    "CELL_GATES",
     "GATES",
     "KERNEL_ACTIVATIONS",
     "apply_rows",

@@ -3,12 +3,11 @@
 At batch 1 a sparse layer is one pass over its nonzeros, so its speed is the bytes each nonzero
 costs. MKL (through torch) reads 8 per nonzero (float32 value + int32 column). This kernel reads
 the column indices as 16-bit when the layer has at most 65,536 inputs: 6 bytes per nonzero.
-Measured on this machine, one thread, N=8192, d=0.05: MKL 2.34 ms, this loop with int32
-columns 2.15 ms, with 16-bit columns 1.48 ms (``benchmarks/bench_kernels.py`` has the table).
+``benchmarks/bench_kernels.py`` times it against MKL (its "MKL int32" and "sprig csr" columns
+and the steady-state figure in ``benchmarks/results/kernels.md``).
 
 Below ``MATVEC_MIN_NNZ`` nonzeros MKL's ``mv`` is faster (its call costs less than this
-kernel's few microseconds of Python and numba dispatch; measured, 2 threads: N=1024, d=0.05:
-MKL 11 us, this 16 us; N=2048, d=0.1: 69 and 68 us; N=8192, d=0.05: 1.35 and 1.07 ms), so
+kernel's few microseconds of Python and numba dispatch; the same benchmark's small-N cells), so
 compressed layers use this kernel only above it.
 
 The rows are cut into one part per torch thread, balanced by nonzeros, and the parts run on

@@ -1,18 +1,19 @@
 """The fused recurrent loop: a whole sequence of an RNN/GRU/LSTM layer over CSR weights.
 
-Why numba: at H=1024 and density 0.01 one step's products take ~5 us, but a Python loop of torch
-CSR products costs ~20 us per step (measured), so the loop overhead, not the arithmetic, is the
-bottleneck. :func:`csr_recurrent` runs all T steps in one compiled call over the CSR arrays
-(row pointers, column indices, values); Python is entered once per layer, not once per step.
+Why numba: at small densities one step's products take a few microseconds, less than a
+Python loop of torch CSR products spends per step, so the loop overhead, not the arithmetic, is
+the bottleneck (``benchmarks/bench_rnn.py``: its "torch CSR loop" column against "sprig").
+:func:`csr_recurrent` runs all T steps in one compiled call over the CSR arrays (row pointers,
+column indices, values); Python is entered once per layer, not once per step.
 
 Batch 1 (the case sparse recurrent inference is for) runs a CSR mat-vec per step, its rows
-split over threads when the layer is big (H=4096, d=0.05: 1.7x on 2 threads; at H=1024,
-d=0.01 a step is ~5 us and waking a thread per step costs more than it saves). Small batches
-keep the batch innermost so each nonzero serves every sequence (see ``_recurrent_numba``);
-batches with big steps (``nnz(W_hh) * B >= MKL_STEP_MIN``) run a Python loop of MKL CSR
-products and torch cell ops instead, which is 2.7x faster there (H=1024, d=0.1, B=16:
-12.3 ms against 33.8 ms). Variable lengths: a sequence stops at its length (outputs after it are
-zero, its state is the one after its last step, like torch's packed sequences).
+split over threads when the layer is big (for small layers waking a thread per step costs more
+than it saves; ``MIN_NNZ_PER_THREAD`` in ``_threads``). Small batches keep the batch innermost
+so each nonzero serves every sequence (see ``_recurrent_numba``); batches with big steps
+(``nnz(W_hh) * B >= MKL_STEP_MIN``) run a Python loop of MKL CSR products and torch cell ops
+instead, which is faster there. Timings of every path: ``benchmarks/bench_rnn.py``, table
+``benchmarks/results/rnn.md``. Variable lengths: a sequence stops at its length (outputs after
+it are zero, its state is the one after its last step, like torch's packed sequences).
 
 :func:`recurrent_reference` beside it is the slow, obviously-correct twin (a Python loop of
 dense products) that the tests compare against.
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from enum import IntEnum
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -35,20 +37,39 @@ from ._threads import row_parts, run_parts
 # nonzeros of W_hh times batch from which batched steps run torch's CSR loop (_torch_csr_loop)
 MKL_STEP_MIN = 200_000
 
-# gate blocks per cell: the one table that compress and nn import
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-# Activations the compiled Elman loop knows, by sprig's activation-registry names.
-KERNEL_ACTIVATIONS = {
-    "tanh": 0,
-    "relu": 1,
-    "sigmoid": 2,
-    "identity": 3,
-    "silu": 4,
-    "gelu": 5,
-    "elu": 6,
-    "leaky_relu": 7,
+# Gate names in torch's order inside the stacked weights (rows gate*H : (gate+1)*H): the one
+# table of cells that nn (SparseRNN's per-gate masks) and compress import.
+CELL_GATES: dict[str, tuple[str, ...]] = {
+    "rnn": ("h",),
+    "gru": ("r", "z", "n"),
+    "lstm": ("i", "f", "g", "o"),
 }
-_CELL_CODE = {"rnn": 0, "gru": 1, "lstm": 2}
+GATES = {cell: len(names) for cell, names in CELL_GATES.items()}  # gate blocks per cell
+
+
+class Cell(IntEnum):
+    """The compiled loops' cell codes (``_recurrent_numba`` branches on them)."""
+
+    RNN = 0
+    GRU = 1
+    LSTM = 2
+
+
+class Act(IntEnum):
+    """Activations the compiled Elman loop knows, by sprig's activation-registry names
+    (lower case); the values are the codes ``_recurrent_numba.activate`` branches on."""
+
+    TANH = 0
+    RELU = 1
+    SIGMOID = 2
+    IDENTITY = 3
+    SILU = 4
+    GELU = 5
+    ELU = 6
+    LEAKY_RELU = 7
+
+
+KERNEL_ACTIVATIONS = {act.name.lower(): int(act) for act in Act}
 
 Activation = str | Callable[[Tensor], Tensor]
 
@@ -147,22 +168,36 @@ def torch_cell(
 def _torch_activation(activation: Activation) -> Callable[[Tensor], Tensor]:
     if callable(activation):
         return activation
-    table: dict[str, Callable[[Tensor], Tensor]] = {
-        "tanh": torch.tanh,
-        "relu": torch.relu,
-        "sigmoid": torch.sigmoid,
-        "identity": lambda v: v,
-        "silu": F.silu,
-        "gelu": F.gelu,
-        "elu": F.elu,
-        "leaky_relu": F.leaky_relu,
+    torch_fns: dict[Act, Callable[[Tensor], Tensor]] = {
+        Act.TANH: torch.tanh,
+        Act.RELU: torch.relu,
+        Act.SIGMOID: torch.sigmoid,
+        Act.IDENTITY: lambda v: v,
+        Act.SILU: F.silu,
+        Act.GELU: F.gelu,
+        Act.ELU: F.elu,
+        Act.LEAKY_RELU: F.leaky_relu,
     }
+    table = {act.name.lower(): fn for act, fn in torch_fns.items()}
     if activation not in table:
         raise ValueError(
             f"unknown activation {activation!r}; valid names are: {', '.join(sorted(table))} "
             "(or pass a function)"
         )
     return table[activation]
+
+
+class LoopArrays(NamedTuple):
+    """The compiled loop's arrays of one layer, in the order its entry points take them."""
+
+    ih_crow: Any  # (G*H + 1,) uint32
+    ih_col: Any  # (nnz_ih,) uint16 or uint32
+    ih_values: Any  # (nnz_ih,) float32/64
+    hh_crow: Any
+    hh_col: Any
+    hh_values: Any
+    b_ih: Any  # (G*H,), zeros where the layer has no bias
+    b_hh: Any
 
 
 @dataclass(frozen=True)
@@ -175,7 +210,7 @@ class PreparedLayer:
 
     shape_ih: tuple[int, int]
     shape_hh: tuple[int, int]
-    arrays: tuple[Any, ...]  # ih crow, col, values, hh crow, col, values, b_ih, b_hh
+    arrays: LoopArrays
     dtype: torch.dtype
     csr: tuple[Tensor, Tensor]  # W_ih, W_hh as torch CSR with int32 indices (batched path)
     parts: dict[int, Any] = field(default_factory=dict)  # W_hh row cuts per thread count
@@ -183,7 +218,7 @@ class PreparedLayer:
     def hh_parts(self, threads: int) -> Any:
         """Row cuts of ``W_hh`` for ``threads`` threads (cached)."""
         if threads not in self.parts:
-            self.parts[threads] = row_parts(self.arrays[3], threads)
+            self.parts[threads] = row_parts(self.arrays.hh_crow, threads)
         return self.parts[threads]
 
 
@@ -219,15 +254,15 @@ def prepare_layer(
         if b is not None and tuple(b.shape) != (GH,):
             raise ValueError(f"{name} of shape {tuple(b.shape)} does not fit: pass ({GH},) or None")
 
-    def arrays(w: Tensor) -> list[Any]:
+    def arrays(w: Tensor) -> tuple[Any, Any, Any]:
         # unsigned indices: see _recurrent_numba (no wrap-around checks, vectorized gathers);
         # 16-bit columns where they fit: 6 bytes per nonzero instead of 8
         col = np.uint16 if w.shape[1] <= 2**16 else np.uint32
-        return [
+        return (
             w.crow_indices().to(torch.int64).numpy().astype(np.uint32),
             w.col_indices().to(torch.int64).numpy().astype(col),
             w.values().detach().to(dtype).contiguous().numpy(),
-        ]
+        )
 
     def bias(b: Tensor | None) -> Any:
         z = torch.zeros(GH, dtype=dtype) if b is None else b.detach().to(dtype)
@@ -240,15 +275,11 @@ def prepare_layer(
         shape = (int(w.shape[0]), int(w.shape[1]))
         return csr_from_parts(crow.int(), col.int(), w.values().detach().to(dtype), shape)
 
+    biases = (bias(layer.bias_ih), bias(layer.bias_hh))
     return PreparedLayer(
         (GH, layer.weight_ih.shape[1]),
         (GH, layer.weight_hh.shape[1]),
-        (
-            *arrays(layer.weight_ih),
-            *arrays(layer.weight_hh),
-            bias(layer.bias_ih),
-            bias(layer.bias_hh),
-        ),
+        LoopArrays(*arrays(layer.weight_ih), *arrays(layer.weight_hh), *biases),
         dtype,
         (csr32(layer.weight_ih), csr32(layer.weight_hh)),
     )
@@ -326,9 +357,9 @@ def csr_recurrent(
         return np.array(arr.T if batch_inner else arr, dtype=np_dtype, order="C", copy=True)
 
     inner = B > 1  # batch innermost: one pass over the nonzeros per step serves every sequence
-    if inner and prep.arrays[5].shape[0] * B >= MKL_STEP_MIN:
+    if inner and prep.arrays.hh_values.shape[0] * B >= MKL_STEP_MIN:
         csr_ih, csr_hh = prep.csr
-        b_ih, b_hh = (torch.from_numpy(b) for b in prep.arrays[6:8])
+        b_ih, b_hh = (torch.from_numpy(b) for b in (prep.arrays.b_ih, prep.arrays.b_hh))
         layer32 = RecurrentLayer(csr_ih, csr_hh, b_ih, b_hh)
         act_fn = _torch_activation(activation)
         return _torch_csr_loop(x.detach().to(dtype), layer32, cell, act_fn, h0, c0, lens)
@@ -338,12 +369,12 @@ def csr_recurrent(
     out = (np.empty if full else np.zeros)((T, H, B) if inner else (B, T, H), dtype=np_dtype)
     # loop_mat: (T, I, B), batch innermost; loop_vec: (B, I, T), time innermost
     xs = np.ascontiguousarray(xn.transpose(0, 2, 1) if inner else xn.transpose(1, 2, 0))
-    args = (xs, lens.numpy(), h, c, *prep.arrays, _CELL_CODE[cell], act, out)
+    args = (xs, lens.numpy(), h, c, *prep.arrays, int(Cell[cell.upper()]), act, out)
     if inner:
         nb.loop_mat(*args)
     else:  # big layers split each step's recurrent product over OpenMP threads
         run_parts(
-            lambda bounds: nb.loop_vec_parallel(*args, bounds),  # type: ignore[call-arg]
+            lambda bounds: nb.loop_vec_parallel(*args, bounds),
             lambda: nb.loop_vec(*args),
             prep.hh_parts(torch.get_num_threads()),
         )
@@ -403,9 +434,8 @@ def _torch_csr_loop(
     """A Python loop of torch CSR products (MKL, multi-threaded) and torch cell ops.
 
     Runs activations the compiled loop does not know, and batches with big steps: MKL's CSR
-    product over a batch beats the compiled batch-inner loop there (H=1024, d=0.1, B=16,
-    2 threads: 100 recurrent products 6.5 ms against 25.6 ms), and torch's element-wise ops
-    run on every thread.
+    product over a batch beats the compiled batch-inner loop there (``MKL_STEP_MIN``;
+    ``benchmarks/bench_rnn.py``), and torch's element-wise ops run on every thread.
     """
     T, B, _ = x.shape
     H = layer.weight_hh.shape[1]

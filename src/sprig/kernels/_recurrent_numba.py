@@ -36,6 +36,17 @@ from numba.extending import overload
 
 # one home for the compile options (fastmath set, error model, threading layer): _compiled
 from ._compiled import _inline, _jit, _pjit
+from ._recurrent import Act, Cell
+
+# the codes as plain ints, which numba freezes into the compiled loops as constants
+_RNN, _GRU, _LSTM = int(Cell.RNN), int(Cell.GRU), int(Cell.LSTM)
+_TANH, _RELU, _SIGMOID, _IDENTITY = (
+    int(Act.TANH),
+    int(Act.RELU),
+    int(Act.SIGMOID),
+    int(Act.IDENTITY),
+)
+_SILU, _GELU, _ELU = int(Act.SILU), int(Act.GELU), int(Act.ELU)
 
 _F = np.float32
 _CLAMP = _F(7.99881172180175781)
@@ -98,20 +109,20 @@ def _fsigmoid(x):  # type: ignore[no-untyped-def]
 
 @_inline
 def activate(v: Any, code: int) -> Any:
-    # codes: KERNEL_ACTIVATIONS in _recurrent.py
-    if code == 0:
+    # codes: the Act enum in _recurrent.py (LEAKY_RELU is the last branch)
+    if code == _TANH:
         return np.float64(ftanh(v))
-    if code == 1:
+    if code == _RELU:
         return max(np.float64(v), 0.0)
-    if code == 2:
+    if code == _SIGMOID:
         return np.float64(fsigmoid(v))
-    if code == 3:
+    if code == _IDENTITY:
         return np.float64(v)
-    if code == 4:
+    if code == _SILU:
         return v / (1.0 + math.exp(-np.float64(v)))
-    if code == 5:
+    if code == _GELU:
         return 0.5 * v * (1.0 + math.erf(np.float64(v) * 0.7071067811865476))
-    if code == 6:
+    if code == _ELU:
         return np.float64(v) if v > 0 else math.expm1(np.float64(v))
     return np.float64(v) if v > 0 else 0.01 * np.float64(v)
 
@@ -145,16 +156,16 @@ def update_vec(cell: int, act: int, gh: Any, gi: Any, t: int, hb: Any, cb: Any, 
     # One branch-free loop per common cell: these vectorize (a loop with branches and libm
     # calls runs ~3x slower at H=1024).
     H = hb.shape[0]
-    if cell == 0 and act == 0:
+    if cell == _RNN and act == _TANH:
         for j in range(H):
             ob[j] = ftanh(gh[j])
-    elif cell == 0 and act == 1:
+    elif cell == _RNN and act == _RELU:
         for j in range(H):
             ob[j] = max(gh[j], 0)
-    elif cell == 0:
+    elif cell == _RNN:
         for j in range(H):
             ob[j] = activate(gh[j], act)
-    elif cell == 2:
+    elif cell == _LSTM:
         for j in range(H):
             cn = fsigmoid(gh[H + j]) * cb[j] + fsigmoid(gh[j]) * ftanh(gh[2 * H + j])
             cb[j] = cn
@@ -197,7 +208,7 @@ def loop_vec(
         # The input part of every step at once (time is the contiguous inner loop): only the
         # recurrent product is left inside the sequential loop.
         spmm(ih_crow, ih_col, ih_val, x[b], b_ih, gi)
-        fold = 2 * H if cell == 1 else gh.shape[0]
+        fold = 2 * H if cell == _GRU else gh.shape[0]
         for t in range(lengths[b]):
             spmv(hh_crow, hh_col, hh_val, hb, b_hh, gi, t, fold, gh, 0, gh.shape[0])
             update_vec(cell, act, gh, gi, t, hb, cb, out[b, t])
@@ -228,7 +239,7 @@ def loop_vec_parallel(
     H = h.shape[1]
     gi = np.empty((b_ih.shape[0], T), dtype=h.dtype)
     gh = np.empty(b_ih.shape[0], dtype=h.dtype)
-    fold = 2 * H if cell == 1 else gh.shape[0]
+    fold = 2 * H if cell == _GRU else gh.shape[0]
     for b in range(B):
         hb = h[b]
         cb = c[b]
@@ -259,19 +270,19 @@ def gates_mat(cell: int, act: int, gi: Any, gh: Any, h: Any, c: Any, hn: Any, cn
     # hn (and cn, LSTM) from the step's input part gi and recurrent part gh (biases included)
     # and the previous h, c. Branch-free loops per common cell (they vectorize).
     H, B = h.shape
-    if cell == 0 and act == 0:
+    if cell == _RNN and act == _TANH:
         for j in range(H):
             for b in range(B):
                 hn[j, b] = ftanh(gh[j, b] + gi[j, b])
-    elif cell == 0 and act == 1:
+    elif cell == _RNN and act == _RELU:
         for j in range(H):
             for b in range(B):
                 hn[j, b] = max(gh[j, b] + gi[j, b], 0)
-    elif cell == 0:
+    elif cell == _RNN:
         for j in range(H):
             for b in range(B):
                 hn[j, b] = activate(gh[j, b] + gi[j, b], act)
-    elif cell == 2:
+    elif cell == _LSTM:
         for j in range(H):
             for b in range(B):
                 i_g = fsigmoid(gh[j, b] + gi[j, b])
@@ -310,7 +321,7 @@ def update_mat(
     if all_live:  # the common case: straight into the output, no masked commit
         gates_mat(cell, act, gi, gh, h, c, ot, cn)
         h[:, :] = ot
-        if cell == 2:
+        if cell == _LSTM:
             c[:, :] = cn
         return
     gates_mat(cell, act, gi, gh, h, c, hn, cn)
@@ -319,7 +330,7 @@ def update_mat(
             if live[b]:
                 ot[j, b] = hn[j, b]
                 h[j, b] = hn[j, b]
-                if cell == 2:
+                if cell == _LSTM:
                     c[j, b] = cn[j, b]
 
 

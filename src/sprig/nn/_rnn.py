@@ -18,16 +18,11 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .._checks import check_density, sub_seed
+from ..kernels import CELL_GATES
 from ..masks import apply_mask, make_mask, parse_pattern
 from ._activations import ACTIVATIONS, make_activation
 from ._base import sprig_module
 
-# Gate names in torch's order inside the stacked weights (rows gate*H : (gate+1)*H).
-CELL_GATES: dict[str, tuple[str, ...]] = {
-    "rnn": ("h",),
-    "gru": ("r", "z", "n"),
-    "lstm": ("i", "f", "g", "o"),
-}
 _TORCH_MODE = {"gru": "GRU", "lstm": "LSTM"}
 _TORCH_FORWARD: dict[str, Callable[..., Any]] = {
     "RNN_TANH": nn.RNN.forward,

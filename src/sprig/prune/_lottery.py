@@ -34,12 +34,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._callback import Callback
 from .._checks import check_int, make_generator, sub_seed
 from ..data import Split
 from ..io import write_text_atomic
 from ..masks import MASK_SUFFIX, apply_mask, get_mask, sparsifiable_parameters
 from ..masks import density as model_density
-from ..training import Callback, TrainConfig, train_classifier
+from ..training import TrainConfig, train_classifier
 from ._pruners import SCOPES, MagnitudePruner
 
 ARMS = ("ticket", "reinit", "random")

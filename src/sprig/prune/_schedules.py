@@ -28,10 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._callback import Callback
 from .._checks import check_density, check_int
 from .._registry import Registry
 from ..masks import density as model_density
-from ..training import Callback
 from ._pruners import MagnitudePruner, Pruner
 
 

@@ -3,7 +3,8 @@ core never imports this.
 
 A run folder holds the config, per-step metrics (JSON lines), checkpoints, the final model and
 plots; a stopped run continues exactly with :func:`resume_run` (``sprig run --resume``).
-New sparsity methods plug in by name: ``METHODS.add("rigl", RigL)``.
+New sparsity methods plug in by name: ``RUN_METHODS.add("my_set", my_set)`` (see
+``_registries``).
 """
 
 from ._config import (
@@ -23,23 +24,23 @@ from ._experiment import Experiment, build
 from ._folder import RunError, RunFolder
 from ._registries import (
     DATASETS,
+    LR_SCHEDULES,
     METHOD_INPUTS,
-    METHODS,
     MODEL_INPUTS,
     MODELS,
+    RUN_METHODS,
     SCHEDULE_INPUTS,
-    SCHEDULES,
 )
 from ._runner import RunResult, default_out, resume_run, run_experiment
 from ._typed import ConfigError
 
 __all__ = [
     "DATASETS",
-    "METHODS",
+    "RUN_METHODS",
     "METHOD_INPUTS",
     "MODELS",
     "MODEL_INPUTS",
-    "SCHEDULES",
+    "LR_SCHEDULES",
     "SCHEDULE_INPUTS",
     "ConfigError",
     "DataConfig",
@@ -62,3 +63,7 @@ __all__ = [
     "resume_run",
     "run_experiment",
 ]
+
+# the names before they were told apart from sprig.dst.METHODS and sprig.prune.SCHEDULES
+METHODS = RUN_METHODS
+SCHEDULES = LR_SCHEDULES

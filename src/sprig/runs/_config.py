@@ -15,12 +15,12 @@ from .._registry import Registry
 from ..training import OPTIMIZERS, check_optimizer_settings
 from ._registries import (
     DATASETS,
+    LR_SCHEDULES,
     METHOD_INPUTS,
-    METHODS,
     MODEL_INPUTS,
     MODELS,
+    RUN_METHODS,
     SCHEDULE_INPUTS,
-    SCHEDULES,
 )
 from ._typed import ConfigError, bind_options, build_dataclass
 
@@ -79,7 +79,7 @@ class MethodConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check_section(METHODS, self.name, self.options, "method", METHOD_INPUTS)
+        _check_section(RUN_METHODS, self.name, self.options, "method", METHOD_INPUTS)
 
 
 @dataclass
@@ -90,7 +90,7 @@ class ScheduleConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check_section(SCHEDULES, self.name, self.options, "schedule", SCHEDULE_INPUTS)
+        _check_section(LR_SCHEDULES, self.name, self.options, "schedule", SCHEDULE_INPUTS)
 
 
 @dataclass

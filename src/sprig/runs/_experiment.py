@@ -21,7 +21,7 @@ from ..masks import density
 from ..training import Callback, TrainConfig, accuracy, make_optimizer, sample_batch
 from ..training import train_step as training_step
 from ._config import RunConfig
-from ._registries import DATASETS, METHODS, MODELS, SCHEDULES
+from ._registries import DATASETS, LR_SCHEDULES, MODELS, RUN_METHODS
 
 
 @dataclass
@@ -97,7 +97,7 @@ def build(config: RunConfig) -> Experiment:
             weight_decay=opt_cfg.weight_decay,
         ),
     )
-    factor = SCHEDULES.get(config.schedule.name)
+    factor = LR_SCHEDULES.get(config.schedule.name)
     sched_opts = dict(config.schedule.options)
     steps = config.steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -114,7 +114,7 @@ def build(config: RunConfig) -> Experiment:
         "generator": method_generator,
     }
     callbacks = _call_method(
-        METHODS.get(config.method.name), available, dict(config.method.options)
+        RUN_METHODS.get(config.method.name), available, dict(config.method.options)
     )
     batches = torch.Generator().manual_seed(sub_seed(seed, "batches"))
     torch.manual_seed(sub_seed(seed, "global"))

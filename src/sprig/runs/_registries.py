@@ -10,7 +10,7 @@ Adding a sparsity method is one function whose options are keyword parameters::
     def my_set(model, steps, seed, every=100):  # [method] name = "my_set", every = 50
         return sprig.SET(model, t_end=steps, every=every, seed=seed)
 
-    METHODS.add("my_set", my_set)
+    RUN_METHODS.add("my_set", my_set)
 
 A method receives what it asks for by name among :data:`METHOD_INPUTS` (``model``,
 ``optimizer``, ``data``, ``steps``/``total_steps``, ``seed``, ``generator``) and returns a
@@ -42,10 +42,10 @@ DATASETS.add("mnist1d", mnist1d)
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 MODEL_INPUTS = ("n_features", "n_classes", "seed")
 
-METHODS: Registry[Callable[..., Any]] = Registry("sparsity method")
+RUN_METHODS: Registry[Callable[..., Any]] = Registry("sparsity method")
 METHOD_INPUTS = ("model", "optimizer", "data", "steps", "total_steps", "seed", "generator")
 
-SCHEDULES: Registry[Callable[..., float]] = Registry("schedule")
+LR_SCHEDULES: Registry[Callable[..., float]] = Registry("schedule")
 SCHEDULE_INPUTS = ("step", "steps")
 
 
@@ -71,13 +71,13 @@ def mlp(
     return SparseMLP(sizes, dens, activation, pattern, bias, seed, storage=storage)
 
 
-@METHODS.register("static")
+@RUN_METHODS.register("static")
 def static() -> None:
     """Static sparse training: the masks the model was built with never change."""
     return None
 
 
-@METHODS.register("dense")
+@RUN_METHODS.register("dense")
 def dense(model: nn.Module) -> None:
     """The dense baseline: every weight trains (the model must be built with densities 1)."""
     kept = density(model)
@@ -90,20 +90,20 @@ def dense(model: nn.Module) -> None:
     return None
 
 
-@SCHEDULES.register("constant")
+@LR_SCHEDULES.register("constant")
 def constant(step: int, steps: int) -> float:
     """The learning rate stays as given."""
     return 1.0
 
 
-@SCHEDULES.register("linear")
+@LR_SCHEDULES.register("linear")
 def linear(step: int, steps: int, final_factor: float = 0.1) -> float:
     """From the learning rate down to ``final_factor`` times it, linearly (the article's
     ``1 - 0.9 * k / N``)."""
     return 1.0 - (1.0 - final_factor) * step / max(steps, 1)
 
 
-@SCHEDULES.register("cosine")
+@LR_SCHEDULES.register("cosine")
 def cosine(step: int, steps: int, final_factor: float = 0.0) -> float:
     """Half a cosine from the learning rate down to ``final_factor`` times it."""
     return final_factor + (1.0 - final_factor) * 0.5 * (
@@ -144,13 +144,13 @@ def _mask_updater(method: str, doc: str) -> Callable[..., Any]:
     return factory
 
 
-METHODS.add("rigl", _mask_updater("rigl", "RigL: grow where the dense gradient is largest."))
-METHODS.add("set", _mask_updater("set", "SET: drop the smallest weights, grow at random."))
-METHODS.add("snfs", _mask_updater("snfs", "Sparse momentum: grow by momentum, redistribute."))
-METHODS.add("deepr", _mask_updater("deepr", "Deep Rewiring: noisy signed updates, rewire."))
+RUN_METHODS.add("rigl", _mask_updater("rigl", "RigL: grow where the dense gradient is largest."))
+RUN_METHODS.add("set", _mask_updater("set", "SET: drop the smallest weights, grow at random."))
+RUN_METHODS.add("snfs", _mask_updater("snfs", "Sparse momentum: grow by momentum, redistribute."))
+RUN_METHODS.add("deepr", _mask_updater("deepr", "Deep Rewiring: noisy signed updates, rewire."))
 
 
-@METHODS.register("gradual")
+@RUN_METHODS.register("gradual")
 def gradual(
     steps: int,
     seed: int,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from .._callback import Callback
 from .._registry import Registry
 from ..data import Split
 from ..masks import dense_gradients
@@ -72,23 +73,6 @@ def make_optimizer(
     if config.optimizer == "sgd":
         kwargs["momentum"] = config.momentum
     return OPTIMIZERS.get(config.optimizer)(params, **kwargs)
-
-
-class Callback:
-    """Hooks into :func:`train_classifier`; override what you need."""
-
-    def before_training(self, steps: int) -> None:
-        """The loop is about to run ``steps`` optimizer steps (a chance to check a schedule)."""
-
-    def needs_dense_grad(self, step: int) -> bool:
-        """Return True for steps whose backward must also record dense gradients (RigL)."""
-        return False
-
-    def after_backward(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        """Gradients are ready, the optimizer has not stepped."""
-
-    def after_step(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        """The optimizer has stepped (``step`` counts from 0)."""
 
 
 @dataclass
