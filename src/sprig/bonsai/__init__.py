@@ -11,6 +11,7 @@ from ._export import (
     to_dot,
     to_python,
 )
+from ._fsm import FSMError, StateMachine, extract_fsm
 from ._graph import Edge, Graph, Node, extract_graph
 from ._grow import PRESETS, GrowConfig, finetune, grow, make_model, preset_config
 from ._pipeline import BonsaiResult, best_result, grow_bonsai
@@ -35,15 +36,18 @@ __all__ = [
     "BonsaiResult",
     "THRESHOLDS",
     "Edge",
+    "FSMError",
     "Graph",
     "GrowConfig",
     "Node",
     "SampledTask",
+    "StateMachine",
     "Score",
     "StepTask",
     "Task",
     "ThresholdResult",
     "clip",
+    "extract_fsm",
     "extract_graph",
     "finetune",
     "get_task",

@@ -17,14 +17,23 @@ from typing import Any
 from .. import __version__
 from ..io import SprigFileError, write_text_atomic
 from ..nn._ameo import AMEO_CLASSES, sharp_ameo_scalar, soft_ameo_scalar
+from ._fsm import FSMError, StateMachine
 from ._graph import Edge, Graph, Node
 
 FORMAT = "sprig.bonsai.graph"
 FORMAT_VERSION = 1
 
 
-def graph_to_dict(graph: Graph) -> dict[str, Any]:
-    """The JSON-able form of ``graph`` (see :func:`save_graph`)."""
+def graph_to_dict(
+    graph: Graph, state_machine: StateMachine | FSMError | None = None
+) -> dict[str, Any]:
+    """The JSON-able form of ``graph`` (see :func:`save_graph`).
+
+    Args:
+        graph: the graph.
+        state_machine: its :func:`extract_fsm` machine, stored under ``"state_machine"``, or
+            the :class:`FSMError` that extraction raised (stored as ``{"error": message}``).
+    """
     nodes = []
     for n in graph.nodes:
         d: dict[str, Any] = {"id": n.id, "kind": n.kind}
@@ -37,7 +46,7 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
             if n.output is not None:
                 d["output"] = n.output
         nodes.append(d)
-    return {
+    out: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "sprig_version": __version__,
@@ -49,6 +58,11 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
         "counts": graph.counts(),
         "meta": graph.meta,
     }
+    if isinstance(state_machine, StateMachine):
+        out["state_machine"] = state_machine.to_dict()
+    elif state_machine is not None:
+        out["state_machine"] = {"error": str(state_machine)}
+    return out
 
 
 def _bad(where: str, what: str) -> SprigFileError:
@@ -171,8 +185,15 @@ def graph_from_dict(data: Any, where: str = "graph") -> Graph:
     return graph
 
 
-def save_graph(graph: Graph, path: str | os.PathLike[str]) -> Path:
+def save_graph(
+    graph: Graph,
+    path: str | os.PathLike[str],
+    state_machine: StateMachine | FSMError | None = None,
+) -> Path:
     """Write ``graph`` as JSON (atomic). Read it back with :func:`load_graph`.
+
+    ``state_machine`` (its :func:`extract_fsm` result or error) is written beside it; loading
+    ignores it (the machine follows from the graph).
 
     Example:
         >>> import tempfile, torch
@@ -183,7 +204,7 @@ def save_graph(graph: Graph, path: str | os.PathLike[str]) -> Path:
         >>> load_graph(path).counts() == g.counts()
         True
     """
-    return write_text_atomic(path, json.dumps(graph_to_dict(graph), indent=1) + "\n")
+    return write_text_atomic(path, json.dumps(graph_to_dict(graph, state_machine), indent=1) + "\n")
 
 
 def load_graph(path: str | os.PathLike[str]) -> Graph:
