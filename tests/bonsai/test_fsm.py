@@ -162,8 +162,44 @@ def test_values_that_drift_raise():
     g = parity_graph()
     g.nodes[2] = Node("p", "neuron", 0.0, "identity", output=0)
     g.edges = [Edge("in0", "p", 0.5), Edge("s", "p", 0.5)]
-    with pytest.raises(FSMError, match="do not settle"):
-        extract_fsm(g, max_states=200)
+    with pytest.raises(FSMError, match="do not settle.*tolerance 1e-06: more than max_states"):
+        extract_fsm(g, max_states=200, tolerance=1e-6)
+
+
+def grown_parity_graph() -> Graph:
+    """The parity graph the automatic search grew (cells 2x2, seed 0): 3 neurons, 1 state, 5
+    edges, perfect on 50,000 sequences, whose state visits a spread of values per state."""
+    act = "interpolated_ameo"
+    return Graph(
+        1,
+        1,
+        act,
+        {"factor": 0.5, "leak": 0.1},
+        [
+            Node("in0", "input", index=0),
+            Node("s0.0", "state", initial=0.0, source="r0.0"),
+            Node("y0.0", "neuron", 1.313481330871582, act),
+            Node("r0.0", "neuron", 0.7062023282051086, act),
+            Node("out0", "neuron", 0.0, "identity", output=0),
+        ],
+        [
+            Edge("in0", "y0.0", 0.999479353427887),
+            Edge("s0.0", "y0.0", -1.2217457294464111),
+            Edge("in0", "r0.0", -1.2534663677215576),
+            Edge("s0.0", "r0.0", 0.8597021102905273),
+            Edge("y0.0", "out0", 1.1057568788528442),
+        ],
+    )
+
+
+def test_a_grown_graph_needs_a_coarser_grid():
+    g = grown_parity_graph()
+    with pytest.raises(FSMError, match="more than max_states"):
+        extract_fsm(g, tolerance=1e-6)
+    fsm = extract_fsm(g)
+    assert fsm.num_states == 2 and fsm.tolerance > 1e-6
+    x, y = parity_task().batch(2000, 40, torch.Generator().manual_seed(3))
+    assert torch.equal(fsm.run(x), y)
 
 
 def test_a_too_coarse_tolerance_is_caught_by_the_check():

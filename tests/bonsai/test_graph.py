@@ -114,6 +114,12 @@ def _mutate(g, fn):
         (lambda d: d["activation"].update(name="relu"), "unknown activation"),
         (lambda d: [n.pop("output", None) for n in d["nodes"]], "output indices must be 0..0"),
         (lambda d: d["edges"].append(["y0.0", "y0.0", 1.0]), "cycle"),
+        (
+            lambda d: d["nodes"].append(
+                {"id": "lost", "kind": "neuron", "bias": 0.0, "activation": "identity"}
+            ),
+            r"nodes \['lost'\] cannot reach any output",
+        ),
         # found by fuzzing: a raw TypeError, a raw ValueError, a MemoryError
         (lambda d: d["edges"].append([["in0"], "y0.0", 1.0]), "must be node ids"),
         (lambda d: d["activation"].update(params="ab"), "malformed field"),

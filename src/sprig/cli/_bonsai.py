@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,16 @@ from typing import Any
 import torch
 
 from ..bonsai import (
+    TASKS,
+    BonsaiResult,
+    FSMError,
+    GrowConfig,
+    Progress,
+    SearchConfig,
+    StateMachine,
+    Task,
     best_result,
+    extract_fsm,
     get_task,
     grow_bonsai,
     load_graph,
@@ -38,6 +49,19 @@ def parse_cells(text: str) -> list[tuple[int, int]]:
     return cells
 
 
+class GrowthFailed(RuntimeError):
+    """No perfect graph: the files are written (marked failed) and the command exits 1."""
+
+
+def _import_from_cwd(task_name: str) -> None:
+    """MODULE:NAME imports from the current folder, as ``python -m`` would: the ``sprig``
+    console script starts with its own bin folder on sys.path, not the current one."""
+    if ":" in task_name and task_name not in TASKS:
+        cwd = os.getcwd()
+        if cwd not in sys.path and "" not in sys.path:
+            sys.path.insert(0, cwd)
+
+
 def run_bonsai(
     task_name: str,
     out: Path | None,
@@ -49,29 +73,119 @@ def run_bonsai(
     check_sequences: int,
     echo: Callable[[str], None],
     quantize: bool = False,
-    seeds: int = 1,
+    seeds: int | None = None,
+    budget: float = 180.0,
 ) -> None:
-    from tqdm import tqdm
-
-    if seeds < 1:
+    """Grow, prune, validate and export; without --cells/--steps on a user's task, the
+    automatic search (built-in tasks use their presets)."""
+    if seeds is not None and seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    if not budget > 0:
+        raise ValueError(f"--budget must be > 0 seconds, got {budget}")
+    _import_from_cwd(task_name)
     task = get_task(task_name)
+    builtin = task_name in TASKS  # a user task named like a built-in gets no preset
     overrides: dict[str, Any] = {}
     if cells:
         overrides["cells"] = parse_cells(cells)
     if steps is not None:
         overrides["steps"] = steps
-    steps_in = parse_inputs(inputs, task.in_features) if inputs else None
+    steps_in = parse_inputs(inputs, task.in_features) if inputs is not None else None
     for option, value in (
         ("--validation-sequences", validation_sequences),
         ("--check-sequences", check_sequences),
     ):
         if value < 1:
             raise ValueError(f"{option} must be at least 1, got {value}")
+    searching = not builtin and not overrides
+    search = SearchConfig(seeds=seeds or 3, seed=seed, budget_s=budget) if searching else None
     folder = output_folder(out, f"bonsai-{task.name}")
+    common: dict[str, Any] = {
+        "check_sequences": check_sequences,
+        "validation_sequences": validation_sequences,
+        "quantize": quantize,
+    }
+    if search is not None:
+        result = _search(task, search, common, echo)
+        kept = result.graph.meta.get("seed", seed)
+    else:
+        result, kept = _fixed(task, builtin, overrides, seed, seeds or 1, common, echo)
+    g = result.graph
+    perfect = result.score.perfect
+    g.meta["status"] = "perfect" if perfect else "failed"
+    try:
+        machine: StateMachine | FSMError = extract_fsm(g)
+    except FSMError as err:
+        machine = err
+    if steps_in is None:
+        x, _ = task.batch(1, 24, torch.Generator().manual_seed(kept))
+        steps_in = x[0].tolist()
+    save_graph(g, folder / "graph.json", machine)
+    write_text_atomic(folder / "graph.dot", to_dot(g))
+    write_text_atomic(folder / "graph.py", to_python(g))
+    write_html(g, folder / "graph.html", steps_in)
+    written = "graph.json, graph.dot, graph.py, graph.html"
+    if isinstance(machine, StateMachine):
+        write_text_atomic(folder / "fsm.dot", machine.to_dot())
+        written += ", fsm.dot"
+    c = g.counts()
+    echo(
+        f"clip threshold {result.threshold:g}"
+        + (
+            ""
+            if result.perfect
+            else " (no threshold kept every check sequence right: the network itself makes errors)"
+        )
+    )
+    echo(f"graph: {c['neurons']} neurons, {c['states']} states, {c['edges']} edges")
+    if isinstance(machine, StateMachine):
+        echo(
+            f"state machine: {machine.num_states} state{'s' if machine.num_states > 1 else ''} "
+            "(minimal Mealy machine; "
+            f"{machine.raw_states} state codes at tolerance {machine.tolerance:g})"
+        )
+    else:
+        echo(f"state machine: none ({machine})")
+    s = result.score
+    echo(
+        f"validation ({s.sequences} fresh sequences of {s.length}): accuracy {s.accuracy:.4%}, "
+        f"sequences all right {s.sequence_accuracy:.4%}"
+    )
+    echo(f"wall time {result.seconds:.1f} s")
+    if not perfect:
+        write_text_atomic(
+            folder / "FAILED",
+            f"no perfect graph: validation accuracy {s.accuracy:.4%} "
+            f"({s.sequence_accuracy:.4%} of sequences all right); these files hold the best "
+            "run\n",
+        )
+        raise GrowthFailed(
+            f"no perfect graph (validation {s.accuracy:.4%}); wrote the best run to {folder} "
+            "(marked failed: FAILED, graph.json meta status). Try --budget, --seeds or --cells"
+        )
+    echo(f"wrote {folder}/{written}")
+
+
+def _fixed(
+    task: Task,
+    builtin: bool,
+    overrides: dict[str, Any],
+    seed: int,
+    seeds: int,
+    common: dict[str, Any],
+    echo: Callable[[str], None],
+) -> tuple[BonsaiResult, int]:
+    """One recipe (the built-in's preset, or GrowConfig's defaults, with the options), over
+    ``seeds`` seeds; the smallest perfect graph is kept."""
+    from tqdm import tqdm
+
     results = []
     for run_seed in range(seed, seed + seeds):
-        config = preset_config(task.name, seed=run_seed, **overrides)
+        config = (
+            preset_config(task.name, seed=run_seed, **overrides)
+            if builtin
+            else GrowConfig(seed=run_seed, **overrides)
+        )
         echo(
             f"growing a bonsai on {task.name}: cells {list(config.cells)}, {config.steps} "
             f"steps, seed {run_seed}"
@@ -83,14 +197,7 @@ def run_bonsai(
                 if step % 50 == 0:
                     bar.set_postfix(loss=f"{loss:.4f}")
 
-            r = grow_bonsai(
-                task,
-                config,
-                check_sequences=check_sequences,
-                validation_sequences=validation_sequences,
-                on_step=on_step,
-                quantize=quantize,
-            )
+            r = grow_bonsai(task, config, on_step=on_step, **common)
         results.append(r)
         if seeds > 1:
             c = r.graph.counts()
@@ -101,43 +208,49 @@ def run_bonsai(
     result = best_result(results)
     kept = seed + results.index(result)
     if seeds > 1:
-        echo(f"keeping seed {kept}")
-    g = result.graph
-    if steps_in is None:
-        x, _ = task.batch(1, 24, torch.Generator().manual_seed(kept))
-        steps_in = x[0].tolist()
-    save_graph(g, folder / "graph.json")
-    write_text_atomic(folder / "graph.dot", to_dot(g))
-    write_text_atomic(folder / "graph.py", to_python(g))
-    write_html(g, folder / "graph.html", steps_in)
-    c = g.counts()
+        total = sum(r.seconds for r in results)
+        echo(f"keeping seed {kept} ({total:.1f} s for all seeds)")
+    return result, kept
+
+
+def _search(
+    task: Task, search: SearchConfig, common: dict[str, Any], echo: Callable[[str], None]
+) -> BonsaiResult:
+    """The automatic search, with a progress bar over the time budget."""
+    from tqdm import tqdm
+
     echo(
-        f"clip threshold {result.threshold:g}"
-        + (
-            ""
-            if result.perfect
-            else " (no threshold kept every check sequence right: the network itself makes errors)"
+        f"growing a bonsai on {task.name}: searching sizes from {list(search.sizes[0])} up, "
+        f"{search.seeds} seeds each, budget {search.budget_s:g} s"
+    )
+    with tqdm(total=round(search.budget_s or 0), unit="s", leave=False) as bar:
+
+        def on_progress(p: Progress) -> None:
+            bar.n = min(round(p.elapsed), bar.total)
+            cells = ",".join(f"{o}x{s}" for o, s in p.cells)
+            bar.set_postfix_str(
+                f"cells {cells} seed {p.seed} length {p.check.length} "
+                f"accuracy {p.check.accuracy:.2%}"
+            )
+
+        result = grow_bonsai(task, search=search, on_progress=on_progress, **common)
+    for a in result.attempts:
+        c = a.counts
+        cells = ",".join(f"{o}x{s}" for o, s in a.cells)
+        echo(
+            f"  cells {cells} seed {a.seed}: {a.steps} steps (to length {a.length}), "
+            f"{c['neurons']}/{c['states']}/{c['edges']} (neurons/states/edges), validation "
+            f"{a.accuracy:.4%}, {a.seconds:.0f} s"
         )
-    )
-    echo(f"graph: {c['neurons']} neurons, {c['states']} states, {c['edges']} edges")
-    s = result.score
-    echo(
-        f"validation ({s.sequences} fresh sequences of {s.length}): accuracy {s.accuracy:.4%}, "
-        f"sequences all right {s.sequence_accuracy:.4%}"
-    )
-    total = sum(r.seconds for r in results)
-    echo(
-        f"wall time {result.seconds:.1f} s"
-        + (f" ({total:.1f} s for all seeds)" if seeds > 1 else "")
-    )
-    echo(f"wrote {folder}/graph.json, graph.dot, graph.py, graph.html")
+    echo(f"kept cells {list(result.pruned.cell_sizes)}, seed {result.graph.meta.get('seed')}")
+    return result
 
 
 def run_view(
     graph_path: Path, inputs: str | None, out: Path | None, echo: Callable[[str], None]
 ) -> None:
     graph = load_graph(graph_path)
-    steps = parse_inputs(inputs, graph.in_features) if inputs else None
+    steps = parse_inputs(inputs, graph.in_features) if inputs is not None else None
     target = out or graph_path.with_suffix(".html")
     write_html(graph, target, steps)
     echo(f"wrote {target} (open it in a browser; it needs no network)")
