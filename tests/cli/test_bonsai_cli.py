@@ -4,7 +4,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from typer.testing import CliRunner
 
 from sprig.bonsai import extract_graph, save_graph
