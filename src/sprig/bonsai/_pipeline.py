@@ -13,7 +13,7 @@ from ..nn import BonsaiRNN
 from ._graph import Graph, extract_graph
 from ._grow import Check, GrowConfig, grow
 from ._tasks import Task, get_task
-from ._threshold import ThresholdResult, quantize_search, threshold_search
+from ._threshold import CLOSE, ThresholdResult, quantize_search, threshold_search
 from ._validate import Score, score
 
 
@@ -74,6 +74,7 @@ def grow_once(
     confirm_sequences: int | None = None,
     on_check: Callable[[Check], None] | None = None,
     deadline: float | None = None,
+    give_up: bool = False,
 ) -> BonsaiResult:
     """Grow one bonsai network on ``task`` with ``config``, prune it to a graph and validate
     the graph (what :func:`sprig.bonsai.grow_bonsai` does with a config).
@@ -92,6 +93,10 @@ def grow_once(
             validation, so a rare error is caught before the validation, not by it).
         on_check: called with each training :class:`Check` (``config.check_every``).
         deadline: a ``time.perf_counter()`` value at which training stops.
+        give_up: when the last training check got fewer than ``CLOSE`` (97%) of the output
+            bits right, skip the fine-tuning and validate on at most 1,000 sequences: a run
+            that far from perfect only needs its accuracy on record (the search's hopeless
+            sizes).
 
     Returns:
         A :class:`BonsaiResult`.
@@ -104,14 +109,24 @@ def grow_once(
     """
     start = time.perf_counter()
     task = get_task(task)
-    model, losses = grow(task, config, on_step=on_step, on_check=on_check, deadline=deadline)
+    checks: list[Check] = []
+
+    def record(check: Check) -> None:
+        checks.append(check)
+        if on_check is not None:
+            on_check(check)
+
+    model, losses = grow(task, config, on_step=on_step, on_check=record, deadline=deadline)
+    hopeless = give_up and bool(checks) and checks[-1].accuracy < CLOSE
+    if hopeless:
+        validation_sequences = min(validation_sequences, 1_000)
     confirm = validation_sequences if confirm_sequences is None else confirm_sequences
     found = threshold_search(
         model,
         task,
         sequences=check_sequences,
         seed=config.seed + 1,
-        finetune_steps=config.finetune_steps,
+        finetune_steps=0 if hopeless else config.finetune_steps,
         finetune_length=config.length,  # the length the network was grown on
         confirm_sequences=confirm,
     )

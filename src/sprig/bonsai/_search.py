@@ -49,7 +49,7 @@ RECIPE: dict[str, Any] = {
     "check_every": 50,
     "check_sequences": 256,
     "early_stop": 3,
-    "patience": 10,
+    "patience": 6,
     "finetune_steps": 300,
 }
 
@@ -237,7 +237,12 @@ def _attempt(
             user_step(step, loss)
 
     r = grow_once(
-        task, config, on_check=on_check, deadline=deadline, **{**common, "on_step": on_step}
+        task,
+        config,
+        on_check=on_check,
+        deadline=deadline,
+        give_up=True,
+        **{**common, "on_step": on_step},
     )
     # training ends at the first step after the deadline; half a second covers the step that
     # ran across it

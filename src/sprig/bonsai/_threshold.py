@@ -22,6 +22,10 @@ THRESHOLDS: tuple[float, ...] = (
 )  # fmt: skip
 
 
+#: A candidate at least this accurate (fraction of output bits) is close enough to fine-tune.
+CLOSE = 0.97
+
+
 def clip(model: BonsaiRNN, threshold: float) -> BonsaiRNN:
     """A copy of ``model`` with every parameter entry of ``|v| <= threshold`` set to exactly 0.
 
@@ -128,7 +132,7 @@ def threshold_search(
         found = check(pruned)
         if found.perfect:
             return ThresholdResult(pruned, c, True)
-        if finetune_steps and budget > 0 and found.accuracy >= 0.97:
+        if finetune_steps and budget > 0 and found.accuracy >= CLOSE:
             budget -= 1
             tuned = finetune(
                 pruned,
