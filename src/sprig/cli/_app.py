@@ -254,7 +254,10 @@ def bonsai(
 
 @app.command()
 def view(
-    graph: Annotated[Path, typer.Argument(help="A graph.json written by sprig bonsai.")],
+    graph: Annotated[
+        list[Path],
+        typer.Argument(help="graph.json files written by sprig bonsai (several: a picker)."),
+    ],
     input: Annotated[
         str | None,
         typer.Option(
@@ -263,12 +266,14 @@ def view(
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Where to write the page (default: GRAPH with .html).")
+        Path | None,
+        typer.Option(help="Where to write the page (default: the first GRAPH with .html)."),
     ] = None,
 ) -> None:
-    """Write the interactive viewer page (one self-contained HTML file) for a bonsai graph.
+    """Write the interactive viewer page (one self-contained HTML file) for bonsai graphs.
 
     Example: sprig view runs/b111/graph.json --input "1 0 0 0 1 0 0 1"
+    (or: sprig view a/graph.json b/graph.json --out both.html)
     """
     from ._bonsai import run_view
 

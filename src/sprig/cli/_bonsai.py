@@ -117,13 +117,14 @@ def run_bonsai(
         machine: StateMachine | FSMError = extract_fsm(g)
     except FSMError as err:
         machine = err
-    if steps_in is None:
-        x, _ = task.batch(1, 24, torch.Generator().manual_seed(kept))
-        steps_in = x[0].tolist()
+    targets = None
+    if steps_in is None:  # a sample of the task: its targets are known, the page shows them
+        x, y = task.batch(1, 24, torch.Generator().manual_seed(kept))
+        steps_in, targets = x[0].tolist(), y[0].tolist()
     save_graph(g, folder / "graph.json", machine)
     write_text_atomic(folder / "graph.dot", to_dot(g))
     write_text_atomic(folder / "graph.py", to_python(g))
-    write_html(g, folder / "graph.html", steps_in)
+    write_html(g, folder / "graph.html", steps_in, targets=targets)
     written = "graph.json, graph.dot, graph.py, graph.html"
     if isinstance(machine, StateMachine):
         write_text_atomic(folder / "fsm.dot", machine.to_dot())
@@ -247,10 +248,13 @@ def _search(
 
 
 def run_view(
-    graph_path: Path, inputs: str | None, out: Path | None, echo: Callable[[str], None]
+    graph_paths: list[Path], inputs: str | None, out: Path | None, echo: Callable[[str], None]
 ) -> None:
-    graph = load_graph(graph_path)
-    steps = parse_inputs(inputs, graph.in_features) if inputs is not None else None
-    target = out or graph_path.with_suffix(".html")
-    write_html(graph, target, steps)
+    """Write one viewer page for one graph or several (the page then has a picker)."""
+    if not graph_paths:
+        raise ValueError("give at least one graph.json")
+    graphs = [load_graph(p) for p in graph_paths]
+    steps = parse_inputs(inputs, graphs[0].in_features) if inputs is not None else None
+    target = out or graph_paths[0].with_suffix(".html")
+    write_html(graphs, target, steps)
     echo(f"wrote {target} (open it in a browser; it needs no network)")
