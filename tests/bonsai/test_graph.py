@@ -77,6 +77,11 @@ def test_python_export_computes_the_same(seed):
     for b in range(3):
         got = torch.tensor(scope["run"](x[b].tolist()), dtype=torch.float64)
         torch.testing.assert_close(got, g.evaluate(x[b : b + 1])[0], atol=1e-9, rtol=1e-9)
+    # 0/1 bits are the same as -1/+1
+    bits = ((x[0] + 1) / 2).long().tolist()
+    assert scope["run"](bits) == scope["run"](x[0].tolist())
+    with pytest.raises(ValueError, match="0/1 or -1/\\+1, got 2"):
+        scope["run"]([[2, 0, 1]])
 
 
 def test_json_roundtrip(tmp_path):
