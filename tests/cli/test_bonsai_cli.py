@@ -130,3 +130,16 @@ def test_bonsai_seeds_keeps_the_best_run(tmp_path):
     assert "keeping seed" in result.output and "for all seeds" in result.output
     bad = CliRunner().invoke(app, ["bonsai", "delay-1", "--seeds", "0"])
     assert bad.exit_code == 2 and "--seeds" in bad.output  # a usage error names the option
+
+
+def test_view_several_graphs_gives_a_picker(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    save_graph(extract_graph(BonsaiRNN(1, 1, cells=[(1, 1)], seed=0), task="first"), a)
+    save_graph(extract_graph(BonsaiRNN(1, 1, cells=[(2, 2)], seed=1), task="second"), b)
+    out = tmp_path / "both.html"
+    result = CliRunner().invoke(app, ["view", str(a), str(b), "--out", str(out), "--input", "1 0"])
+    assert result.exit_code == 0, result.output
+    data = out.read_text().split('type="application/json">')[1].split("</script>")[0]
+    views = json.loads(data)["views"]
+    assert [v["graph"]["meta"]["task"] for v in views] == ["first", "second"]
+    assert all(v["inputs"] == [[1.0], [-1.0]] for v in views)
