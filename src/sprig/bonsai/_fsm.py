@@ -284,8 +284,8 @@ def extract_fsm(
             if bool(wrong.any()):
                 b, t, _ = (int(v) for v in wrong.nonzero()[0])
                 failures.append(
-                    f"tolerance {tol:g}: the machine ({machine.num_states} states) differs "
-                    f"from the graph on random sequence {b} at step {t}"
+                    f"tolerance {tol:g}: {machine.num_states} states, wrong on random "
+                    f"sequence {b} at step {t}"
                 )
                 continue
         return machine
