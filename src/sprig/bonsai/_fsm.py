@@ -207,11 +207,11 @@ def _minimise(transitions: list[list[int]], outputs: list[list[int]]) -> tuple[l
     return [order[b] for b in block], count
 
 
-#: Tolerances tried, fine to coarse. A trained graph's states are seldom exact codes: the
-#: interpolated Ameo's curved pieces leave each visit of a state a little off (a parity graph
-#: grown by the search visited state values all over [-0.90, -0.65] for one of its 2 states),
-#: so its codes only separate at a coarser grid; the check on random sequences rejects a grid
-#: so coarse that it merges states the graph tells apart.
+#: Tolerances tried. A trained graph's states are seldom exact codes: the interpolated Ameo's
+#: curved pieces leave each visit of a state a little off (a parity graph grown by the search
+#: visited state values all over [-0.90, -0.65] for one of its 2 states), so its codes only
+#: settle at a coarser grid; the check on random sequences rejects a grid so coarse that it
+#: merges states the graph tells apart.
 TOLERANCES: tuple[float, ...] = (1e-6, 1e-3, 0.01, 0.05, 0.1, 0.2)
 
 
@@ -228,13 +228,14 @@ def extract_fsm(
     Enumerates the state vectors reachable from the initial state under every input
     combination (codes equal when they round to the same multiple of the tolerance), builds
     the Mealy machine, minimises it (Moore's partition refinement) and checks it against the
-    graph on random sequences. Tolerances are tried from fine to coarse; the first whose
-    machine has at most ``max_states`` codes and passes the check is kept.
+    graph on random sequences. Every tolerance is tried; among the machines with at most
+    ``max_states`` codes that pass the check, the one with the fewest states is kept (the
+    finest tolerance on ties).
 
     Args:
         graph: a bonsai :class:`Graph`.
         max_states: the bound on distinct state codes per tolerance.
-        tolerance: one tolerance, or several tried in order (default :data:`TOLERANCES`).
+        tolerance: one tolerance, or several (default :data:`TOLERANCES`).
         check_sequences: random sequences (every input +-1 with probability 1/2) on which the
             machine must give the graph's output signs (0: no check).
         check_length: their length.
@@ -273,6 +274,7 @@ def extract_fsm(
         x = torch.where(u < 0.5, 1.0, -1.0)  # (B, T, in)
         want = graph.evaluate(x) > 0
     failures = []
+    passed: list[StateMachine] = []
     for tol in tolerances:
         try:
             machine = _enumerate(graph, max_states, float(tol))
@@ -288,7 +290,12 @@ def extract_fsm(
                     f"sequence {b} at step {t}"
                 )
                 continue
-        return machine
+        passed.append(machine)
+    if passed:
+        # every passing machine equals the graph on the check; the smallest is the answer
+        # (a three-ones graph gave 63 states at 0.01, where slowly settling values left chains
+        # of codes, and 4, its task's minimum, at 0.05 to 0.2); the finer grid on ties
+        return min(passed, key=lambda m: m.num_states)
     raise FSMError(
         "the graph's state values do not settle into a finite machine: "
         + "; ".join(failures)
