@@ -16,7 +16,7 @@ Symbols: an input combination is one integer whose bit ``k`` is 1 when input ``k
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 
 from ._graph import Graph
+
+Stepper = Callable[[dict[str, Tensor], Tensor], dict[str, Tensor]]
 
 #: At most this many inputs: the search tries all 2**in input combinations from every state.
 MAX_INPUTS = 12
@@ -111,12 +113,16 @@ class StateMachine:
             [[1.0], [-1.0]]
         """
         sym, batched = self._symbols(x)
+        y = self._run(sym)
+        return y if batched else y[0]
+
+    def _run(self, sym: Tensor) -> Tensor:
+        """Input symbols ``(B, T)`` -> outputs ``(B, T, out)`` of +-1."""
         states = self._walk(sym)  # (B, T)
         out_table = torch.tensor(self.outputs, dtype=torch.long)
         out_sym = out_table[states, sym]  # (B, T)
         bits = (out_sym[..., None] >> torch.arange(self.out_features)) & 1  # (B, T, out)
-        y = bits.float() * 2 - 1
-        return y if batched else y[0]
+        return bits.float() * 2 - 1
 
     def to_dot(self) -> str:
         """Graphviz DOT text: states as circles (``q0`` the initial one), one arrow per pair of
@@ -273,16 +279,19 @@ def extract_fsm(
         u = torch.rand(check_sequences, check_length, graph.in_features, generator=gen)
         x = torch.where(u < 0.5, 1.0, -1.0)  # (B, T, in)
         want = graph.evaluate(x) > 0
+        # the same symbols for every tolerance's machine
+        sym = (((x > 0).long()) * 2 ** torch.arange(graph.in_features)).sum(-1)  # (B, T)
+    step = graph.stepper()  # built once: it sets up the activation's tables
     failures = []
     passed: list[StateMachine] = []
     for tol in tolerances:
         try:
-            machine = _enumerate(graph, max_states, float(tol))
+            machine = _enumerate(graph, step, max_states, float(tol))
         except FSMError as err:
             failures.append(f"tolerance {tol:g}: {err}")
             continue
         if x is not None:
-            wrong = (machine.run(x) > 0) != want  # (B, T, out)
+            wrong = (machine._run(sym) > 0) != want  # (B, T, out)
             if bool(wrong.any()):
                 b, t, _ = (int(v) for v in wrong.nonzero()[0])
                 failures.append(
@@ -305,12 +314,12 @@ def extract_fsm(
     )
 
 
-def _enumerate(graph: Graph, max_states: int, tolerance: float) -> StateMachine:
-    """Breadth-first enumeration of the codes at ``tolerance``, then minimisation."""
+def _enumerate(graph: Graph, step: Stepper, max_states: int, tolerance: float) -> StateMachine:
+    """Breadth-first enumeration of the codes at ``tolerance`` (stepping with ``step``, the
+    graph's :meth:`Graph.stepper`), then minimisation."""
     states = [n for n in graph.nodes if n.kind == "state"]
     ids = [s.id for s in states]
     outs = {n.output: n.id for n in graph.nodes if n.output is not None}
-    step = graph.stepper()
     n_sym = 2**graph.in_features
     all_inputs = sym_to_inputs(torch.arange(n_sym), graph.in_features)  # (symbols, in)
     # a code is the state vector rounded to a multiple of the tolerance; values this large are
