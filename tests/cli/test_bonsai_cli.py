@@ -55,6 +55,7 @@ def test_view_bad_input_and_bad_file(tmp_path):
         (["bonsai", "nope"], "valid names are"),
         (["bonsai", "delay-1", "--input", "1 0 a", "--out", str(tmp_path)], "input step 3 is 'a'"),
         (["bonsai", "delay-1", "--cells", "4-4", "--out", str(tmp_path)], "OUTxSTATE"),
+        (["bonsai", "delay-1", "--budget", "0", "--out", str(tmp_path)], "--budget must be > 0"),
         (["view", str(graph), "--input", "1 2"], "upgrade sprig"),
     ]:
         result = runner.invoke(app, args)
