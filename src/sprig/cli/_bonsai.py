@@ -224,7 +224,9 @@ def _search(
         f"growing a bonsai on {task.name}: searching sizes from {list(search.sizes[0])} up, "
         f"{search.seeds} seeds each, budget {search.budget_s:g} s"
     )
-    with tqdm(total=round(search.budget_s or 0), unit="s", leave=False) as bar:
+    # seconds of the budget, without tqdm's rate (seconds per second says nothing)
+    fmt = "{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix}"
+    with tqdm(total=round(search.budget_s or 0), bar_format=fmt, leave=False) as bar:
 
         def on_progress(p: Progress) -> None:
             bar.n = min(round(p.elapsed), bar.total)
