@@ -50,7 +50,9 @@ class Attempt(NamedTuple):
     """One run of an automatic search: its cells and seed, what it gave and how long it took.
 
     ``steps`` is how many training steps ran (early stopping ends most runs sooner);
-    ``length`` the sequence length the curriculum had reached.
+    ``length`` the sequence length the curriculum had reached; ``counts`` the graph's neurons,
+    states and edges; ``accuracy`` and ``perfect`` its validation (on at most 1,000 sequences
+    for a run given up on, see :func:`grow_once`); ``seconds`` the run's wall time.
     """
 
     cells: tuple[tuple[int, int], ...]
