@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sprig.bonsai import extract_graph, write_html
+from sprig.bonsai import extract_fsm, extract_graph, write_html
 
 from .conftest import random_pruned_net
 
@@ -40,6 +40,19 @@ def _pixels_vary(png: bytes) -> bool:
     return len(colours) > 20  # a blank page has one or two
 
 
+def _launch(p):
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+
+
+def _watch(page, errors, requests):
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("request", lambda r: requests.append(r.url))
+
+
 @pytest.mark.slow
 def test_viewer_in_chromium(tmp_path):
     _need_browser()
@@ -48,23 +61,34 @@ def test_viewer_in_chromium(tmp_path):
     net = random_pruned_net(2)
     graph = extract_graph(net, task="random")
     steps = [[1.0, -1.0, 1.0], [-1.0, -1.0, 1.0], [1.0, 1.0, -1.0], [-1.0, 1.0, 1.0]]
-    page_path = write_html(graph, tmp_path / "graph.html", steps)
     trace = graph.trace(torch.tensor([steps]))
+    outs = graph.evaluate(torch.tensor([steps]))[0]  # (T, out)
+    # targets: the graph's own signs, except output 0 flipped at step 2 (shown as wrong)
+    targets = torch.where(outs > 0, 1.0, -1.0)
+    targets[1, 0] *= -1
+    page_path = write_html(graph, tmp_path / "graph.html", steps, targets=targets.tolist())
     neuron = next(n.id for n in graph.nodes if n.kind == "neuron")
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = _launch(p)
         try:
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
             errors: list[str] = []
             requests: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
+            _watch(page, errors, requests)
             page.goto(page_path.resolve().as_uri())
             assert page.evaluate("window.sprigViewer.step()") == 0
+
+            # the graph fills its box: drawn at least 80% of the box's width or height
+            g = page.eval_on_selector("#graph", "e => e.getBoundingClientRect().toJSON()")
+            drawn = page.eval_on_selector("#graph > g", "e => e.getBoundingClientRect().toJSON()")
+            assert drawn["width"] >= 0.8 * g["width"] or drawn["height"] >= 0.8 * g["height"]
+            # every edge has a dark outline under its value colour; weights are written
+            assert page.locator("path.edge-outline").count() == len(graph.edges)
+            weights = page.eval_on_selector_all(
+                "#graph text.weight", "els => els.map(e => e.textContent)"
+            )
+            assert f"{graph.edges[0].weight:.2f}" in weights
 
             def fills():
                 return page.eval_on_selector_all(
@@ -80,21 +104,88 @@ def test_viewer_in_chromium(tmp_path):
                     assert values[node_id] == pytest.approx(float(series[0, t]), abs=1e-9)
                 if t == 0:
                     assert fills() != before  # the nodes took their values' colours
-            edge_colours = page.eval_on_selector_all(
-                "path.edge", "els => els.map(e => e.getAttribute('stroke'))"
-            )
-            assert all(c and c.startswith("rgb(") for c in edge_colours)
+                panel = page.inner_text("#outputs")
+                assert ("wrong" in panel) == (t == 1), (t, panel)  # decoded bit vs target
+            assert page.is_disabled("#step")
+            page.click("#back")
+            assert page.evaluate("window.sprigViewer.step()") == len(steps) - 1
+            cursor_x = float(page.get_attribute("#cursor", "x"))
+            page.click("#back")
+            assert float(page.get_attribute("#cursor", "x")) < cursor_x  # the cursor follows
+
+            # the logic analyzer: one lane per node, one cell per step, values on hover
+            assert page.locator("#lanes g.lane").count() == len(graph.nodes)
+            assert page.locator("#lanes rect.cell").count() == len(graph.nodes) * len(steps)
+            page.hover(f"#lanes rect.cell[data-id='{neuron}'][data-step='3']")
+            assert page.inner_text("#hover").endswith(f"{float(trace[neuron][0, 2]):+.3f}")
+            assert page.locator("#lanes text.wrong").count() == 1
+
             assert page.locator("path.feedback").count() == graph.counts()["states"]
-            assert page.locator("path.feedback").first.get_attribute("class") == "feedback"
-            page.click(f"[data-id='{neuron}']")
+            page.click(f"#graph [data-id='{neuron}']")
             panel = page.inner_text("#infobody")
             assert "bias" in panel and neuron in panel
-            assert page.locator("#plot polyline").count() > 0
-            page.click("#reset")
+
+            # an edited input applies at once; an invalid one is shown and nothing plays
+            page.fill("#inputs", "101 010")
             assert page.evaluate("window.sprigViewer.step()") == 0
+            assert page.locator("#lanes rect.cell").count() == 2 * len(graph.nodes)
+            page.click("#step")
+            want = graph.trace(torch.tensor([[[1.0, -1.0, 1.0]]]))
+            got = page.evaluate("window.sprigViewer.values()")
+            assert got[neuron] == pytest.approx(float(want[neuron][0, 0]), abs=1e-9)
+            assert "?" in page.inner_text("#outputs")  # no targets for an edited input
+            page.fill("#inputs", "101 01")
+            assert "step 2" in page.inner_text("#error")
+            assert page.is_disabled("#play") and page.is_disabled("#step")
+            page.click("#zin")  # zoom works on any input
             png = page.screenshot(full_page=True)
         finally:
             browser.close()
     assert not errors, errors
     assert all(u.startswith(("file:", "data:", "about:")) for u in requests), requests
     assert _pixels_vary(png)
+
+
+@pytest.mark.slow
+def test_viewer_state_machine_picker_and_phone_width(tmp_path, delay1_graph):
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    other = extract_graph(random_pruned_net(3), task="random")
+    steps = [[1.0], [-1.0], [-1.0], [1.0], [1.0]]
+    page_path = write_html([delay1_graph, other], tmp_path / "two.html", steps)
+    fsm = extract_fsm(delay1_graph)
+    walk = fsm.walk(steps).tolist()
+
+    with sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            errors: list[str] = []
+            requests: list[str] = []
+            _watch(page, errors, requests)
+            page.goto(page_path.resolve().as_uri())
+            # the state machine beside the graph, its current state highlighted at each step
+            assert page.locator("#fsm .fsm-state").count() == fsm.num_states
+            for t in range(len(steps)):
+                current = page.get_attribute("#fsm .fsm-state.current", "data-state")
+                assert int(current) == walk[t]
+                page.click("#step")
+            # phone width: nothing wider than the screen; the panels stack under the graph
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, width
+            graph_box = page.eval_on_selector(
+                "#graphbox", "e => e.getBoundingClientRect().toJSON()"
+            )
+            side = page.eval_on_selector("#side", "e => e.getBoundingClientRect().toJSON()")
+            assert side["top"] >= graph_box["bottom"]
+            # the picker switches to the second graph (with its own inputs: 3 bits per step)
+            assert page.locator("#picker option").count() == 2
+            page.select_option("#picker", "1")
+            assert page.evaluate("window.sprigViewer.view()") == 1
+            assert page.locator("#graph .node").count() == len(other.nodes)
+            assert len(page.input_value("#inputs").split()[0]) == 3
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert all(u.startswith(("file:", "data:", "about:")) for u in requests), requests

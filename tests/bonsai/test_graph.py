@@ -77,6 +77,11 @@ def test_python_export_computes_the_same(seed):
     for b in range(3):
         got = torch.tensor(scope["run"](x[b].tolist()), dtype=torch.float64)
         torch.testing.assert_close(got, g.evaluate(x[b : b + 1])[0], atol=1e-9, rtol=1e-9)
+    # 0/1 bits are the same as -1/+1
+    bits = ((x[0] + 1) / 2).long().tolist()
+    assert scope["run"](bits) == scope["run"](x[0].tolist())
+    with pytest.raises(ValueError, match="0/1 or -1/\\+1, got 2"):
+        scope["run"]([[2, 0, 1]])
 
 
 def test_json_roundtrip(tmp_path):
@@ -114,6 +119,12 @@ def _mutate(g, fn):
         (lambda d: d["activation"].update(name="relu"), "unknown activation"),
         (lambda d: [n.pop("output", None) for n in d["nodes"]], "output indices must be 0..0"),
         (lambda d: d["edges"].append(["y0.0", "y0.0", 1.0]), "cycle"),
+        (
+            lambda d: d["nodes"].append(
+                {"id": "lost", "kind": "neuron", "bias": 0.0, "activation": "identity"}
+            ),
+            r"nodes \['lost'\] cannot reach any output",
+        ),
         # found by fuzzing: a raw TypeError, a raw ValueError, a MemoryError
         (lambda d: d["edges"].append([["in0"], "y0.0", 1.0]), "must be node ids"),
         (lambda d: d["activation"].update(params="ab"), "malformed field"),

@@ -11,9 +11,11 @@ from ._export import (
     to_dot,
     to_python,
 )
+from ._fsm import FSMError, StateMachine, extract_fsm
 from ._graph import Edge, Graph, Node, extract_graph
-from ._grow import PRESETS, GrowConfig, finetune, grow, make_model, preset_config
-from ._pipeline import BonsaiResult, best_result, grow_bonsai
+from ._grow import PRESETS, Check, GrowConfig, finetune, grow, make_model, preset_config
+from ._pipeline import Attempt, BonsaiResult, best_result, grow_once
+from ._search import RECIPE, SIZES, Progress, SearchConfig, grow_bonsai
 from ._tasks import TASKS, SampledTask, StepTask, Task, get_task
 from ._threshold import (
     QUANTA,
@@ -32,18 +34,27 @@ __all__ = [
     "PRESETS",
     "QUANTA",
     "TASKS",
+    "Attempt",
     "BonsaiResult",
+    "Check",
+    "Progress",
+    "RECIPE",
+    "SIZES",
+    "SearchConfig",
     "THRESHOLDS",
     "Edge",
+    "FSMError",
     "Graph",
     "GrowConfig",
     "Node",
     "SampledTask",
+    "StateMachine",
     "Score",
     "StepTask",
     "Task",
     "ThresholdResult",
     "clip",
+    "extract_fsm",
     "extract_graph",
     "finetune",
     "get_task",
@@ -51,6 +62,7 @@ __all__ = [
     "graph_to_dict",
     "grow",
     "grow_bonsai",
+    "grow_once",
     "best_result",
     "layout",
     "parse_inputs",

@@ -19,13 +19,22 @@ from .._version import __version__
 from .._words import plural
 from ..io import SprigFileError, write_text_atomic
 from ..nn._ameo import AMEO_CLASSES, sharp_ameo_scalar, soft_ameo_scalar
-from ._graph import Edge, Graph, Node
+from ._fsm import FSMError, StateMachine
+from ._graph import Edge, Graph, Node, _dead_code_elimination
 
 FORMAT = "sprig.bonsai.graph"
 
 
-def graph_to_dict(graph: Graph) -> dict[str, Any]:
-    """The JSON-able form of ``graph`` (see :func:`save_graph`)."""
+def graph_to_dict(
+    graph: Graph, state_machine: StateMachine | FSMError | None = None
+) -> dict[str, Any]:
+    """The JSON-able form of ``graph`` (see :func:`save_graph`).
+
+    Args:
+        graph: the graph.
+        state_machine: its :func:`extract_fsm` machine, stored under ``"state_machine"``, or
+            the :class:`FSMError` that extraction raised (stored as ``{"error": message}``).
+    """
     nodes = []
     for n in graph.nodes:
         d: dict[str, Any] = {"id": n.id, "kind": n.kind}
@@ -38,7 +47,7 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
             if n.output is not None:
                 d["output"] = n.output
         nodes.append(d)
-    return {
+    out: dict[str, Any] = {
         "format": FORMAT,
         "format_version": GRAPH_FORMAT_VERSION,
         "sprig_version": __version__,
@@ -50,6 +59,11 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
         "counts": graph.counts(),
         "meta": graph.meta,
     }
+    if isinstance(state_machine, StateMachine):
+        out["state_machine"] = state_machine.to_dict()
+    elif state_machine is not None:
+        out["state_machine"] = {"error": str(state_machine)}
+    return out
 
 
 def _bad(where: str, what: str) -> SprigFileError:
@@ -169,11 +183,26 @@ def graph_from_dict(data: Any, where: str = "graph") -> Graph:
         graph.neuron_order()
     except ValueError as err:
         raise _bad(where, str(err)) from None
+    live = {n.id for n in _dead_code_elimination(nodes, edges)[0]}
+    dead = [n.id for n in nodes if n.kind != "input" and n.id not in live]
+    if dead:  # extract_graph never writes them: the file was edited or made by hand
+        raise _bad(
+            where,
+            f"nodes {dead[:5]} cannot reach any output (through edges or state sources); "
+            "remove them, or connect them",
+        )
     return graph
 
 
-def save_graph(graph: Graph, path: str | os.PathLike[str]) -> Path:
+def save_graph(
+    graph: Graph,
+    path: str | os.PathLike[str],
+    state_machine: StateMachine | FSMError | None = None,
+) -> Path:
     """Write ``graph`` as JSON (atomic). Read it back with :func:`load_graph`.
+
+    ``state_machine`` (its :func:`extract_fsm` result or error) is written beside it; loading
+    ignores it (the machine follows from the graph).
 
     Example:
         >>> import tempfile, torch
@@ -184,7 +213,7 @@ def save_graph(graph: Graph, path: str | os.PathLike[str]) -> Path:
         >>> load_graph(path).counts() == g.counts()
         True
     """
-    return write_text_atomic(path, json.dumps(graph_to_dict(graph), indent=1) + "\n")
+    return write_text_atomic(path, json.dumps(graph_to_dict(graph, state_machine), indent=1) + "\n")
 
 
 def load_graph(path: str | os.PathLike[str]) -> Graph:
@@ -254,8 +283,10 @@ def to_python(graph: Graph) -> str:
     """Readable Python source computing the graph's outputs, one line per neuron.
 
     The source defines ``act(v)`` and ``run(inputs)``: ``inputs`` is a list of time steps, each
-    a list of ``in_features`` +-1 values; it returns one list of ``out_features`` values per
-    step. It needs nothing but Python.
+    a list of ``in_features`` bits, 0/1 or -1/+1 (0 means -1); it returns one list of
+    ``out_features`` values per step (their signs are the answer). It needs nothing but
+    Python, and runs as a script: ``python graph.py 1 0 0 1`` (one token of ``in_features``
+    0/1 characters per step) prints each step's output bits and values.
 
     Example:
         >>> from sprig.nn import BonsaiRNN
@@ -278,15 +309,23 @@ def to_python(graph: Graph) -> str:
         f"{plural(counts['edges'], 'edge')}.",
         "",
         f"Task: {graph.meta.get('task', '?')}. run(inputs) takes a list of time steps, each a "
-        f"list of {graph.in_features} values in {{-1, +1}};",
+        f"list of {graph.in_features} bits, 0/1 or -1/+1 (0 means -1);",
         f"it returns, per step, the list of {graph.out_features} outputs (their signs are the "
-        'answer)."""',
+        "answer).",
+        "",
+        f"As a script: python graph.py {'1' * graph.in_features} {'0' * graph.in_features}"
+        " (one token per step, one 0/1 per input).",
+        '"""',
+        "",
+        "import sys",
         "",
         f"FACTOR = {float(factor)!r}",
         f"LEAK = {float(leak)!r}",
         "",
         "",
         _act_source(graph.activation),
+        "",
+        _BIT,
         "",
         "def run(inputs):",
     ]
@@ -296,7 +335,7 @@ def to_python(graph: Graph) -> str:
     lines += ["    outputs = []", "    for x in inputs:"]
     for n in graph.nodes:
         if n.kind == "input":
-            lines.append(f"        {_var(n.id)} = x[{n.index}]")
+            lines.append(f"        {_var(n.id)} = bit(x[{n.index}])")
     into: dict[str, list[Edge]] = {n.id: [] for n in graph.nodes}
     for e in graph.edges:
         into[e.dst].append(e)
@@ -319,4 +358,29 @@ def to_python(graph: Graph) -> str:
         + "])"
     )
     lines.append("    return outputs")
+    lines += ["", "", *_SCRIPT.format(width=graph.in_features).splitlines()]
     return "\n".join(lines) + "\n"
+
+
+# the generated file's helpers: 0/1 or +-1 inputs, and a command line
+_BIT = '''def bit(v):
+    """An input bit as -1/+1: 1 and +1 are +1; 0 and -1 are -1."""
+    if v in (1, True):
+        return 1.0
+    if v in (0, -1, False):
+        return -1.0
+    raise ValueError(f"an input must be 0/1 or -1/+1, got {v!r}")
+'''
+
+_SCRIPT = """if __name__ == "__main__":
+    steps = []
+    for tok in sys.argv[1:]:
+        if len(tok) != {width} or set(tok) - set("01"):
+            sys.exit(f"input step {{tok!r}}: give {width} character(s) of 0/1 per step")
+        steps.append([int(c) for c in tok])
+    if not steps:
+        sys.exit("usage: python " + sys.argv[0] + " STEP...  (each STEP {width} chars of 0/1)")
+    for t, (tok, out) in enumerate(zip(sys.argv[1:], run(steps))):
+        bits = "".join("1" if v > 0 else "0" for v in out)
+        print(t, tok, "->", bits, " ".join(f"{{v:+.3f}}" for v in out))
+"""

@@ -11,6 +11,7 @@ into the biases of the neurons they feed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,32 +147,50 @@ class Graph:
                 f"graph expects input (batch, time, {self.in_features}), got {tuple(x.shape)}"
             )
         x = x.to(torch.float64)
-        act = AMEO_CLASSES[self.activation](**self.activation_params)
-        order = self.neuron_order()
-        into: dict[str, list[Edge]] = {n.id: [] for n in self.nodes}
-        for e in self.edges:
-            into[e.dst].append(e)
         states = [n for n in self.nodes if n.kind == "state"]
-        inputs = [n for n in self.nodes if n.kind == "input"]
         batch = x.shape[0]
         prev: dict[str, Tensor] = {
             s.id: torch.full((batch,), s.initial, dtype=torch.float64) for s in states
         }
         history: dict[str, list[Tensor]] = {n.id: [] for n in self.nodes}
+        step = self.stepper()
         for t in range(x.shape[1]):
-            val: dict[str, Tensor] = dict(prev)
+            val = step(prev, x[:, t])
+            for n in self.nodes:
+                history[n.id].append(val[n.id])
+            prev = {s.id: val[s.source] for s in states if s.source is not None}
+        return {k: torch.stack(v, dim=1) for k, v in history.items()}
+
+    def stepper(self) -> Callable[[dict[str, Tensor], Tensor], dict[str, Tensor]]:
+        """One time step as a function: ``step(states, x_t)`` -> every node's value.
+
+        ``states`` maps each state id to its value ``(B,)`` (the source neurons' values one
+        step earlier), ``x_t (B, in)`` holds the inputs; the result maps every node id to its
+        ``(B,)`` float64 value at this step. :meth:`trace` and :func:`extract_fsm` both step
+        through it, so the graph has one evaluation.
+        """
+        act = AMEO_CLASSES[self.activation](**self.activation_params)
+        order = self.neuron_order()
+        into: dict[str, list[Edge]] = {n.id: [] for n in self.nodes}
+        for e in self.edges:
+            into[e.dst].append(e)
+        inputs = [n for n in self.nodes if n.kind == "input"]
+
+        def step(states: dict[str, Tensor], x_t: Tensor) -> dict[str, Tensor]:
+            x_t = x_t.to(torch.float64)
+            batch = x_t.shape[0]
+            val: dict[str, Tensor] = dict(states)
             for n in inputs:
                 assert n.index is not None
-                val[n.id] = x[:, t, n.index]
+                val[n.id] = x_t[:, n.index]
             for n in order:
                 z = torch.full((batch,), n.bias, dtype=torch.float64)
                 for e in into[n.id]:
                     z = z + e.weight * val[e.src]
                 val[n.id] = z if n.activation == "identity" else act(z)
-            for n in self.nodes:
-                history[n.id].append(val[n.id])
-            prev = {s.id: val[s.source] for s in states if s.source is not None}
-        return {k: torch.stack(v, dim=1) for k, v in history.items()}
+            return val
+
+        return step
 
     def evaluate(self, x: Tensor) -> Tensor:
         """The graph's outputs: ``x (B, T, in)`` -> ``(B, T, out)`` in float64.

@@ -8,9 +8,10 @@ regularizer intensity 0.05, threshold 0.025, steepness 10, l1 0.001, and lr and 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -44,6 +45,19 @@ class GrowConfig:
         threads: torch CPU threads while training (restored after). The tensors are tiny
             (batch x a few neurons), so extra threads only add synchronisation: on a busy
             2-core machine one thread ran a step 5x faster than two.
+        curriculum: shorter sequence lengths trained first, in order, before ``length``: the
+            network moves on to the next length once it gets every output sign right on
+            ``check_sequences`` fresh sequences of the current one (checked every
+            ``check_every`` steps). Long-range tasks such as parity are not learnt from long
+            sequences directly: the gradient through many steps of a wrong state is noise.
+        check_every: steps between checks (0: no checks, no curriculum, no early stop).
+        check_sequences: fresh sequences per check.
+        early_stop: stop after this many checks in a row at ``length`` got every sign right
+            (0: never). One check of a few hundred sequences passes networks that err once in
+            a few thousand; training on is what fixes them.
+        patience: stop after this many checks in a row without 10% fewer errors than the best
+            one (0: never): a network that stalls is not going to learn the task (a size too
+            small, a bad seed).
     """
 
     cells: Sequence[Sequence[int]] = ((8, 8),)
@@ -62,6 +76,11 @@ class GrowConfig:
     seed: int = 0
     finetune_steps: int = 0
     threads: int | None = 1
+    curriculum: Sequence[int] = ()
+    check_every: int = 0
+    check_sequences: int = 256
+    early_stop: int = 0
+    patience: int = 0
 
     def __post_init__(self) -> None:
         self.cells = tuple(tuple(int(v) for v in c) for c in self.cells)
@@ -76,9 +95,18 @@ class GrowConfig:
             )
         if isinstance(self.finetune_steps, bool) or self.finetune_steps < 0:
             raise ValueError(f"finetune_steps must be an int >= 0, got {self.finetune_steps!r}")
-        for name in ("steps", "batch_size", "length"):
+        for name in ("steps", "batch_size", "length", "check_sequences"):
             v = getattr(self, name)
             check_int(v, name, 1)
+        for name in ("check_every", "patience", "early_stop"):
+            check_int(getattr(self, name), name, 0)
+        self.curriculum = tuple(self.curriculum)
+        for v in self.curriculum:
+            check_int(v, "curriculum lengths", 1)
+        if self.curriculum and not self.check_every:
+            raise ValueError(
+                f"a curriculum {self.curriculum} moves on at checks: set check_every >= 1"
+            )
         if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
             raise ValueError(f"threads must be None or an int >= 1, got {self.threads!r}")
         if not self.lr > 0:
@@ -161,10 +189,22 @@ def make_model(task: Task, config: GrowConfig) -> BonsaiRNN:
     )
 
 
+class Check(NamedTuple):
+    """One check during training: after ``step``, ``accuracy`` of the output signs on fresh
+    sequences of ``length`` (the curriculum's current one); ``perfect`` when all were right."""
+
+    step: int
+    length: int
+    accuracy: float
+    perfect: bool
+
+
 def grow(
     task: str | Task,
     config: GrowConfig | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    on_check: Callable[[Check], None] | None = None,
+    deadline: float | None = None,
 ) -> tuple[BonsaiRNN, list[float]]:
     """Train a bonsai RNN on ``task`` with the sparsity regularizer.
 
@@ -172,6 +212,8 @@ def grow(
         task: a registered task name or a :class:`Task`.
         config: the recipe (default :class:`GrowConfig`).
         on_step: called after every step with ``(step, loss)`` (e.g. a progress bar).
+        on_check: called with each :class:`Check` (``config.check_every``).
+        deadline: a ``time.perf_counter()`` value: training stops at the first step after it.
 
     Returns:
         The trained network and the loss of every step (MSE + regularizer).
@@ -193,7 +235,7 @@ def grow(
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        _train(task, config, model, opt, reg, gen, losses, on_step)
+        _train(task, config, model, opt, reg, gen, losses, on_step, on_check, deadline)
     finally:
         torch.set_num_threads(old_threads)
     model.eval()
@@ -209,14 +251,22 @@ def _train(
     gen: torch.Generator,
     losses: list[float],
     on_step: Callable[[int, float], None] | None,
+    on_check: Callable[[Check], None] | None,
+    deadline: float | None,
 ) -> None:
     mse = nn.MSELoss()
+    lengths = [*config.curriculum, config.length]
+    stage, best, stale, in_a_row = 0, -1.0, 0, 0
+    check_gen = make_generator(sub_seed(config.seed, "checks"))
     for step in range(config.steps):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
         m = config.multiplier(step)
         for group in opt.param_groups:
             group["lr"] = config.lr * m
         reg.intensity = config.intensity * m
-        x, y = task.batch(config.batch_size, config.length, gen)  # fresh batch every step
+        length = lengths[stage]
+        x, y = task.batch(config.batch_size, length, gen)  # fresh batch every step
         opt.zero_grad(set_to_none=True)
         loss = mse(model(x), y) + reg(model.regularized_weights())
         loss.backward()
@@ -224,6 +274,26 @@ def _train(
         losses.append(float(loss.detach()))
         if on_step is not None:
             on_step(step, losses[-1])
+        if not config.check_every or (step + 1) % config.check_every:
+            continue
+        with torch.no_grad():
+            xc, yc = task.batch(config.check_sequences, length, check_gen)
+            ok = (model(xc) > 0) == (yc > 0)  # (B, T, out)
+        check = Check(step, length, float(ok.float().mean()), bool(ok.all()))
+        if on_check is not None:
+            on_check(check)
+        if check.perfect and stage + 1 < len(lengths):
+            stage, best, stale = stage + 1, -1.0, 0  # on to longer sequences
+            continue
+        in_a_row = in_a_row + 1 if check.perfect else 0
+        if config.early_stop and in_a_row >= config.early_stop:
+            break
+        if 1.0 - check.accuracy < 0.9 * (1.0 - best):  # 10% fewer errors: still learning
+            best, stale = check.accuracy, 0
+        else:
+            stale += 1
+            if config.patience and stale >= config.patience:
+                break  # stalled: more steps of this network will not learn the task
 
 
 def finetune(

@@ -1,16 +1,19 @@
-"""The whole bonsai recipe in one call: grow, threshold search, graph, validation."""
+"""One bonsai run: grow, threshold search, graph, validation (:func:`grow_once`); the
+automatic search over sizes and seeds that :func:`sprig.bonsai.grow_bonsai` runs without a
+config is in ``_search.py``."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..nn import BonsaiRNN
 from ._graph import Graph, extract_graph
-from ._grow import GrowConfig, grow
+from ._grow import Check, GrowConfig, grow
 from ._tasks import Task, get_task
-from ._threshold import ThresholdResult, quantize_search, threshold_search
+from ._threshold import CLOSE, ThresholdResult, quantize_search, threshold_search
 from ._validate import Score, score
 
 
@@ -27,7 +30,8 @@ class BonsaiResult:
         graph: the pruned network as a graph (dead code removed).
         score: the graph's validation score on fresh sequences.
         losses: the training loss of every step.
-        seconds: wall time of the whole run.
+        seconds: wall time of the whole run (of the whole search, for a searched result).
+        attempts: every run of an automatic search, in order (empty for one run).
     """
 
     task: Task
@@ -39,23 +43,47 @@ class BonsaiResult:
     score: Score
     losses: list[float]
     seconds: float
+    attempts: list[Attempt] = field(default_factory=list)
 
 
-def grow_bonsai(
+class Attempt(NamedTuple):
+    """One run of an automatic search: its cells and seed, what it gave and how long it took.
+
+    ``steps`` is how many training steps ran (early stopping ends most runs sooner);
+    ``length`` the sequence length the curriculum had reached; ``counts`` the graph's neurons,
+    states and edges; ``accuracy`` and ``perfect`` its validation (on at most 1,000 sequences
+    for a run given up on, see :func:`grow_once`); ``seconds`` the run's wall time.
+    """
+
+    cells: tuple[tuple[int, int], ...]
+    seed: int
+    steps: int
+    length: int
+    counts: dict[str, int]
+    accuracy: float
+    perfect: bool
+    seconds: float
+
+
+def grow_once(
     task: str | Task,
-    config: GrowConfig | None = None,
+    config: GrowConfig,
     check_sequences: int = 5_000,
     validation_sequences: int = 50_000,
     validation_length: int = 40,
     on_step: Callable[[int, float], None] | None = None,
     quantize: bool = False,
     confirm_sequences: int | None = None,
+    on_check: Callable[[Check], None] | None = None,
+    deadline: float | None = None,
+    give_up: bool = False,
 ) -> BonsaiResult:
-    """Grow a bonsai network on ``task``, prune it to a graph and validate the graph.
+    """Grow one bonsai network on ``task`` with ``config``, prune it to a graph and validate
+    the graph (what :func:`sprig.bonsai.grow_bonsai` does with a config).
 
     Args:
         task: a registered task name or a :class:`Task`.
-        config: the training recipe (default :class:`GrowConfig`).
+        config: the training recipe.
         check_sequences: fresh sequences each clip threshold must get right (post: 5,000).
         validation_sequences: fresh sequences the final graph is scored on (post: 50,000).
         validation_length: their length (post: 40).
@@ -65,27 +93,46 @@ def grow_bonsai(
         confirm_sequences: fresh sequences a threshold that passes the check must also get
             right before it is kept (:func:`threshold_search`; None: as many as the
             validation, so a rare error is caught before the validation, not by it).
+        on_check: called with each training :class:`Check` (``config.check_every``).
+        deadline: a ``time.perf_counter()`` value at which training stops.
+        give_up: when training stopped before its last curriculum length, or its last check
+            got fewer than ``CLOSE`` (97%) of the output bits right, skip the fine-tuning and
+            validate on at most 1,000 sequences: such a run only needs its accuracy on record
+            (the search's hopeless sizes and seeds).
 
     Returns:
         A :class:`BonsaiResult`.
 
     Example:
-        >>> r = grow_bonsai("delay-1", GrowConfig(cells=[(1, 1)], steps=2, batch_size=8),
-        ...                 check_sequences=10, validation_sequences=10)
+        >>> r = grow_once("delay-1", GrowConfig(cells=[(1, 1)], steps=2, batch_size=8),
+        ...               check_sequences=10, validation_sequences=10)
         >>> r.graph.counts()["neurons"] >= 1
         True
     """
     start = time.perf_counter()
     task = get_task(task)
-    config = config or GrowConfig()
-    model, losses = grow(task, config, on_step=on_step)
+    checks: list[Check] = []
+
+    def record(check: Check) -> None:
+        checks.append(check)
+        if on_check is not None:
+            on_check(check)
+
+    model, losses = grow(task, config, on_step=on_step, on_check=record, deadline=deadline)
+    # a run that never reached its last length (or ended far from perfect) is not rescued by
+    # fine-tuning: a mod-3 search spent 45-65 s each on runs stalled at 99.9% on length 16
+    hopeless = give_up and (
+        not checks or checks[-1].length < config.length or checks[-1].accuracy < CLOSE
+    )
+    if hopeless:
+        validation_sequences = min(validation_sequences, 1_000)
     confirm = validation_sequences if confirm_sequences is None else confirm_sequences
     found = threshold_search(
         model,
         task,
         sequences=check_sequences,
         seed=config.seed + 1,
-        finetune_steps=config.finetune_steps,
+        finetune_steps=0 if hopeless else config.finetune_steps,
         finetune_length=config.length,  # the length the network was grown on
         confirm_sequences=confirm,
     )

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .._words import plural
 from ..io import write_text_atomic
 from ._export import graph_to_dict
+from ._fsm import FSMError, StateMachine, extract_fsm
 from ._graph import Graph
 
 
@@ -65,15 +68,10 @@ def _template() -> str:
     return (resources.files("sprig.bonsai") / "templates" / "viewer.html").read_text()
 
 
-def render_html(graph: Graph, inputs: list[list[float]] | None = None, title: str = "") -> str:
-    """The viewer page for ``graph`` (a string of HTML).
-
-    Args:
-        graph: the graph to show.
-        inputs: the input sequence, one list of ``in_features`` +-1 values per step (default:
-            16 random steps, seed 0).
-        title: the page's title (default: the task name in ``graph.meta``).
-    """
+def _view(
+    graph: Graph, inputs: list[list[float]] | None, targets: list[list[float]] | None
+) -> dict[str, Any]:
+    """One graph's entry in the page: the graph with its state machine, positions, inputs."""
     if inputs is None:
         gen = torch.Generator().manual_seed(0)
         bits = torch.randint(0, 2, (16, graph.in_features), generator=gen) * 2.0 - 1.0
@@ -83,23 +81,85 @@ def render_html(graph: Graph, inputs: list[list[float]] | None = None, title: st
             raise ValueError(
                 f"input step {i + 1} is {step}: each step needs {graph.in_features} values of +-1"
             )
+    if targets is not None and (
+        len(targets) != len(inputs)
+        or any(
+            len(y) != graph.out_features or any(v not in (-1.0, 1.0) for v in y) for y in targets
+        )
+    ):
+        raise ValueError(
+            f"targets must hold one list of {graph.out_features} values of +-1 per input step "
+            f"({len(inputs)} steps)"
+        )
+    try:
+        machine: StateMachine | FSMError = extract_fsm(graph)
+    except FSMError as err:
+        machine = err
     counts = graph.counts()
-    title = title or (
-        f"bonsai: {graph.meta.get('task', 'graph')} ({plural(counts['neurons'], 'neuron')}, "
+    name = (
+        f"{graph.meta.get('task', 'graph')} ({plural(counts['neurons'], 'neuron')}, "
         f"{plural(counts['states'], 'state')}, {plural(counts['edges'], 'edge')})"
     )
-    data = {"graph": graph_to_dict(graph), "positions": layout(graph), "inputs": inputs}
+    return {
+        "name": name,
+        "graph": graph_to_dict(graph, machine),
+        "positions": layout(graph),
+        "inputs": inputs,
+        "targets": targets,
+    }
+
+
+def render_html(
+    graph: Graph | Sequence[Graph],
+    inputs: list[list[float]] | None = None,
+    title: str = "",
+    targets: list[list[float]] | None = None,
+) -> str:
+    """The viewer page for ``graph`` (a string of HTML): the graph, its state machine, the
+    outputs against the targets and a logic analyzer of every node over time.
+
+    Args:
+        graph: the graph to show, or several (the page then has a picker).
+        inputs: the input sequence, one list of ``in_features`` +-1 values per step (default:
+            16 random steps, seed 0); with several graphs, used by those of its width.
+        title: the page's title (default: the task name in ``graph.meta``).
+        targets: the task's expected outputs for ``inputs``, one list of ``out_features`` +-1
+            values per step (first graph only; shown beside the decoded outputs until the
+            input is edited).
+
+    Example:
+        >>> from sprig.nn import BonsaiRNN
+        >>> from sprig.bonsai import extract_graph
+        >>> render_html(extract_graph(BonsaiRNN(1, 1, cells=[(1, 1)], seed=0)))[:15]
+        '<!DOCTYPE html>'
+    """
+    graphs = [graph] if isinstance(graph, Graph) else list(graph)
+    if not graphs:
+        raise ValueError("render_html needs at least one graph")
+    width = graphs[0].in_features
+    views = [
+        _view(
+            g,
+            inputs if g.in_features == width else None,
+            targets if i == 0 else None,
+        )
+        for i, g in enumerate(graphs)
+    ]
+    title = title or (
+        "bonsai: " + views[0]["name"] if len(views) == 1 else f"bonsai: {len(views)} graphs"
+    )
     # "</" inside a script element would end it early; JSON allows "<\/" for it
-    payload = json.dumps(data).replace("</", "<\\/")
+    payload = json.dumps({"views": views}).replace("</", "<\\/")
     safe_title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _template().replace("__SPRIG_TITLE__", safe_title).replace("__SPRIG_DATA__", payload)
 
 
 def write_html(
-    graph: Graph,
+    graph: Graph | Sequence[Graph],
     path: str | os.PathLike[str],
     inputs: list[list[float]] | None = None,
     title: str = "",
+    targets: list[list[float]] | None = None,
 ) -> Path:
     """Write the viewer page for ``graph`` to ``path`` (atomic); see :func:`render_html`."""
-    return write_text_atomic(path, render_html(graph, inputs, title))
+    return write_text_atomic(path, render_html(graph, inputs, title, targets))

@@ -210,18 +210,28 @@ def bonsai(
     ] = None,
     cells: Annotated[
         str | None,
-        typer.Option(help="Cells as OUTxSTATE widths, comma-separated (default: the task's)."),
+        typer.Option(
+            help="Cells as OUTxSTATE widths, comma-separated (default: a built-in task's "
+            "preset; for your own task, a search from the smallest size up)."
+        ),
     ] = None,
-    steps: Annotated[int | None, typer.Option(help="Training steps (default: the task's).")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Training steps (default: the preset's or the search's).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (the first one with --seeds).")] = 0,
     seeds: Annotated[
-        int,
+        int | None,
         typer.Option(
             help="Grow this many networks (seeds SEED, SEED+1, ...) and keep the smallest "
-            "perfect graph: seeds differ a lot on the harder tasks.",
+            "perfect graph: seeds differ a lot on the harder tasks (default 1; in the "
+            "search of your own task, seeds per size, default 3).",
             min=1,
         ),
-    ] = 1,
+    ] = None,
+    budget: Annotated[
+        float,
+        typer.Option(help="Seconds for the search of your own task's smallest network."),
+    ] = 180.0,
     input: Annotated[
         str | None,
         typer.Option(help='Input steps for the viewer page, e.g. "1 0 0 1" (default: a sample).'),
@@ -237,9 +247,13 @@ def bonsai(
     ] = False,
 ) -> None:
     """Grow a bonsai RNN on TASK, prune it to a graph, validate it, and write graph.json,
-    graph.dot, graph.py and graph.html into a run folder.
+    graph.dot, graph.py, graph.html and the state machine fsm.dot into a run folder.
 
-    Example: sprig bonsai 1to111 --out runs/b111 (or: sprig bonsai switcher --seeds 5)
+    Your own task (MODULE:NAME, imported from the current folder) without --cells or --steps
+    gets an automatic search: sizes from the smallest up, several seeds each, within --budget.
+    Exit code 1 when no graph is perfect (the files are written, marked failed).
+
+    Example: sprig bonsai 1to111 --out runs/b111 (or: sprig bonsai mytasks:PARITY)
     """
     from ._bonsai import run_bonsai
 
@@ -255,12 +269,16 @@ def bonsai(
         typer.echo,
         quantize=quantize,
         seeds=seeds,
+        budget=budget,
     )
 
 
 @app.command()
 def view(
-    graph: Annotated[Path, typer.Argument(help="A graph.json written by sprig bonsai.")],
+    graph: Annotated[
+        list[Path],
+        typer.Argument(help="graph.json files written by sprig bonsai (several: a picker)."),
+    ],
     input: Annotated[
         str | None,
         typer.Option(
@@ -269,12 +287,14 @@ def view(
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Where to write the page (default: GRAPH with .html).")
+        Path | None,
+        typer.Option(help="Where to write the page (default: the first GRAPH with .html)."),
     ] = None,
 ) -> None:
-    """Write the interactive viewer page (one self-contained HTML file) for a bonsai graph.
+    """Write the interactive viewer page (one self-contained HTML file) for bonsai graphs.
 
     Example: sprig view runs/b111/graph.json --input "1 0 0 0 1 0 0 1"
+    (or: sprig view a/graph.json b/graph.json --out both.html)
     """
     from ._bonsai import run_view
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,16 @@ import torch
 
 from .._words import plural
 from ..bonsai import (
+    TASKS,
+    BonsaiResult,
+    FSMError,
+    GrowConfig,
+    Progress,
+    SearchConfig,
+    StateMachine,
+    Task,
     best_result,
+    extract_fsm,
     get_task,
     grow_bonsai,
     load_graph,
@@ -39,6 +50,19 @@ def parse_cells(text: str) -> list[tuple[int, int]]:
     return cells
 
 
+class GrowthFailed(RuntimeError):
+    """No perfect graph: the files are written (marked failed) and the command exits 1."""
+
+
+def _import_from_cwd(task_name: str) -> None:
+    """MODULE:NAME imports from the current folder, as ``python -m`` would: the ``sprig``
+    console script starts with its own bin folder on sys.path, not the current one."""
+    if ":" in task_name and task_name not in TASKS:
+        cwd = os.getcwd()
+        if cwd not in sys.path and "" not in sys.path:
+            sys.path.insert(0, cwd)
+
+
 def run_bonsai(
     task_name: str,
     out: Path | None,
@@ -50,67 +74,62 @@ def run_bonsai(
     check_sequences: int,
     echo: Callable[[str], None],
     quantize: bool = False,
-    seeds: int = 1,
+    seeds: int | None = None,
+    budget: float = 180.0,
 ) -> None:
-    from tqdm import tqdm
-
-    if seeds < 1:
+    """Grow, prune, validate and export; without --cells/--steps on a user's task, the
+    automatic search (built-in tasks use their presets)."""
+    if seeds is not None and seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    if not budget > 0:
+        raise ValueError(f"--budget must be > 0 seconds, got {budget}")
+    _import_from_cwd(task_name)
     task = get_task(task_name)
+    builtin = task_name in TASKS  # a user task named like a built-in gets no preset
     overrides: dict[str, Any] = {}
     if cells:
         overrides["cells"] = parse_cells(cells)
     if steps is not None:
         overrides["steps"] = steps
-    steps_in = parse_inputs(inputs, task.in_features) if inputs else None
+    steps_in = parse_inputs(inputs, task.in_features) if inputs is not None else None
     for option, value in (
         ("--validation-sequences", validation_sequences),
         ("--check-sequences", check_sequences),
     ):
         if value < 1:
             raise ValueError(f"{option} must be at least 1, got {value}")
+    searching = not builtin and not overrides
+    search = SearchConfig(seeds=seeds or 3, seed=seed, budget_s=budget) if searching else None
     folder = output_folder(out, f"bonsai-{task.name}")
-    results = []
-    for run_seed in range(seed, seed + seeds):
-        config = preset_config(task.name, seed=run_seed, **overrides)
-        echo(
-            f"growing a bonsai on {task.name}: cells {list(config.cells)}, {config.steps} "
-            f"steps, seed {run_seed}"
-        )
-        with tqdm(total=config.steps, unit="step", leave=False) as bar:
-
-            def on_step(step: int, loss: float) -> None:
-                bar.update(1)
-                if step % 50 == 0:
-                    bar.set_postfix(loss=f"{loss:.4f}")
-
-            r = grow_bonsai(
-                task,
-                config,
-                check_sequences=check_sequences,
-                validation_sequences=validation_sequences,
-                on_step=on_step,
-                quantize=quantize,
-            )
-        results.append(r)
-        if seeds > 1:
-            c = r.graph.counts()
-            echo(
-                f"  seed {run_seed}: {c['neurons']}/{c['states']}/{c['edges']} "
-                f"(neurons/states/edges), validation {r.score.accuracy:.4%}, {r.seconds:.0f} s"
-            )
-    result = best_result(results)
-    kept = seed + results.index(result)
-    if seeds > 1:
-        echo(f"keeping seed {kept}")
+    common: dict[str, Any] = {
+        "check_sequences": check_sequences,
+        "validation_sequences": validation_sequences,
+        "quantize": quantize,
+    }
+    if search is not None:
+        result = _search(task, search, common, echo)
+        kept = result.graph.meta.get("seed", seed)
+    else:
+        result, kept = _fixed(task, builtin, overrides, seed, seeds or 1, common, echo)
     g = result.graph
-    if steps_in is None:
-        x, _ = task.batch(1, 24, torch.Generator().manual_seed(kept))
-        steps_in = x[0].tolist()
-    save_graph(g, folder / "graph.json")
+    perfect = result.score.perfect
+    g.meta["status"] = "perfect" if perfect else "failed"
+    try:
+        machine: StateMachine | FSMError = extract_fsm(g)
+    except FSMError as err:
+        machine = err
+    targets = None
+    if steps_in is None:  # a sample of the task: its targets are known, the page shows them
+        x, y = task.batch(1, 24, torch.Generator().manual_seed(kept))
+        steps_in, targets = x[0].tolist(), y[0].tolist()
+    save_graph(g, folder / "graph.json", machine)
     write_text_atomic(folder / "graph.dot", to_dot(g))
     write_text_atomic(folder / "graph.py", to_python(g))
-    write_html(g, folder / "graph.html", steps_in)
+    write_html(g, folder / "graph.html", steps_in, targets=targets)
+    written = "graph.json, graph.dot, graph.py, graph.html"
+    if isinstance(machine, StateMachine):
+        write_text_atomic(folder / "fsm.dot", machine.to_dot())
+        written += ", fsm.dot"
     c = g.counts()
     echo(
         f"clip threshold {result.threshold:g}"
@@ -124,24 +143,124 @@ def run_bonsai(
         f"graph: {plural(c['neurons'], 'neuron')}, {plural(c['states'], 'state')}, "
         f"{plural(c['edges'], 'edge')}"
     )
+    if isinstance(machine, StateMachine):
+        echo(
+            f"state machine: {plural(machine.num_states, 'state')} "
+            "(minimal Mealy machine; "
+            f"{machine.raw_states} state codes at tolerance {machine.tolerance:g})"
+        )
+    else:
+        echo(f"state machine: none ({machine})")
     s = result.score
     echo(
         f"validation ({s.sequences} fresh sequences of {s.length}): accuracy {s.accuracy:.4%}, "
         f"sequences all right {s.sequence_accuracy:.4%}"
     )
-    total = sum(r.seconds for r in results)
+    echo(f"wall time {result.seconds:.1f} s")
+    if not perfect:
+        write_text_atomic(
+            folder / "FAILED",
+            f"no perfect graph: validation accuracy {s.accuracy:.4%} "
+            f"({s.sequence_accuracy:.4%} of sequences all right); these files hold the best "
+            "run\n",
+        )
+        raise GrowthFailed(
+            f"no perfect graph (validation {s.accuracy:.4%}); wrote the best run to {folder} "
+            "(marked failed: FAILED, graph.json meta status). Try --budget, --seeds or --cells"
+        )
+    echo(f"wrote {folder}/{written}")
+
+
+def _fixed(
+    task: Task,
+    builtin: bool,
+    overrides: dict[str, Any],
+    seed: int,
+    seeds: int,
+    common: dict[str, Any],
+    echo: Callable[[str], None],
+) -> tuple[BonsaiResult, int]:
+    """One recipe (the built-in's preset, or GrowConfig's defaults, with the options), over
+    ``seeds`` seeds; the smallest perfect graph is kept."""
+    from tqdm import tqdm
+
+    results = []
+    for run_seed in range(seed, seed + seeds):
+        config = (
+            preset_config(task.name, seed=run_seed, **overrides)
+            if builtin
+            else GrowConfig(seed=run_seed, **overrides)
+        )
+        echo(
+            f"growing a bonsai on {task.name}: cells {list(config.cells)}, {config.steps} "
+            f"steps, seed {run_seed}"
+        )
+        with tqdm(total=config.steps, unit="step", leave=False) as bar:
+
+            def on_step(step: int, loss: float) -> None:
+                bar.update(1)
+                if step % 50 == 0:
+                    bar.set_postfix(loss=f"{loss:.4f}")
+
+            r = grow_bonsai(task, config, on_step=on_step, **common)
+        results.append(r)
+        if seeds > 1:
+            c = r.graph.counts()
+            echo(
+                f"  seed {run_seed}: {c['neurons']}/{c['states']}/{c['edges']} "
+                f"(neurons/states/edges), validation {r.score.accuracy:.4%}, {r.seconds:.0f} s"
+            )
+    result = best_result(results)
+    kept = seed + results.index(result)
+    if seeds > 1:
+        total = sum(r.seconds for r in results)
+        echo(f"keeping seed {kept} ({total:.1f} s for all seeds)")
+    return result, kept
+
+
+def _search(
+    task: Task, search: SearchConfig, common: dict[str, Any], echo: Callable[[str], None]
+) -> BonsaiResult:
+    """The automatic search, with a progress bar over the time budget."""
+    from tqdm import tqdm
+
     echo(
-        f"wall time {result.seconds:.1f} s"
-        + (f" ({total:.1f} s for all seeds)" if seeds > 1 else "")
+        f"growing a bonsai on {task.name}: searching sizes from {list(search.sizes[0])} up, "
+        f"{search.seeds} seeds each, budget {search.budget_s:g} s"
     )
-    echo(f"wrote {folder}/graph.json, graph.dot, graph.py, graph.html")
+    # seconds of the budget, without tqdm's rate (seconds per second says nothing)
+    fmt = "{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix}"
+    with tqdm(total=round(search.budget_s or 0), bar_format=fmt, leave=False) as bar:
+
+        def on_progress(p: Progress) -> None:
+            bar.n = min(round(p.elapsed), bar.total)
+            cells = ",".join(f"{o}x{s}" for o, s in p.cells)
+            bar.set_postfix_str(
+                f"cells {cells} seed {p.seed} length {p.check.length} "
+                f"accuracy {p.check.accuracy:.2%}"
+            )
+
+        result = grow_bonsai(task, search=search, on_progress=on_progress, **common)
+    for a in result.attempts:
+        c = a.counts
+        cells = ",".join(f"{o}x{s}" for o, s in a.cells)
+        echo(
+            f"  cells {cells} seed {a.seed}: {a.steps} steps (to length {a.length}), "
+            f"{c['neurons']}/{c['states']}/{c['edges']} (neurons/states/edges), validation "
+            f"{a.accuracy:.4%}, {a.seconds:.0f} s"
+        )
+    echo(f"kept cells {list(result.pruned.cell_sizes)}, seed {result.graph.meta.get('seed')}")
+    return result
 
 
 def run_view(
-    graph_path: Path, inputs: str | None, out: Path | None, echo: Callable[[str], None]
+    graph_paths: list[Path], inputs: str | None, out: Path | None, echo: Callable[[str], None]
 ) -> None:
-    graph = load_graph(graph_path)
-    steps = parse_inputs(inputs, graph.in_features) if inputs else None
-    target = out or graph_path.with_suffix(".html")
-    write_html(graph, target, steps)
+    """Write one viewer page for one graph or several (the page then has a picker)."""
+    if not graph_paths:
+        raise ValueError("give at least one graph.json")
+    graphs = [load_graph(p) for p in graph_paths]
+    steps = parse_inputs(inputs, graphs[0].in_features) if inputs is not None else None
+    target = out or graph_paths[0].with_suffix(".html")
+    write_html(graphs, target, steps)
     echo(f"wrote {target} (open it in a browser; it needs no network)")
