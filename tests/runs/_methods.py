@@ -5,6 +5,9 @@ weight of each masked layer and grows a random pruned position drawn from the ru
 generator. It has state (how many swaps it made), changes masks, and uses the generator, so a
 resume that forgets any of them ends with different masks. ``delay`` slows each step so a test
 can kill a run mid-training.
+
+``slow_rigl`` is sprig's RigL with such a delay (for compressed layers, which ``swap_one``'s
+masks do not reach).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sprig.dst import make_updater
 from sprig.masks import apply_mask, masked_parameters
 from sprig.runs import METHODS
 from sprig.training import Callback
@@ -53,5 +57,22 @@ class SwapOne(Callback):
         self.swaps = int(state["swaps"])
 
 
+class Delay(Callback):
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def after_step(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        time.sleep(self.delay)
+
+
+def slow_rigl(model: nn.Module, steps: int, seed: int, every: int = 7, delay: float = 0.0) -> Any:
+    rigl = make_updater(
+        "rigl", model, t_end=max(2 * every, int(0.75 * steps)), every=every, seed=seed
+    )
+    return [rigl, Delay(delay)]
+
+
 if "swap_one" not in METHODS:
     METHODS.add("swap_one", SwapOne)
+if "slow_rigl" not in METHODS:
+    METHODS.add("slow_rigl", slow_rigl)

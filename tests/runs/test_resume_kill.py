@@ -77,10 +77,27 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+# compressed storage: the structure (index buffers), values and Adam state resume exactly
+COMPRESSED = (
+    CONFIG.replace(
+        "densities = [1.0, 0.3, 0.5]", 'densities = [1.0, 0.3, 0.5]\nstorage = "compressed"'
+    )
+    .replace(
+        'name = "swap_one"      # changes masks with its own generator and has state',
+        'name = "slow_rigl"',
+    )
+    .replace(
+        'name = "sgd"\nlr = 0.2\nmomentum = 0.9         # optimizer state that must survive',
+        'name = "adam"\nlr = 0.02',
+    )
+)
+
+
 @pytest.mark.slow
-def test_sigkill_then_resume_matches_unbroken_run(tmp_path, one_thread):
+@pytest.mark.parametrize("storage", ["masked", "compressed"])
+def test_sigkill_then_resume_matches_unbroken_run(tmp_path, one_thread, storage):
     config = tmp_path / "experiment.toml"
-    config.write_text(CONFIG)
+    config.write_text(CONFIG if storage == "masked" else COMPRESSED)
     reference = run_experiment(config, tmp_path / "reference")
 
     killed = RunFolder(tmp_path / "killed")
@@ -108,7 +125,8 @@ def test_sigkill_then_resume_matches_unbroken_run(tmp_path, one_thread):
     # the same final weights and masks, bit for bit
     got = load_file(str(killed.model))
     want = load_file(str(reference.path / "model.safetensors"))
-    assert got.keys() == want.keys() and any(k.endswith("_mask") for k in got)
+    structure = "_mask" if storage == "masked" else ".col"
+    assert got.keys() == want.keys() and any(k.endswith(structure) for k in got)
     for key in want:
         assert torch.equal(got[key], want[key]), key
     status = json.loads(killed.status_file.read_text())

@@ -16,12 +16,14 @@ from ._backend import check_keras, select_torch_backend
 select_torch_backend()
 check_keras()
 
+from ._compressed import CompressedDense  # noqa: E402
 from ._fit import fit_sparse  # noqa: E402
 from ._layer import INFERENCE_KERNELS, SparseDense  # noqa: E402
 from ._predict import predict_sparse  # noqa: E402
 from ._sparse_inputs import as_torch_sparse, row_chunks  # noqa: E402
 
 __all__ = [
+    "CompressedDense",
     "INFERENCE_KERNELS",
     "SparseDense",
     "as_torch_sparse",
