@@ -25,15 +25,10 @@ def _data(rows=1200, features=3000):
     return x, (x @ w > 0).astype("int64")
 
 
-def _model(features=3000):
+def _model(features=3000, first=None):
     keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((features,)),
-            SparseDense(32, density=0.1, seed=0, activation="relu"),
-            keras.layers.Dense(2),
-        ]
-    )
+    first = first or SparseDense(32, density=0.1, seed=0, activation="relu")
+    model = keras.Sequential([keras.Input((features,)), first, keras.layers.Dense(2)])
     model.compile(
         optimizer=keras.optimizers.Adam(0.01),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -90,23 +85,10 @@ def test_fit_sparse_bad_input_is_named():
         fit_sparse(raw, x, y)
 
 
-def _compressed_model(features=3000):
+def _compressed_model():
     from sprig.keras import CompressedDense
 
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((features,)),
-            CompressedDense(32, density=0.1, seed=0, activation="relu"),
-            keras.layers.Dense(2),
-        ]
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(0.01),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return model
+    return _model(first=CompressedDense(32, density=0.1, seed=0, activation="relu"))
 
 
 def test_compressed_dense_stores_trains_and_saves_only_nonzeros(tmp_path):

@@ -335,13 +335,12 @@ class CompressedLinear(CompressedModule):
 
     def dense_grad_rows(self, start: int, stop: int) -> Tensor | None:
         """Rows of ``dW = sum over recorded passes of dy^T x``: ``(stop - start, in)``."""
-        if not self._grad_record:
+        record = self._grad_record
+        if not record:
             return None
-        gy = torch.cat([g for g, _ in self._grad_record]) if len(self._grad_record) > 1 else None
-        if gy is None:
-            g0, x0 = self._grad_record[0]
-            return g0[:, start:stop].t() @ x0
-        x = torch.cat([x for _, x in self._grad_record])
+        # several passes (gradient accumulation): one product over their rows together
+        gy = record[0][0] if len(record) == 1 else torch.cat([g for g, _ in record])
+        x = record[0][1] if len(record) == 1 else torch.cat([x for _, x in record])
         return gy[:, start:stop].t() @ x
 
     def resize_nonzeros(self, nnz: int) -> None:
