@@ -55,5 +55,5 @@ def test_transformer_decode():
     if importlib.util.find_spec("transformers") is None:
         pytest.skip("transformers is not installed (the dev extra)")
     res = _load("transformer_decode").main(seconds=2, hidden=128, layers=2, tokens=16)
-    assert res["equal"] is True and len(res["compressed"]) == 16
-    assert res["max logit gap"] < 1e-3
+    assert res["equal"] is True and len(res["csr"]) == 16  # dispatcher's and forced CSR
+    assert res["max logit gap"] < 1e-4
