@@ -23,6 +23,7 @@ import copy
 import math
 import time
 import warnings
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -102,7 +103,17 @@ def text(tokens: list[int]) -> str:
     return "".join(chr(t) if 32 <= t < 127 or t == 10 else "?" for t in tokens)
 
 
-def main(
+def main(**kwargs: Any) -> dict[str, object]:
+    """Train, prune, compress and decode (arguments as :func:`run`); torch's threads restored."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a shared machine: one thread keeps timings steady
+    try:
+        return run(**kwargs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run(
     seconds: float = 25.0,
     density: float = 0.1,
     method: str = "sparsegpt",
@@ -111,7 +122,6 @@ def main(
     tokens: int = 64,
     seed: int = 0,
 ) -> dict[str, object]:
-    torch.set_num_threads(1)  # a shared machine: one thread keeps timings steady
     ctx = 64
     train_data, _ = stdlib_text(2_000_000)
     model = llama(hidden, layers, heads=max(1, hidden // 64), ctx=ctx, seed=seed)
@@ -159,4 +169,4 @@ if __name__ == "__main__":
     ap.add_argument("--tokens", type=int, default=64, help="tokens to decode")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    main(a.seconds, a.density, a.method, a.hidden, a.layers, a.tokens, a.seed)
+    main(**vars(a))
