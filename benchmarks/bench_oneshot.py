@@ -17,22 +17,20 @@ import argparse
 import copy
 import math
 import os
-import sysconfig
 import time
 import warnings
 from fnmatch import fnmatchcase
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from _common import write_table
 from torch import nn
 
+from sprig.data import VOCAB, stdlib_text
 from sprig.masks import LeftAloneWarning, apply_mask
 from sprig.masks import density as model_density
 from sprig.prune import prune
 
-VOCAB = 128  # ASCII; anything else reads as '?'
 BLOCK_WEIGHTS = ["*.qkv", "*.proj", "*.fc1", "*.fc2"]
 
 
@@ -63,24 +61,6 @@ class CharLM(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         pos = torch.arange(idx.shape[1], device=idx.device)
         return self.head(self.ln(self.blocks(self.tok(idx) + self.pos(pos))))  # (B, T, V)
-
-
-def stdlib_text(limit: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train, validation) byte tensors from the standard library's .py files (by file)."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    files = sorted(p for p in root.glob("*.py"))  # top level only: no tests, no site-packages
-    train, val = bytearray(), bytearray()
-    for i, path in enumerate(files):
-        data = path.read_bytes()
-        (val if i % 10 == 0 else train).extend(data)
-        if len(train) > limit:
-            break
-
-    def encode(b: bytearray) -> torch.Tensor:
-        t = torch.frombuffer(b, dtype=torch.uint8).long()  # bytearray: writable, no copy
-        return t.masked_fill(t >= VOCAB, ord("?"))
-
-    return encode(train), encode(val)
 
 
 def batches(data: torch.Tensor, n: int, ctx: int, gen: torch.Generator) -> torch.Tensor:

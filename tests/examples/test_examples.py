@@ -47,3 +47,13 @@ def test_course_module(tmp_path, capsys, monkeypatch):
     assert res["dense"] > 0.9 and res["sparse 0.5"] > 0.9
     assert res["ticket density"] == pytest.approx(0.125, abs=0.01)
     assert (tmp_path / "masks.png").stat().st_size > 1000
+
+
+def test_transformer_decode():
+    # a short run: training for a few seconds, a tiny Llama; the speed is measured by
+    # benchmarks/bench_decode.py
+    if importlib.util.find_spec("transformers") is None:
+        pytest.skip("transformers is not installed (the dev extra)")
+    res = _load("transformer_decode").main(seconds=2, hidden=128, layers=2, tokens=16)
+    assert res["equal"] is True and len(res["csr"]) == 16  # dispatcher's and forced CSR
+    assert res["max logit gap"] < 1e-4

@@ -1,6 +1,7 @@
-"""Datasets generated locally (nothing is downloaded)."""
+"""Datasets generated locally (nothing is downloaded) or read from Python itself."""
 
 from ._mnist1d import mnist1d
 from ._tabular import Split, course_task, moons
+from ._text import VOCAB, stdlib_text
 
-__all__ = ["Split", "course_task", "mnist1d", "moons"]
+__all__ = ["VOCAB", "Split", "course_task", "mnist1d", "moons", "stdlib_text"]
