@@ -27,7 +27,8 @@ from .masks import (
     summary,
 )
 from .nn import BonsaiRNN, SparseLinear, SparseMLP, SparseRNN
-from .prune import GradualPruning, LotteryConfig, Polynomial, find_tickets
+from .prune import GradualPruning, Polynomial
+from .runs import LotteryConfig, find_tickets
 
 __all__ = [
     "BonsaiRNN",

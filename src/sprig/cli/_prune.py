@@ -1,6 +1,6 @@
 """``sprig lottery`` and ``sprig sparse-vs-dense``: the pruning experiments of the course module.
 
-The experiments themselves live in the library (:func:`sprig.prune.find_tickets`, the pruners);
+The experiments themselves live in the library (:func:`sprig.runs.find_tickets`, the pruners);
 this module parses options, prints progress and writes the run folder (JSON, markdown, PNG).
 """
 
@@ -22,7 +22,8 @@ from .._checks import check_density
 from ..data import Split, course_task, mnist1d
 from ..io import write_text_atomic
 from ..masks import sparsify, summary
-from ..prune import LotteryConfig, LotteryResult, LotteryRound, find_tickets, prune
+from ..prune import prune
+from ..runs import LotteryConfig, LotteryResult, LotteryRound, find_tickets
 from ..training import TrainConfig, train_classifier
 from ._folders import output_folder
 
