@@ -23,6 +23,7 @@ from ..kernels import (
 )
 from ..kernels._dispatch import check_backend
 from ..masks import apply_mask, get_mask, make_mask, parse_pattern, wants_dense_grad
+from ..masks import density as measured_density
 from ._base import sprig_module
 
 
@@ -144,18 +145,28 @@ class SparseLinear(nn.Linear):
             (out_features, in_features), density, spec, generator=_mask_generator(seed)
         )
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self.density = float(mask.float().mean()) if density is None else float(density)
+        # the density asked for (an N:M pattern's own when None); ``density`` below is the
+        # current one, read from the mask, since pruning and DST change it after construction
+        self.density_config = float(mask.float().mean()) if density is None else float(density)
         self.pattern = str(spec)
         self.seed = seed
         self.backend = backend
         self._kernels = _KernelCache()
         apply_mask(self, "weight", mask, pattern=self.pattern)
 
+    @property
+    def density(self) -> float:
+        """The fraction of weights kept now, read from the mask (it follows ``prune()`` and DST).
+
+        The density the layer was built with is :attr:`density_config`.
+        """
+        return measured_density(self)
+
     def config(self) -> dict[str, Any]:
         return {
             "in_features": self.in_features,
             "out_features": self.out_features,
-            "density": self.density,
+            "density": self.density_config,
             "pattern": self.pattern,
             "bias": self.bias is not None,
             "seed": self.seed,
@@ -194,7 +205,7 @@ class SparseLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         return (
-            f"{super().extra_repr()}, density={self.density:g}, pattern={self.pattern}, "
+            f"{super().extra_repr()}, density={self.density_config:g}, pattern={self.pattern}, "
             f"backend={self.backend}"
         )
 
