@@ -73,7 +73,7 @@ def _moons(folder: Path, seed: int, steps: int, echo: Echo) -> _Section:
     }
     methods = {
         "static": {"name": "static"},
-        "RigL": {"name": "rigl", "fraction": 0.3, "every": 10, "end": 0.75},
+        "RigL": {"name": "rigl", "fraction": 0.3, "every": 10, "end_fraction": 0.75},
     }
     rows: list[tuple[str, ...]] = [("method", "density", "train acc", "test acc", "stripped")]
     models: dict[str, nn.Module] = {}
