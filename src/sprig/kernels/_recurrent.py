@@ -441,7 +441,8 @@ def _torch_csr_loop(
     H = layer.weight_hh.shape[1]
     with torch.no_grad():
         # (G*H, B) layouts throughout: MKL's CSR product wants a row-major dense operand, and
-        # element-wise ops on operands of one layout run ~2x faster than on mixed ones
+        # element-wise ops on operands of one layout run faster than on mixed ones (row layout-ops
+        # of benchmarks/results/design_measurements.md)
         x_t = x.permute(0, 2, 1).contiguous()  # (T, I, B)
         b_ih = None if layer.bias_ih is None else layer.bias_ih.unsqueeze(1)
         b_hh = None if layer.bias_hh is None else layer.bias_hh.unsqueeze(1)

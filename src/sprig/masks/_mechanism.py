@@ -11,10 +11,11 @@ and holds exact zeros at pruned positions. Four guarantees keep it that way:
   optimizer (momentum state left over from before masking, exotic update rules);
 * a ``load_state_dict`` post-hook re-zeroes them after loading weights.
 
-Why not a parametrization (``weight = weight_orig * mask`` in every forward)? Measured on a
-4096x4096 layer with Adam it costs 1.35x a dense step and it breaks ``nn.LSTM``'s flattened
-weights. The hooks here multiply by a cached float copy of the mask (one streaming pass,
-~4 ms for 16M weights) instead of a bool ``masked_fill_`` (~15 ms on this CPU).
+Why not a parametrization (``weight = weight_orig * mask`` in every forward)? It costs a
+large fraction of a dense step and it breaks ``nn.LSTM``'s flattened weights. The hooks here
+multiply by a cached float copy of the mask (one streaming pass) instead of a slower bool
+``masked_fill_`` (``benchmarks/results/design_measurements.md``, rows ``mask-parametrization``
+and ``mask-multiply``).
 
 Deep copies: tensor hooks do not survive ``copy.deepcopy`` of a parameter, so a forward pre-hook
 (:class:`_MaskGuard`) re-attaches them on the first forward of a copy. Masks, being buffers,
