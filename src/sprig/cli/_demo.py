@@ -38,7 +38,8 @@ class _Section:
 
 @contextlib.contextmanager
 def _threads(n: int) -> Iterator[None]:
-    # tiny models run 10x faster on one thread than on two fighting over a busy CPU
+    # tiny models run much faster on one thread than on two fighting over a busy CPU
+    # (benchmarks/results/design_measurements.md, row small-threads)
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

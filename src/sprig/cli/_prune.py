@@ -32,7 +32,8 @@ Echo = Callable[[str], None]
 
 def set_threads(threads: int) -> None:
     """Use ``threads`` CPU threads. Small networks train fastest on one: with more, torch's
-    threads spin-wait on each other, which on a busy machine made steps 10x slower."""
+    threads spin-wait on each other, which on a busy machine makes steps many times slower
+    (``benchmarks/results/design_measurements.md``, row ``small-threads``)."""
     if threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)

@@ -346,7 +346,8 @@ def csr_recurrent(
     from . import _recurrent_numba as nb
 
     # numpy allocations: torch.zeros fans out to every intra-op thread, which on a busy
-    # machine costs milliseconds per call (measured); these arrays are filled by one thread.
+    # machine costs milliseconds per call (row torch-zeros-busy of
+    # benchmarks/results/design_measurements.md); these arrays are filled by one thread.
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
     xn = x.detach().to(dtype).numpy()  # (T, B, I)
 
