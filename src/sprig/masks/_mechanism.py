@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from .._tensor_key import TensorKey
 from ._storage import compressed_weights
 
 MASK_SUFFIX = "_mask"
@@ -106,7 +107,7 @@ class _MaskGuard:
         self.patterns: dict[str, str] = {}
         self._hooks: dict[str, _GradMask] = {}
         self._hooked: dict[str, weakref.ref[Tensor]] = {}
-        self._mult: dict[str, tuple[weakref.ref[Tensor], int, Tensor]] = {}
+        self._mult: dict[str, tuple[TensorKey, Tensor]] = {}
         self.capture_dense = False
         self.dense_grads: dict[str, Tensor] = {}
 
@@ -136,16 +137,11 @@ class _MaskGuard:
         assert mask is not None
         cached = self._mult.get(name)
         if cached is not None:
-            ref, version, mult = cached
-            if (
-                ref() is mask
-                and version == mask._version
-                and mult.dtype == like.dtype
-                and mult.device == like.device
-            ):
+            key, mult = cached
+            if key.matches(mask) and mult.dtype == like.dtype and mult.device == like.device:
                 return mult
         mult = mask.to(device=like.device, dtype=like.dtype)
-        self._mult[name] = (weakref.ref(mask), mask._version, mult)
+        self._mult[name] = (TensorKey(mask), mult)
         return mult
 
     def drop(self, name: str) -> None:
