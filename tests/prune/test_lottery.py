@@ -1,4 +1,4 @@
-"""Lottery-ticket mechanics in sprig.prune; the experiment is tested in tests/runs."""
+"""Lottery-ticket mechanics in sprig.prune; the experiment is tested in tests/lottery."""
 
 import pytest
 import torch

@@ -1,6 +1,6 @@
 """``sprig lottery`` and ``sprig sparse-vs-dense``: the pruning experiments of the course module.
 
-The experiments themselves live in the library (:func:`sprig.runs.find_tickets`, the pruners);
+The experiments themselves live in the library (:func:`sprig.lottery.find_tickets`, the pruners);
 this module parses options, prints progress and writes the run folder (JSON, markdown, PNG).
 """
 
@@ -21,9 +21,9 @@ from torch import nn
 from .._checks import check_density
 from ..data import Split, course_task, mnist1d
 from ..io import write_text_atomic
+from ..lottery import LotteryConfig, LotteryResult, LotteryRound, find_tickets
 from ..masks import sparsify, summary
 from ..prune import prune
-from ..runs import LotteryConfig, LotteryResult, LotteryRound, find_tickets
 from ..training import TrainConfig, train_classifier
 from ._folders import output_folder
 

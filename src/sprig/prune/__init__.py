@@ -2,8 +2,8 @@
 SparseGPT, OWL), schedules, regularizers, lottery-ticket mechanics (rewind, IMP masks).
 
 The lottery-ticket experiment itself (:func:`find_tickets` and its config and result) lives in
-the outer ring, :mod:`sprig.runs`; its names stay importable from here, loaded on first use so
-that importing ``sprig.prune`` never imports the runner.
+the outer ring, :mod:`sprig.lottery`; its names stay importable from here, loaded on first use so
+that importing ``sprig.prune`` never imports the outer ring.
 """
 
 from typing import Any
@@ -62,14 +62,14 @@ __all__ = [
     "sparsegpt",
 ]
 
-# the lottery experiment moved to sprig.runs (it needs data, a training loop and file output);
-# these names stay importable from sprig.prune, imported lazily so the core never loads the runner
-_MOVED_TO_RUNS = ("ARMS", "LotteryConfig", "LotteryResult", "LotteryRound", "find_tickets")
+# the lottery experiment moved to sprig.lottery (it needs data, a training loop and file output);
+# these names stay importable from sprig.prune, imported lazily so the core never loads it
+_MOVED_TO_LOTTERY = ("ARMS", "LotteryConfig", "LotteryResult", "LotteryRound", "find_tickets")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_RUNS:
-        from ..runs import _lottery
+    if name in _MOVED_TO_LOTTERY:
+        from ..lottery import _tickets
 
-        return getattr(_lottery, name)
+        return getattr(_tickets, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

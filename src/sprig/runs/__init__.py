@@ -5,9 +5,6 @@ A run folder holds the config, per-step metrics (JSON lines), checkpoints, the f
 plots; a stopped run continues exactly with :func:`resume_run` (``sprig run --resume``).
 New sparsity methods plug in by name: ``RUN_METHODS.add("my_set", my_set)`` (see
 ``_registries``).
-
-The lottery-ticket experiment (:func:`find_tickets`) lives here too: it trains, reads data and
-writes files, so it sits beside the runner rather than in :mod:`sprig.prune`.
 """
 
 from ._config import (
@@ -25,7 +22,6 @@ from ._config import (
 )
 from ._experiment import Experiment, build
 from ._folder import RunError, RunFolder
-from ._lottery import ARMS, LotteryConfig, LotteryResult, LotteryRound, find_tickets
 from ._registries import (
     DATASETS,
     LR_SCHEDULES,
@@ -39,7 +35,6 @@ from ._runner import RunResult, default_out, resume_run, run_experiment
 from ._typed import ConfigError
 
 __all__ = [
-    "ARMS",
     "DATASETS",
     "RUN_METHODS",
     "METHOD_INPUTS",
@@ -50,9 +45,6 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "Experiment",
-    "LotteryConfig",
-    "LotteryResult",
-    "LotteryRound",
     "MethodConfig",
     "ModelConfig",
     "OptimizerConfig",
@@ -67,7 +59,6 @@ __all__ = [
     "config_hash",
     "config_toml",
     "default_out",
-    "find_tickets",
     "load_config",
     "resume_run",
     "run_experiment",

@@ -21,9 +21,7 @@ One run, for each seed:
 Every training run starts a fresh optimizer. Round 0 is the dense network (one accuracy, shared
 by all three series).
 
-This is the outer ring (it needs data, a training loop and file output); the mechanics it
-calls, :func:`sprig.prune.rewind` and the IMP masks, stay in :mod:`sprig.prune` for people
-who run their own loop.
+The mechanics it calls stay in :mod:`sprig.prune` (see the package docstring).
 """
 
 from __future__ import annotations

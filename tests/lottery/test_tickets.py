@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from sprig.data import course_task
+from sprig.lottery import LotteryConfig, LotteryResult, find_tickets
 from sprig.masks import get_mask
-from sprig.runs import LotteryConfig, LotteryResult, find_tickets
 from sprig.training import TrainConfig
 
 DATA = course_task(n_train=256, n_test=128)
@@ -126,7 +126,7 @@ def test_bad_config():
 
 
 def test_old_import_path_still_works():
-    # the experiment moved from sprig.prune to sprig.runs; users' imports keep working
+    # the experiment moved from sprig.prune to sprig.lottery; users' imports keep working
     import sprig
     import sprig.prune
 
