@@ -30,6 +30,18 @@ def test_core_never_imports_sprig_at_module_level():
     assert bad == []
 
 
+def test_core_never_imports_the_outer_ring_at_module_level():
+    # sprig.prune re-exports the lottery experiment lazily, inside a function
+    outer = re.compile(r"^from \.\.(runs|lottery|cli|plots)\b", re.M)
+    bad = [
+        str(path.relative_to(SRC))
+        for pkg in CORE
+        for path in (SRC / pkg).rglob("*.py")
+        if outer.search(path.read_text())
+    ]
+    assert bad == []
+
+
 def test_one_version():
     assert sprig.__version__ == __version__
     text = (SRC.parents[1] / "pyproject.toml").read_text()

@@ -15,6 +15,7 @@ from .bonsai import grow_bonsai, load_graph
 from .compress import CompressedLinear, StripResult, compress, decompress, strip
 from .dst import SET, SNFS, DeepR, MaskUpdater, RigL, make_updater
 from .io import SprigFileError, load, load_state, load_state_dict, save
+from .lottery import LotteryConfig, find_tickets
 from .masks import (
     apply_mask,
     bake,
@@ -27,7 +28,7 @@ from .masks import (
     summary,
 )
 from .nn import BonsaiRNN, SparseLinear, SparseMLP, SparseRNN
-from .prune import GradualPruning, LotteryConfig, Polynomial, find_tickets
+from .prune import GradualPruning, Polynomial
 
 __all__ = [
     "BonsaiRNN",

@@ -13,6 +13,16 @@ def test_sparse_linear():
     assert "density=0.1" in repr(layer)
 
 
+def test_density_is_read_from_the_mask_and_the_config_keeps_the_construction():
+    layer = sprig.SparseLinear(30, 20, density=0.5, seed=0)
+    sprig.prune.prune(layer, 0.1)
+    assert layer.density == pytest.approx(60 / 600)  # was stuck at 0.5 before
+    assert layer.density_config == layer.config()["density"] == 0.5
+    rnn = sprig.SparseRNN(4, 8, cell="gru", density={"r": 0.5, "z": 0.25, "n": 1.0}, seed=0)
+    assert rnn.density == pytest.approx(sprig.density(rnn))
+    assert rnn.density_config == {"r": 0.5, "z": 0.25, "n": 1.0}
+
+
 def test_sparse_mlp_article_shape():
     mlp = sprig.SparseMLP([2, 16, 16, 1], densities=[1.0, 0.1, 0.2], seed=0)
     assert [int(layer.weight_mask.sum()) for layer in mlp.layers] == [32, 26, 3]

@@ -44,7 +44,8 @@ class GrowConfig:
             steps with their zeros frozen (0: the post's plain search).
         threads: torch CPU threads while training (restored after). The tensors are tiny
             (batch x a few neurons), so extra threads only add synchronisation: on a busy
-            2-core machine one thread ran a step 5x faster than two.
+            machine one thread runs a step several times faster than two
+            (``benchmarks/results/design_measurements.md``, row ``bonsai-threads``).
         curriculum: shorter sequence lengths trained first, in order, before ``length``: the
             network moves on to the next length once it gets every output sign right on
             ``check_sequences`` fresh sequences of the current one (checked every

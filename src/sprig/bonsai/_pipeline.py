@@ -120,7 +120,8 @@ def grow_once(
 
     model, losses = grow(task, config, on_step=on_step, on_check=record, deadline=deadline)
     # a run that never reached its last length (or ended far from perfect) is not rescued by
-    # fine-tuning: a mod-3 search spent 45-65 s each on runs stalled at 99.9% on length 16
+    # fine-tuning: a search spent most of a minute on each run stalled near perfect (row
+    # finetune-stall of benchmarks/results/design_measurements.md)
     hopeless = give_up and (
         not checks or checks[-1].length < config.length or checks[-1].accuracy < CLOSE
     )

@@ -38,7 +38,8 @@ class _Section:
 
 @contextlib.contextmanager
 def _threads(n: int) -> Iterator[None]:
-    # tiny models run 10x faster on one thread than on two fighting over a busy CPU
+    # tiny models run much faster on one thread than on two fighting over a busy CPU
+    # (benchmarks/results/design_measurements.md, row small-threads)
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -73,7 +74,7 @@ def _moons(folder: Path, seed: int, steps: int, echo: Echo) -> _Section:
     }
     methods = {
         "static": {"name": "static"},
-        "RigL": {"name": "rigl", "fraction": 0.3, "every": 10, "end": 0.75},
+        "RigL": {"name": "rigl", "fraction": 0.3, "every": 10, "end_fraction": 0.75},
     }
     rows: list[tuple[str, ...]] = [("method", "density", "train acc", "test acc", "stripped")]
     models: dict[str, nn.Module] = {}

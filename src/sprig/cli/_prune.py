@@ -1,6 +1,6 @@
 """``sprig lottery`` and ``sprig sparse-vs-dense``: the pruning experiments of the course module.
 
-The experiments themselves live in the library (:func:`sprig.prune.find_tickets`, the pruners);
+The experiments themselves live in the library (:func:`sprig.lottery.find_tickets`, the pruners);
 this module parses options, prints progress and writes the run folder (JSON, markdown, PNG).
 """
 
@@ -21,8 +21,9 @@ from torch import nn
 from .._checks import check_density
 from ..data import Split, course_task, mnist1d
 from ..io import write_text_atomic
+from ..lottery import LotteryConfig, LotteryResult, LotteryRound, find_tickets
 from ..masks import sparsify, summary
-from ..prune import LotteryConfig, LotteryResult, LotteryRound, find_tickets, prune
+from ..prune import prune
 from ..training import TrainConfig, train_classifier
 from ._folders import output_folder
 
@@ -31,7 +32,8 @@ Echo = Callable[[str], None]
 
 def set_threads(threads: int) -> None:
     """Use ``threads`` CPU threads. Small networks train fastest on one: with more, torch's
-    threads spin-wait on each other, which on a busy machine made steps 10x slower."""
+    threads spin-wait on each other, which on a busy machine makes steps many times slower
+    (``benchmarks/results/design_measurements.md``, row ``small-threads``)."""
     if threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)

@@ -68,7 +68,8 @@ class CompressedModule(nn.Module):
 
 
 def _refuse_tracing(forward: Callable[..., Any]) -> Callable[..., Any]:
-    # bound once: this runs on every forward of every compressed layer (~0.3 us of checks);
+    # bound once: this runs on every forward of every compressed layer (row tracing-checks of
+    # benchmarks/results/design_measurements.md);
     # the public functions, which dynamo (torch.export strict) knows how to evaluate
     is_tracing, is_exporting = torch.jit.is_tracing, torch.compiler.is_exporting
 

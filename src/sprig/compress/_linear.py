@@ -164,7 +164,7 @@ class CompressedLinear(CompressedModule):
 
     def _key(self) -> tuple[Any, ...]:
         # the buffers themselves (a cache entry keeps them alive) and their version counters
-        b = self._buffers  # not self.crow...: nn.Module's __getattr__ costs ~0.3 us a name
+        b = self._buffers  # not self.crow...: nn.Module's __getattr__ is slow (module-getattr)
         c, k, v = b["crow"], b["col"], self._parameters["values"]
         return (c, k, v, c._version, k._version, v._version)  # type: ignore[union-attr]
 
@@ -240,9 +240,10 @@ class CompressedLinear(CompressedModule):
         return self._forward(input)
 
     def _forward(self, x: Tensor) -> Tensor:
-        # the dense path runs layers that are 0.05 ms calls: every microsecond of Python here
-        # shows in the dispatched-vs-dense ratio (measured 1.35x at N=1024, B=1 before
-        # this path was trimmed), hence _parameters lookups and a per-layer plan cache
+        # the dense path runs layers of tens-of-microseconds calls: every microsecond of Python
+        # here shows in the dispatched-vs-dense ratio (row dense-path-trim of
+        # benchmarks/results/design_measurements.md), hence _parameters lookups and a
+        # per-layer plan cache
         params = self._parameters
         v, bias = params["values"], params["bias"]
         assert v is not None

@@ -179,7 +179,7 @@ def _strip_mlp(mlp: SparseMLP) -> tuple[nn.Module, list[_Layer], list[_Layer]]:
         assert isinstance(linear, SparseLinear)
         la.masked = True
         _write(linear, la)
-        linear.density = float(la.conn.float().mean())
+        linear.density_config = float(la.conn.float().mean())
     ref = next(mlp.parameters())
     return out.to(device=ref.device, dtype=ref.dtype), before, after
 

@@ -215,8 +215,9 @@ def _top_k(scores: Tensor, eligible: Tensor, k: int) -> Tensor:
 
     O(n): a partition finds the k-th value; entries above it are in, and the tied entries at
     it are taken in index order, so the result is the same as a stable sort's, on every rank.
-    NaN scores lose to every number. (numpy's partition: ~3x faster than ``torch.topk`` with
-    a large k on this CPU, and RigL asks for k in the hundreds of thousands.)
+    NaN scores lose to every number. numpy's partition beats ``torch.topk`` with a large k,
+    and RigL asks for k in the hundreds of thousands
+    (``benchmarks/results/design_measurements.md``, row ``topk-partition``).
     """
     t = scores.detach().flatten().cpu()
     if t.dtype not in (torch.float32, torch.float64):

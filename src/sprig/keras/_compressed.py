@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_density, check_int, make_generator
+from .._tensor_key import TensorKey
 from ..kernels import CSRStructure, csr_linear_train, sparse_input_linear
 from ..masks import count_for, sample_positions
 from ._backend import require_torch_backend
@@ -75,7 +76,7 @@ class CompressedDense(keras.layers.Layer):
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self.seed = seed
-        self._structure: tuple[tuple[Any, int, Any, int], CSRStructure] | None = None
+        self._structure: tuple[TensorKey, CSRStructure] | None = None
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         in_dim = input_shape[-1]
@@ -112,10 +113,9 @@ class CompressedDense(keras.layers.Layer):
     def structure(self) -> CSRStructure:
         """Where the weights sit, with the transpose the backward uses (rebuilt on change)."""
         c, k = self.crow.value, self.col.value
-        key = (c, c._version, k, k._version)
-        if self._structure is None or self._structure[0] != key:
+        if self._structure is None or not self._structure[0].matches(c, k):
             shape = (self.units, int(self.input_spec.axes[-1]))
-            self._structure = (key, CSRStructure.from_csr(c.long(), k.long(), shape))
+            self._structure = (TensorKey(c, k), CSRStructure.from_csr(c.long(), k.long(), shape))
         return self._structure[1]
 
     def stored_weights(self) -> list[tuple[str, tuple[int, int], int, str]]:

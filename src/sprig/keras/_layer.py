@@ -29,6 +29,7 @@ from torch import Tensor
 
 from .._checks import check_density, check_int, make_generator
 from .._registry import Registry
+from .._tensor_key import TensorKey
 from ..kernels import csr_linear, to_csr
 from ..masks import make_mask, parse_pattern
 from ._backend import require_torch_backend
@@ -54,7 +55,7 @@ _CSR_DTYPES = (torch.float32, torch.float64)
 class _InferenceCache:
     """Kernel copies for inference, valid while kernel and mask tensors are unchanged."""
 
-    key: tuple[Tensor, int, Tensor, int]
+    key: TensorKey  # of the kernel and mask tensors
     csr: Tensor | None = None  # (units, in) CSR, for dense inputs
     masked: Tensor | None = None  # (in, units) dense kernel * mask, for sparse inputs
 
@@ -271,14 +272,8 @@ class SparseDense(keras.layers.Layer):
     def _inference_cache(self) -> _InferenceCache:
         kernel, mask = self.kernel.value, self.kernel_mask.value
         cache = self._cache
-        if (
-            cache is None
-            or cache.key[0] is not kernel
-            or cache.key[1] != kernel._version
-            or cache.key[2] is not mask
-            or cache.key[3] != mask._version
-        ):
-            cache = _InferenceCache((kernel, kernel._version, mask, mask._version))
+        if cache is None or not cache.key.matches(kernel, mask):
+            cache = _InferenceCache(TensorKey(kernel, mask))
             self._cache = cache
         return cache
 

@@ -1,7 +1,8 @@
 """CSR storage: masked dense weights <-> torch sparse CSR tensors with int32 indices.
 
 MKL's CSR product through torch is the fastest CPU sparse kernel here, and int32 indices make
-it 1.2-4x faster than ``to_sparse_csr()``'s default int64 (measured on this machine).
+it faster than ``to_sparse_csr()``'s default int64 (``benchmarks/results/design_measurements.md``,
+row ``csr-int32``).
 """
 
 from __future__ import annotations
@@ -219,12 +220,12 @@ class CSRStructure:
     def _take(self, src: Tensor, index: Tensor, name: str) -> Tensor:
         """``src[index]`` for a 1-D ``src``: a compiled parallel gather for big CPU tensors.
 
-        Measured at N=4096, d=0.1 (1.7 M entries, 2 threads): ``index_select`` 2.0 ms, the
-        compiled gather over 32-bit indices 0.8 ms. Small, CUDA, other dtypes and anything
-        that needs a gradient go through ``index_select``.
+        The compiled gather over 32-bit indices beats ``index_select`` on big tensors
+        (``benchmarks/results/design_measurements.md``, row ``csr-gather``). Small, CUDA,
+        other dtypes and anything that needs a gradient go through ``index_select``.
         """
         if not _compiled_fits(src, index.numel()):
-            return src.index_select(0, index)  # about 4x faster than advanced indexing here
+            return src.index_select(0, index)  # beats src[index] (row index-select)
         from . import _compiled as nb
 
         idx = self._np(name, index, src.numel())

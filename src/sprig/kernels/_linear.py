@@ -1,9 +1,10 @@
 """The CSR linear product ``y = x W^T + b`` with W stored as CSR ``(out, in)``.
 
-Fast path: MKL's CSR kernels through torch (cuSPARSE on CUDA). Measured on this machine
-(``benchmarks/bench_kernels.py``): a 1-D vector goes through ``mv``, about 2x faster than an
-``(in, 1)`` matrix; large batches run in column blocks (32 columns made a batch of 256 about
-1.9x faster), because MKL's SpMM slows down when the dense operand is wide. The slow reference
+Fast path: MKL's CSR kernels through torch (cuSPARSE on CUDA). A 1-D vector goes through
+``mv``, faster than an ``(in, 1)`` matrix; large batches run in column blocks, because MKL's
+SpMM slows down when the dense operand is wide (``benchmarks/results/design_measurements.md``,
+rows ``mv-vs-mm`` and ``spmm-blocks``; the dispatcher's blocks come from
+``benchmarks/results/kernels.md``). The slow reference
 beside it (:func:`csr_linear_reference`) is a plain scatter-add over the nonzeros.
 
 Compressed layers run batch 1 through :class:`sprig.kernels.MatVec` instead (16-bit column
@@ -78,7 +79,7 @@ def csr_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, block: 
     if n == 0:
         y = x.new_zeros(n, out_f)
     elif n == 1:
-        # 1-D vector: MKL's mv, about 2x faster than an (in, 1) matrix product; one thread
+        # 1-D vector: MKL's mv, faster than an (in, 1) matrix product (row mv-vs-mm); one thread
         # while other processes hold the cores (a thread team then waits for a time slice)
         with one_thread_if_busy():
             y = torch.mv(weight, x.reshape(in_f)).unsqueeze(0)

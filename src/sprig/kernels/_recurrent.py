@@ -346,7 +346,8 @@ def csr_recurrent(
     from . import _recurrent_numba as nb
 
     # numpy allocations: torch.zeros fans out to every intra-op thread, which on a busy
-    # machine costs milliseconds per call (measured); these arrays are filled by one thread.
+    # machine costs milliseconds per call (row torch-zeros-busy of
+    # benchmarks/results/design_measurements.md); these arrays are filled by one thread.
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
     xn = x.detach().to(dtype).numpy()  # (T, B, I)
 
@@ -441,7 +442,8 @@ def _torch_csr_loop(
     H = layer.weight_hh.shape[1]
     with torch.no_grad():
         # (G*H, B) layouts throughout: MKL's CSR product wants a row-major dense operand, and
-        # element-wise ops on operands of one layout run ~2x faster than on mixed ones
+        # element-wise ops on operands of one layout run faster than on mixed ones (row layout-ops
+        # of benchmarks/results/design_measurements.md)
         x_t = x.permute(0, 2, 1).contiguous()  # (T, I, B)
         b_ih = None if layer.bias_ih is None else layer.bias_ih.unsqueeze(1)
         b_hh = None if layer.bias_hh is None else layer.bias_hh.unsqueeze(1)

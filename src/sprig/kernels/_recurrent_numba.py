@@ -11,12 +11,13 @@ Three loops over the same CSR arrays, each running a whole sequence in one call:
 * ``loop_mat`` (batch > 1) keeps the batch innermost (``(H, B)`` states), so each nonzero is
   loaded once per step for all sequences.
 
-What made them fast, measured on this machine (H=1024, d=0.01, B=1):
+What made them fast (figures: ``benchmarks/results/design_measurements.md``, rows
+``numba-uint32``, ``numba-errmodel``, ``numba-branches``):
 
 * uint32 indices: with signed ones numba adds a negative-index wrap-around to every gather,
-  which stops LLVM from vectorizing the row loops (0.84 -> 0.33 ns per nonzero);
+  which stops LLVM from vectorizing the row loops;
 * ``error_model="numpy"``: numba's default puts a zero-division branch in every loop that
-  divides, so the tanh loop did not vectorize (2.7 -> ~0.3 us per step for 1024 units);
+  divides, so the tanh loop did not vectorize;
 * one branch-free element-wise loop per common cell instead of a generic one with branches.
 
 float32 uses Eigen's rational tanh (max abs error 4.2e-7 against torch's float32 tanh) and
@@ -154,7 +155,7 @@ def spmv(
 def update_vec(cell: int, act: int, gh: Any, gi: Any, t: int, hb: Any, cb: Any, ob: Any) -> None:
     # the cell's element-wise update from the gates ``gh``: ob = h_t, cb = c_t (LSTM).
     # One branch-free loop per common cell: these vectorize (a loop with branches and libm
-    # calls runs ~3x slower at H=1024).
+    # calls runs slower: design_measurements.md, row numba-branches).
     H = hb.shape[0]
     if cell == _RNN and act == _TANH:
         for j in range(H):

@@ -2,9 +2,9 @@
 
 numba runs parallel loops through a "threading layer"; sprig asks for its OpenMP one. On this
 2-core machine the choice decided whether threads paid at all: torch's libgomp threads keep
-spinning for milliseconds after every torch operation (measured: ~8 ms of CPU after a 1.3 ms
-product), and a kernel interleaved with dense torch products (N=8192, d=0.05, batch 1) took
-1.51 ms on two Python threads, 1.47 ms on one thread and 0.56 ms on OpenMP threads. numba's
+spinning for milliseconds after every torch operation, and a kernel interleaved with dense
+torch products ran fastest on OpenMP threads, well ahead of Python threads or one thread
+(``benchmarks/results/design_measurements.md``, rows ``omp-spin`` and ``thread-layers``). numba's
 OpenMP layer loads its own copy of libgomp (not torch's), so it is a second pool all the same;
 why it fares so much better than the others was not pinned down, only measured. A user who
 chose a numba threading layer keeps their choice. When no threading layer loads, the kernels
@@ -13,12 +13,13 @@ run on one thread.
 On a busy machine (every core taken by other processes: a browser, a CI job, DataLoader
 workers) a thread team is a liability: GNU OpenMP's threads meet at a barrier after each
 parallel region, and one of them descheduled by the OS keeps the others waiting for a time
-slice. ``benchmarks/bench_kernels.py``'s "busy machine" table measured a batch-1 product of a
-2048x2048 layer at density 0.05 going from 0.1 ms to 7 ms with two spinning processes on this
-2-core machine. Passive waiting (``OMP_WAIT_POLICY=PASSIVE``) fixes it only when set before
-the OpenMP runtime loads (before ``import torch``), which a library cannot do; one thread
-fixes it as well, and costs at most the threads' gain. So while the load average shows the
-cores taken (:func:`machine_busy`), batch-1 kernels run on one thread.
+slice. ``benchmarks/bench_kernels.py --busy`` measures it: with the busy check off, a batch-1
+product sharing the cores with two spinning processes falls far below dense
+(``benchmarks/results/kernels_busy.md``, the rows "off"). Passive waiting
+(``OMP_WAIT_POLICY=PASSIVE``) fixes it only when set before the OpenMP runtime loads (before
+``import torch``), which a library cannot do; one thread fixes it as well, and costs at most
+the threads' gain. So while the load average shows the cores taken (:func:`machine_busy`),
+batch-1 kernels run on one thread.
 
 GNU OpenMP is not fork-safe: a child forked after the parent ran a parallel region aborts at
 its first one ("fork() called from a process already using GNU OpenMP"). Such a child (a
@@ -36,14 +37,16 @@ from typing import Any
 import numpy as np
 import torch
 
-# a part must be worth waking a thread: ~15 us of nonzeros (N=1024, d=0.1 already gains)
+# a part must be worth waking a thread (design_measurements.md, row thread-min-part)
 MIN_NNZ_PER_THREAD = 50_000
 
 # the 1-minute load average per usable core from which the machine counts as busy: other
 # processes then hold every core, and a thread team waits on whichever of its threads the OS
 # descheduled (see the module docstring)
 BUSY_LOAD_PER_CORE = 1.0
-_BUSY_RECHECK_S = 0.5  # os.getloadavg costs ~2 us, a batch-1 call ~50 us: look twice a second
+# os.getloadavg is cheap next to a batch-1 call (design_measurements.md, row loadavg-cost),
+# but not free: look twice a second
+_BUSY_RECHECK_S = 0.5
 _busy = (-1e9, False)  # (monotonic time of the last look, busy then)
 
 _parallel_ok = True  # False once numba's threading layer failed to load, or in a forked child

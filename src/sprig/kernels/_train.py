@@ -32,9 +32,10 @@ def _nonzero_grad(structure: CSRStructure, values: Tensor, gy: Tensor, x2: Tenso
     """``(gy^T x)`` at the stored positions, CSR order: ``(nnz,)``.
 
     On the CPU a compiled loop (one dot product of two batch-long rows per nonzero, rows split
-    over threads): measured at N=4096, B=64, d=0.1, 2 threads, 4.2 ms against 6.8 ms for
-    ``torch.sparse.sampled_addmm``, which runs elsewhere, and wherever the gradient itself
-    must be differentiable (``create_graph=True``, e.g. a gradient penalty).
+    over threads), faster than ``torch.sparse.sampled_addmm``
+    (``benchmarks/results/design_measurements.md``, row ``sampled-grad``), which runs
+    elsewhere, and wherever the gradient itself must be differentiable
+    (``create_graph=True``, e.g. a gradient penalty).
     """
     if structure.nnz == 0:
         return values.new_zeros(0)

@@ -11,10 +11,11 @@ and holds exact zeros at pruned positions. Four guarantees keep it that way:
   optimizer (momentum state left over from before masking, exotic update rules);
 * a ``load_state_dict`` post-hook re-zeroes them after loading weights.
 
-Why not a parametrization (``weight = weight_orig * mask`` in every forward)? Measured on a
-4096x4096 layer with Adam it costs 1.35x a dense step and it breaks ``nn.LSTM``'s flattened
-weights. The hooks here multiply by a cached float copy of the mask (one streaming pass,
-~4 ms for 16M weights) instead of a bool ``masked_fill_`` (~15 ms on this CPU).
+Why not a parametrization (``weight = weight_orig * mask`` in every forward)? It costs a
+large fraction of a dense step and it breaks ``nn.LSTM``'s flattened weights. The hooks here
+multiply by a cached float copy of the mask (one streaming pass) instead of a slower bool
+``masked_fill_`` (``benchmarks/results/design_measurements.md``, rows ``mask-parametrization``
+and ``mask-multiply``).
 
 Deep copies: tensor hooks do not survive ``copy.deepcopy`` of a parameter, so a forward pre-hook
 (:class:`_MaskGuard`) re-attaches them on the first forward of a copy. Masks, being buffers,
@@ -33,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from .._tensor_key import TensorKey
 from ._storage import compressed_weights
 
 MASK_SUFFIX = "_mask"
@@ -105,7 +107,7 @@ class _MaskGuard:
         self.patterns: dict[str, str] = {}
         self._hooks: dict[str, _GradMask] = {}
         self._hooked: dict[str, weakref.ref[Tensor]] = {}
-        self._mult: dict[str, tuple[weakref.ref[Tensor], int, Tensor]] = {}
+        self._mult: dict[str, tuple[TensorKey, Tensor]] = {}
         self.capture_dense = False
         self.dense_grads: dict[str, Tensor] = {}
 
@@ -135,16 +137,11 @@ class _MaskGuard:
         assert mask is not None
         cached = self._mult.get(name)
         if cached is not None:
-            ref, version, mult = cached
-            if (
-                ref() is mask
-                and version == mask._version
-                and mult.dtype == like.dtype
-                and mult.device == like.device
-            ):
+            key, mult = cached
+            if key.matches(mask) and mult.dtype == like.dtype and mult.device == like.device:
                 return mult
         mult = mask.to(device=like.device, dtype=like.dtype)
-        self._mult[name] = (weakref.ref(mask), mask._version, mult)
+        self._mult[name] = (TensorKey(mask), mult)
         return mult
 
     def drop(self, name: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ from torch import Tensor, nn
 
 from .._checks import make_generator, sub_seed
 from .._registry import Registry
+from .._tensor_key import TensorKey
 from ..kernels import (
     CSRStructure,
     apply_rows,
@@ -23,6 +23,7 @@ from ..kernels import (
 )
 from ..kernels._dispatch import check_backend
 from ..masks import apply_mask, get_mask, make_mask, parse_pattern, wants_dense_grad
+from ..masks import density as measured_density
 from ._base import sprig_module
 
 
@@ -35,9 +36,10 @@ class _KernelCache:
     """
 
     def __init__(self) -> None:
-        self.mask_key: tuple[Any, int] | None = None
+        self.mask_key: TensorKey | None = None
         self.structure: CSRStructure | None = None
-        self.values_key: tuple[Any, int, torch.dtype, torch.device] | None = None
+        # the weight's dtype and device too: Module.to() swaps .data without bumping _version
+        self.values_key: tuple[TensorKey, torch.dtype, torch.device] | None = None
         self.csr: Tensor | None = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _KernelCache:
@@ -47,9 +49,9 @@ class _KernelCache:
         return (_KernelCache, ())  # pickles (torch.save, multiprocessing) start empty
 
     def get_structure(self, mask: Tensor) -> CSRStructure:
-        if self.structure is None or self.mask_key is None or not _same(self.mask_key, mask):
+        if self.structure is None or self.mask_key is None or not self.mask_key.matches(mask):
             self.structure = CSRStructure(mask)
-            self.mask_key = (weakref.ref(mask), mask._version)
+            self.mask_key = TensorKey(mask)
             self.csr = None
         return self.structure
 
@@ -58,16 +60,12 @@ class _KernelCache:
         if (
             self.csr is None
             or key is None
-            or not _same(key[:2], weight)
-            or key[2:] != (weight.dtype, weight.device)
+            or not key[0].matches(weight)
+            or key[1:] != (weight.dtype, weight.device)
         ):
             self.csr = structure.csr(structure.values_of(weight))
-            self.values_key = (weakref.ref(weight), weight._version, weight.dtype, weight.device)
+            self.values_key = (TensorKey(weight), weight.dtype, weight.device)
         return self.csr
-
-
-def _same(key: tuple[Any, ...], t: Tensor) -> bool:
-    return bool(key[0]() is t and key[1] == t._version)
 
 
 def _mask_generator(seed: int | None) -> torch.Generator:
@@ -144,18 +142,28 @@ class SparseLinear(nn.Linear):
             (out_features, in_features), density, spec, generator=_mask_generator(seed)
         )
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self.density = float(mask.float().mean()) if density is None else float(density)
+        # the density asked for (an N:M pattern's own when None); ``density`` below is the
+        # current one, read from the mask, since pruning and DST change it after construction
+        self.density_config = float(mask.float().mean()) if density is None else float(density)
         self.pattern = str(spec)
         self.seed = seed
         self.backend = backend
         self._kernels = _KernelCache()
         apply_mask(self, "weight", mask, pattern=self.pattern)
 
+    @property
+    def density(self) -> float:
+        """The fraction of weights kept now, read from the mask (it follows ``prune()`` and DST).
+
+        The density the layer was built with is :attr:`density_config`.
+        """
+        return measured_density(self)
+
     def config(self) -> dict[str, Any]:
         return {
             "in_features": self.in_features,
             "out_features": self.out_features,
-            "density": self.density,
+            "density": self.density_config,
             "pattern": self.pattern,
             "bias": self.bias is not None,
             "seed": self.seed,
@@ -194,7 +202,7 @@ class SparseLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         return (
-            f"{super().extra_repr()}, density={self.density:g}, pattern={self.pattern}, "
+            f"{super().extra_repr()}, density={self.density_config:g}, pattern={self.pattern}, "
             f"backend={self.backend}"
         )
 

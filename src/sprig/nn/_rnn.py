@@ -20,6 +20,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from .._checks import check_density, sub_seed
 from ..kernels import CELL_GATES
 from ..masks import apply_mask, make_mask, parse_pattern
+from ..masks import density as measured_density
 from ._activations import ACTIVATIONS, make_activation
 from ._base import sprig_module
 
@@ -124,6 +125,7 @@ class SparseRNN(nn.RNNBase):
         self.nonlinearity = nonlinearity
         self.pattern = str(spec)
         self.seed = seed
+        # the density asked for (one per gate, or None for N:M); ``density`` is the current one
         self.density_config: float | dict[str, float] | None = (
             dict(density) if isinstance(density, Mapping) else density
         )
@@ -235,6 +237,14 @@ class SparseRNN(nn.RNNBase):
         """The mask of each gate of weight ``name`` (e.g. ``"weight_hh_l0"``), by gate name."""
         mask = getattr(self, name + "_mask")
         return dict(zip(CELL_GATES[self.cell], mask.chunk(len(CELL_GATES[self.cell]), dim=0)))
+
+    @property
+    def density(self) -> float:
+        """The fraction of weights kept now over all weight matrices, read from the masks.
+
+        The density (or per-gate densities) the layer was built with is :attr:`density_config`.
+        """
+        return measured_density(self)
 
     def config(self) -> dict[str, Any]:
         return {

@@ -1,8 +1,15 @@
 """Pruning: pruners (scores -> masks), one-shot pruning with calibration data (Wanda,
-SparseGPT, OWL), schedules, regularizers, lottery tickets."""
+SparseGPT, OWL), schedules, regularizers, lottery-ticket mechanics (rewind, IMP masks).
+
+The lottery-ticket experiment itself (:func:`find_tickets` and its config and result) lives in
+the outer ring, :mod:`sprig.lottery`; its names stay importable from here, loaded on first use so
+that importing ``sprig.prune`` never imports the outer ring.
+"""
+
+from typing import Any
 
 from ._calibration import calibration_batches
-from ._lottery import ARMS, LotteryConfig, LotteryResult, LotteryRound, find_tickets, rewind
+from ._lottery import check_reinit, imp_masks, random_masks_like, rewind
 from ._oneshot import (
     LAYER_DENSITIES,
     CalibratedPruner,
@@ -26,7 +33,6 @@ from ._schedules import SCHEDULES, GradualPruning, OneShot, Polynomial, Schedule
 from ._sparsegpt import sparsegpt
 
 __all__ = [
-    "ARMS",
     "LAYER_DENSITIES",
     "L1",
     "PRUNERS",
@@ -36,9 +42,6 @@ __all__ = [
     "BonsaiRegularizer",
     "CalibratedPruner",
     "GradualPruning",
-    "LotteryConfig",
-    "LotteryResult",
-    "LotteryRound",
     "MagnitudePruner",
     "NMPruner",
     "OneShot",
@@ -50,9 +53,23 @@ __all__ = [
     "StructuredPruner",
     "WandaPruner",
     "calibration_batches",
-    "find_tickets",
+    "check_reinit",
+    "imp_masks",
     "make_pruner",
     "prune",
+    "random_masks_like",
     "rewind",
     "sparsegpt",
 ]
+
+# the lottery experiment moved to sprig.lottery (it needs data, a training loop and file output);
+# these names stay importable from sprig.prune, imported lazily so the core never loads it
+_MOVED_TO_LOTTERY = ("ARMS", "LotteryConfig", "LotteryResult", "LotteryRound", "find_tickets")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_LOTTERY:
+        from ..lottery import _tickets
+
+        return getattr(_tickets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,6 +17,12 @@ A method receives what it asks for by name among :data:`METHOD_INPUTS` (``model`
 callback, a list of callbacks, or None. Callbacks with ``state_dict``/``load_state_dict`` are
 checkpointed; the ``generator`` it is given is checkpointed by the run, so a method that draws
 its randomness from it resumes exactly.
+
+Units: a run's options that say *when* are fractions of the run and end in ``_fraction``
+(``start_fraction = 0.1``, ``end_fraction = 0.75``); the run turns them into the step numbers
+that the library takes (:class:`sprig.dst.DSTConfig`'s ``start``/``t_end``,
+:class:`sprig.prune.Polynomial`'s ``start``/``end``). ``every`` is a number of steps in both.
+The old option names ``start``/``end`` are still accepted as the fractions.
 """
 
 from __future__ import annotations
@@ -111,6 +117,20 @@ def cosine(step: int, steps: int, final_factor: float = 0.0) -> float:
     )
 
 
+def _fraction(name: str, value: float | None, old: float | None, default: float) -> float:
+    """A fraction-of-the-run option under its name ``name`` or its old one (``name`` less
+    ``_fraction``), which configs written before the rename still use."""
+    if value is not None and old is not None:
+        short = name.removesuffix("_fraction")
+        raise ValueError(
+            f"[method] sets both {name}={value!r} and {short}={old!r}, the old name of the same "
+            f"option; keep only {name}"
+        )
+    if value is not None:
+        return value
+    return default if old is None else old
+
+
 def _mask_updater(method: str, doc: str) -> Callable[..., Any]:
     """A run method for the DST updater registered as ``method`` in :mod:`sprig.dst`."""
 
@@ -120,19 +140,22 @@ def _mask_updater(method: str, doc: str) -> Callable[..., Any]:
         seed: int,
         fraction: float = 0.3,
         every: int = 100,
-        end: float = 0.75,
+        end_fraction: float | None = None,
         decay: str = "cosine",
         init: str = "zero",
+        end: float | None = None,
     ) -> Any:
-        if not 0.0 < end <= 1.0:
+        # end_fraction is a fraction of the run; the updater's t_end is a step (see module doc)
+        stop = _fraction("end_fraction", end_fraction, end, 0.75)
+        if not 0.0 < stop <= 1.0:
             raise ValueError(
-                f"[method] end is the fraction of the run after which masks stop changing, "
-                f"in (0, 1]; got {end!r} (RigL uses 0.75)"
+                f"[method] end_fraction is the fraction of the run after which masks stop "
+                f"changing, in (0, 1]; got {stop!r} (RigL uses 0.75)"
             )
         return make_updater(
             method,
             model,
-            t_end=max(1, int(end * steps)),
+            t_end=max(1, int(stop * steps)),
             fraction=fraction,
             every=every,
             decay=decay,
@@ -155,24 +178,30 @@ def gradual(
     steps: int,
     seed: int,
     final_density: float = 0.1,
-    start: float = 0.1,
-    end: float = 0.75,
+    start_fraction: float | None = None,
+    end_fraction: float | None = None,
     every: int = 50,
     pruner: str = "magnitude",
     scope: str = "layer",
+    start: float | None = None,
+    end: float | None = None,
 ) -> Any:
     """Gradual magnitude pruning (Zhu & Gupta 2017) from the model's density down to
-    ``final_density``, between ``start`` and ``end`` (fractions of the run), every ``every``
-    steps. Build the model dense (densities = 1.0) or sparse; pruning never revives a weight."""
-    if not 0.0 <= start < end <= 1.0:
+    ``final_density``, between ``start_fraction`` (default 0.1) and ``end_fraction`` (default
+    0.75) of the run, every ``every`` steps. Build the model dense (densities = 1.0) or sparse;
+    pruning never revives a weight. ``start``/``end``: the old names of the two fractions."""
+    first = _fraction("start_fraction", start_fraction, start, 0.1)
+    last = _fraction("end_fraction", end_fraction, end, 0.75)
+    if not 0.0 <= first < last <= 1.0:
         raise ValueError(
-            f"[method] needs 0 <= start < end <= 1 (fractions of the run), got start={start!r}, "
-            f"end={end!r}"
+            f"[method] needs 0 <= start_fraction < end_fraction <= 1 (fractions of the run), got "
+            f"start_fraction={first!r}, end_fraction={last!r}"
         )
+    # Polynomial's start/end are steps
     schedule = Polynomial(
         final_density=final_density,
-        start=int(start * steps),
-        end=max(int(start * steps) + 1, int(end * steps)),
+        start=int(first * steps),
+        end=max(int(first * steps) + 1, int(last * steps)),
         every=every,
     )
     return GradualPruning(schedule, make_pruner(pruner, scope=scope), seed=seed)
