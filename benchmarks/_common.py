@@ -12,7 +12,14 @@ import torch
 
 from sprig._timing import time_blocks, time_interleaved
 
-__all__ = ["RESULTS", "machine", "time_blocks", "time_interleaved", "write_table"]
+__all__ = [
+    "RESULTS",
+    "append_notes",
+    "machine",
+    "time_blocks",
+    "time_interleaved",
+    "write_table",
+]
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -45,3 +52,9 @@ def write_table(
         )
     )
     return md
+
+
+def append_notes(md: Path, notes: Mapping[str, Any]) -> None:
+    """Add ``notes`` to a written table as a bullet list (what was measured, and how)."""
+    with md.open("a") as f:
+        f.write("\n" + "\n".join(f"- {k}: {v}" for k, v in notes.items()) + "\n")

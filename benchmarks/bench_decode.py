@@ -23,7 +23,7 @@ import time
 import warnings
 
 import torch
-from _common import write_table
+from _common import append_notes, write_table
 from torch import Tensor, nn
 
 import sprig
@@ -195,8 +195,7 @@ def main() -> None:
         rows,
         notes,
     )
-    with md.open("a") as f:
-        f.write("\n" + "\n".join(f"- {k}: {v}" for k, v in notes.items()) + "\n")
+    append_notes(md, notes)
     print(md.read_text())
 
 

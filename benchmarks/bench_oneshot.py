@@ -23,7 +23,7 @@ from fnmatch import fnmatchcase
 
 import torch
 import torch.nn.functional as F
-from _common import write_table
+from _common import append_notes, write_table
 from torch import nn
 
 from sprig.data import VOCAB, stdlib_text
@@ -187,8 +187,7 @@ def main() -> None:
         rows,
         notes,
     )
-    with md.open("a") as f:
-        f.write("\n" + "\n".join(f"- {k}: {v}" for k, v in notes.items()) + "\n")
+    append_notes(md, notes)
     print(md.read_text())
 
 

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 
-from _common import write_table
+from _common import append_notes, write_table
 
 CHILD = r"""
 import json, time, warnings
@@ -99,8 +99,7 @@ def main() -> None:
         rows,
         notes,
     )
-    with md.open("a") as f:
-        f.write("\n" + "\n".join(f"- {k}: {v}" for k, v in notes.items()) + "\n")
+    append_notes(md, notes)
     print(md.read_text())
 
 
