@@ -181,3 +181,18 @@ def test_dense_gradient_sums_accumulated_backward_passes():
     torch.testing.assert_close(net.weight.grad, ref.weight.grad * net.weight_mask)
     net(xa).sum().backward()  # a backward outside the block: the record is stale, so gone
     assert get_dense_grad(net, "weight") is None
+
+
+def test_masked_parameter_reads_the_live_mask_and_is_the_updaters_layer():
+    """One record of "a weight and its mask": it follows a replaced mask (pruning, DST), and
+    the mask updaters' layers are that record, not a copy of it."""
+    from sprig.dst import RigL
+
+    lin = nn.Linear(6, 4)
+    sprig.apply_mask(lin, "weight", torch.ones(4, 6))
+    (mp,) = sprig.masked_parameters(lin)
+    sprig.prune.prune(lin, 0.5)
+    assert mp.nnz == 12 and mp.numel == 24 and mp.mask is sprig.masks.get_mask(lin, "weight")
+    assert mp.pattern == sprig.masks.mask_pattern(lin, "weight")
+    (layer,) = RigL(lin, t_end=10, every=2).layers
+    assert type(layer) is sprig.masks.MaskedParameter and layer == mp

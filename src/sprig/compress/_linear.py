@@ -40,7 +40,14 @@ from ..kernels import (
 )
 from ..kernels._dispatch import Plan, check_backend, dispatch_version
 from ..kernels._linear import check_linear_args
-from ..masks import apply_mask, count_for, get_mask, mask_pattern, sample_positions
+from ..masks import (
+    StoredWeight,
+    apply_mask,
+    count_for,
+    get_mask,
+    mask_pattern,
+    sample_positions,
+)
 from ..nn import MODULES, STORAGES, module_config, sprig_module
 from ._api import CompressedModule, register_compressor, retire
 
@@ -139,10 +146,11 @@ class CompressedLinear(CompressedModule):
     def density(self) -> float:
         return self.nnz / (self.in_features * self.out_features)
 
-    def stored_weights(self) -> list[tuple[str, tuple[int, int], int, str]]:
+    def stored_weights(self) -> list[StoredWeight]:
         """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""
         shape = (self.out_features, self.in_features)
-        return [("weight", shape, self.values.numel(), self.source.get("pattern") or "custom")]
+        pattern = self.source.get("pattern") or "custom"
+        return [StoredWeight("weight", shape, self.values.numel(), pattern)]
 
     def config(self) -> dict[str, Any]:
         return {

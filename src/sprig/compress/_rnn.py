@@ -25,7 +25,7 @@ from ..kernels import (
     prepare_layer,
     to_csr,
 )
-from ..masks import apply_mask, get_mask, mask_pattern
+from ..masks import StoredWeight, apply_mask, get_mask, mask_pattern
 from ..nn import MODULES, SparseRNN, check_rnn_input, make_activation, module_config, sprig_module
 from ._api import CompressedModule, register_compressor
 
@@ -121,7 +121,7 @@ class CompressedRNN(CompressedModule):
         ``.to(dtype)`` change what the model computes in, its outputs and its config."""
         return str(self.weight_hh_l0_values.dtype).removeprefix("torch.")
 
-    def stored_weights(self) -> list[tuple[str, tuple[int, int], int, str]]:
+    def stored_weights(self) -> list[StoredWeight]:
         """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""
         G, H = GATES[self.cell], self.hidden_size
         out = []
@@ -129,7 +129,7 @@ class CompressedRNN(CompressedModule):
             first = name.startswith("weight_ih") and name.endswith("_l0")
             shape = (G * H, self.input_size if first else H)
             nnz = getattr(self, f"{name}_values").numel()
-            out.append((name, shape, nnz, self.patterns.get(name, "custom")))
+            out.append(StoredWeight(name, shape, nnz, self.patterns.get(name, "custom")))
         return out
 
     @classmethod

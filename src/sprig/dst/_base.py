@@ -45,14 +45,13 @@ from .._callback import Callback
 from .._checks import make_generator
 from .._registry import Registry
 from ..masks import (
-    MASK_SUFFIX,
-    CompressedWeight,
+    CompressedLayer,
     compressed_weights,
     dense_gradients,
-    get_dense_grad,
     mask_pattern,
     masked_parameters,
 )
+from ..masks import MaskedParameter as Layer
 from ..masks import apply_mask as _apply_mask
 from ._args import check_call, warn_late_end, warn_unswappable
 from ._fanin import FANIN, fanin_per_row, swap_rows
@@ -128,64 +127,6 @@ class DSTConfig:
 
     def decay_fn(self) -> Callable[[float], float]:
         return self.decay if callable(self.decay) else DECAYS.get(self.decay)
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One masked parameter as an updater sees it (``layer.param``, ``layer.mask``...)."""
-
-    qualname: str
-    module: nn.Module
-    name: str
-
-    @property
-    def param(self) -> nn.Parameter:
-        p = self.module._parameters[self.name]
-        assert p is not None
-        return p
-
-    @property
-    def mask(self) -> Tensor:
-        m = self.module._buffers[self.name + MASK_SUFFIX]
-        assert m is not None
-        return m
-
-    @property
-    def dense_grad(self) -> Tensor | None:
-        return get_dense_grad(self.module, self.name)
-
-    @property
-    def nnz(self) -> int:
-        return int(self.mask.sum())
-
-    @property
-    def numel(self) -> int:
-        return self.mask.numel()
-
-
-@dataclass(frozen=True)
-class CompressedLayer:
-    """One compressed layer as an updater sees it: values ``(nnz,)`` at sorted flat positions.
-
-    No tensor of the weight's dense shape is ever made for it: drop scores are ``(nnz,)``,
-    and grown positions come from :meth:`MaskUpdater.grow_positions`.
-    """
-
-    qualname: str
-    module: CompressedWeight
-
-    @property
-    def param(self) -> nn.Parameter:
-        return self.module.nonzero_values()
-
-    @property
-    def nnz(self) -> int:
-        return self.param.numel()
-
-    @property
-    def numel(self) -> int:
-        rows, cols = self.module.weight_shape()
-        return rows * cols
 
 
 @dataclass(frozen=True)
@@ -350,7 +291,7 @@ class MaskUpdater(Callback):
     ) -> None:
         self.config = DSTConfig(t_end, fraction, every, start, decay, init)
         self.model = model
-        self.layers = [Layer(mp.qualname, mp.module, mp.name) for mp in masked_parameters(model)]
+        self.layers = list(masked_parameters(model))
         self.compressed = [CompressedLayer(q, m) for q, m in compressed_weights(model)]
         if not self.layers and not self.compressed:
             raise ValueError(

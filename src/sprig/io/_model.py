@@ -23,6 +23,7 @@ from .._formats import MODEL_FORMAT_VERSION
 from .._version import __version__
 from ..masks import (
     MASK_SUFFIX,
+    StoresWeights,
     Summary,
     SummaryRow,
     apply_mask,
@@ -280,7 +281,7 @@ def load_state_dict(
         want = expected[key]
         if tuple(value.shape) != tuple(want.shape):
             owner = modules.get(_split(key)[0])
-            if callable(getattr(owner, "stored_weights", None)):  # a compressed layer
+            if isinstance(owner, StoresWeights):  # a compressed layer
                 raise SprigFileError(
                     f"{key} holds {value.numel()} stored entries in the file but "
                     f"{want.numel()} in the model: its compressed layers were made at another "

@@ -23,7 +23,7 @@ from torch import Tensor
 from .._checks import check_density, check_int, make_generator
 from .._tensor_key import TensorKey
 from ..kernels import CSRStructure, csr_linear_train, sparse_input_linear
-from ..masks import count_for, sample_positions
+from ..masks import StoredWeight, count_for, sample_positions
 from ._backend import require_torch_backend
 from ._sparse_inputs import as_torch_sparse, is_sparse_input
 
@@ -118,10 +118,10 @@ class CompressedDense(keras.layers.Layer):
             self._structure = (TensorKey(c, k), CSRStructure.from_csr(c.long(), k.long(), shape))
         return self._structure[1]
 
-    def stored_weights(self) -> list[tuple[str, tuple[int, int], int, str]]:
+    def stored_weights(self) -> list[StoredWeight]:
         """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""
         shape = (int(self.input_spec.axes[-1]), self.units)
-        return [("kernel", shape, int(self.values.shape[0]), "unstructured")]
+        return [StoredWeight("kernel", shape, int(self.values.shape[0]), "unstructured")]
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         if sp.issparse(inputs):  # Keras's __call__ rejects scipy; a torch CSR passes through

@@ -31,7 +31,7 @@ from .._checks import check_density, check_int, make_generator
 from .._registry import Registry
 from .._tensor_key import TensorKey
 from ..kernels import csr_linear, to_csr
-from ..masks import make_mask, parse_pattern
+from ..masks import StoredWeight, make_mask, parse_pattern
 from ._backend import require_torch_backend
 from ._sparse_inputs import as_torch_sparse, is_sparse_input, row_chunks
 
@@ -217,10 +217,10 @@ class SparseDense(keras.layers.Layer):
             return int(super().count_params())  # Keras's own "not built" error
         return sum(int(np.prod(w.shape)) for w in self.weights if w is not self.kernel_mask)
 
-    def stored_weights(self) -> list[tuple[str, tuple[int, int], int, str]]:
+    def stored_weights(self) -> list[StoredWeight]:
         """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""
         mask = self.kernel_mask.value
-        return [("kernel", tuple(mask.shape), int(mask.sum()), self.pattern)]
+        return [StoredWeight("kernel", tuple(mask.shape), int(mask.sum()), self.pattern)]
 
     def _masked_constraint(self, kernel: Any) -> Any:
         # Keras applies a variable's constraint after each optimizer step. Re-masking there

@@ -11,6 +11,7 @@ from ._layouts import (
 from ._mechanism import (
     MASK_SUFFIX,
     MaskedParameter,
+    ParameterRef,
     apply_mask,
     dense_gradients,
     get_dense_grad,
@@ -36,11 +37,22 @@ from ._sparsify import (
     summary,
     warn_left_alone,
 )
-from ._storage import CompressedWeight, compressed_weights, sample_positions
+from ._storage import (
+    CompressedLayer,
+    CompressedWeight,
+    StoredWeight,
+    StoresWeights,
+    compressed_weights,
+    sample_positions,
+)
 
 __all__ = [
     "DISTRIBUTIONS",
+    "CompressedLayer",
     "CompressedWeight",
+    "ParameterRef",
+    "StoredWeight",
+    "StoresWeights",
     "compressed_weights",
     "sample_positions",
     "TRANSPOSED_LINEAR",

@@ -273,15 +273,57 @@ def remove_mask(module: nn.Module, name: str) -> None:
 
 
 @dataclass(frozen=True)
-class MaskedParameter:
-    """One masked parameter found in a model."""
+class ParameterRef:
+    """A weight of a model, named by where it lives: ``module.<name>``, called ``qualname``.
+
+    ``param`` and ``mask`` are read from the module at each access, so a record stays right
+    when pruning or a mask update replaces the mask buffer. This is sprig's one record of "a
+    weight and its mask": pruning keeps its targets as subclasses of it, and the mask updaters
+    see masked parameters as :class:`MaskedParameter`.
+    """
 
     qualname: str  # "layers.0.weight"
     module: nn.Module
     name: str  # "weight"
-    param: nn.Parameter
-    mask: Tensor
-    pattern: str
+
+    @property
+    def param(self) -> nn.Parameter:
+        p = self.module._parameters[self.name]
+        assert p is not None
+        return p
+
+    @property
+    def mask(self) -> Tensor | None:
+        """The mask buffer, or None for a weight sprig does not mask."""
+        return get_mask(self.module, self.name)
+
+
+@dataclass(frozen=True)
+class MaskedParameter(ParameterRef):
+    """One masked parameter found in a model (``masked_parameters``; the updaters' layers)."""
+
+    @property
+    def mask(self) -> Tensor:
+        m = self.module._buffers[self.name + MASK_SUFFIX]
+        assert m is not None
+        return m
+
+    @property
+    def pattern(self) -> str:
+        return mask_pattern(self.module, self.name) or "custom"
+
+    @property
+    def dense_grad(self) -> Tensor | None:
+        """The dense gradient recorded under :func:`dense_gradients`, or None."""
+        return get_dense_grad(self.module, self.name)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def numel(self) -> int:
+        return self.mask.numel()
 
 
 def masked_parameters(model: nn.Module) -> Iterator[MaskedParameter]:
@@ -290,12 +332,8 @@ def masked_parameters(model: nn.Module) -> Iterator[MaskedParameter]:
         guard = _guard(module)
         if guard is None:
             continue
-        for name, pattern in guard.patterns.items():
-            param = module._parameters[name]
-            mask = module._buffers[name + MASK_SUFFIX]
-            assert param is not None and mask is not None
-            qual = f"{mod_name}.{name}" if mod_name else name
-            yield MaskedParameter(qual, module, name, param, mask, pattern)
+        for name in guard.patterns:
+            yield MaskedParameter(f"{mod_name}.{name}" if mod_name else name, module, name)
 
 
 @contextlib.contextmanager

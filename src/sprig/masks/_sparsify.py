@@ -16,6 +16,7 @@ from ._distributions import DISTRIBUTIONS, layer_counts
 from ._layouts import is_transposed_linear, layer_mask, linear_shape
 from ._mechanism import apply_mask, get_mask, mask_pattern, masked_parameters, remove_mask
 from ._patterns import make_mask, parse_pattern
+from ._storage import StoresWeights
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NOT_MASKABLE = "not maskable"  # summary's pattern label for weights sprig cannot mask
@@ -94,7 +95,7 @@ def left_alone(
     seen = {
         id(p)
         for _, part in _parts(model)
-        if callable(getattr(part, "stored_weights", None)) and isinstance(part, nn.Module)
+        if isinstance(part, StoresWeights) and isinstance(part, nn.Module)
         for p in part.parameters()
     }
     for mod_name, module in model.named_modules():
@@ -321,8 +322,8 @@ def _parts(model: nn.Module) -> list[tuple[str, Any]]:
 def _rows(model: nn.Module) -> list[SummaryRow]:
     """One row per sparsifiable weight and per weight a compressed module stores, in module order.
 
-    A module that keeps its weights in another form (CSR buffers) describes them with
-    ``stored_weights() -> [(name, shape, nnz, pattern), ...]``.
+    A module that keeps its weights in another form (CSR buffers) describes them itself
+    (:class:`StoresWeights`).
     """
     order = {id(m): i for i, (_, m) in enumerate(_parts(model))}
     rows: list[tuple[int, SummaryRow]] = []
@@ -336,10 +337,9 @@ def _rows(model: nn.Module) -> list[SummaryRow]:
             (order[id(module)], SummaryRow(qual, tuple(param.shape), nnz, param.numel(), pattern))
         )
     for prefix, module in _parts(model):
-        stored = getattr(module, "stored_weights", None)
-        if not callable(stored):
+        if not isinstance(module, StoresWeights):
             continue
-        for name, shape, nnz, pattern in stored():
+        for name, shape, nnz, pattern in module.stored_weights():
             qual = f"{prefix}.{name}" if prefix else name
             row = SummaryRow(qual, tuple(shape), int(nnz), math.prod(shape), pattern)
             rows.append((order[id(module)], row))

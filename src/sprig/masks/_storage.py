@@ -13,15 +13,35 @@ computed on either agree entry for entry.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 
+class StoredWeight(NamedTuple):
+    """One weight a layer keeps in another form than a dense tensor (CSR buffers)."""
+
+    name: str  # as on the masked twin: "weight", "weight_hh_l0"
+    shape: tuple[int, int]  # the dense shape it stands for
+    nnz: int
+    pattern: str
+
+
 @runtime_checkable
-class CompressedWeight(Protocol):
-    """What a module that stores only its weight's nonzeros offers to updaters and pruners."""
+class StoresWeights(Protocol):
+    """A layer that keeps its weights in another form describes them (``sprig.summary``,
+    ``sprig.density``, file checks). Compressed torch modules and sprig's Keras layers do."""
+
+    def stored_weights(self) -> list[StoredWeight]:
+        """``[(name, shape, nnz, pattern)]``, one per weight it stores."""
+        ...
+
+
+@runtime_checkable
+class CompressedWeight(StoresWeights, Protocol):
+    """What a module that stores only its one weight's nonzeros offers to updaters and pruners."""
 
     def weight_shape(self) -> tuple[int, int]:
         """``(out, in)`` of the weight it stands for."""
@@ -56,6 +76,29 @@ class CompressedWeight(Protocol):
         state.
         """
         ...
+
+
+@dataclass(frozen=True)
+class CompressedLayer:
+    """One compressed layer as an updater or pruner sees it: values ``(nnz,)`` at sorted flat
+    positions. No tensor of the weight's dense shape is ever made for it (the compressed
+    counterpart of :class:`~sprig.masks.MaskedParameter`)."""
+
+    qualname: str
+    module: CompressedWeight
+
+    @property
+    def param(self) -> nn.Parameter:
+        return self.module.nonzero_values()
+
+    @property
+    def nnz(self) -> int:
+        return self.param.numel()
+
+    @property
+    def numel(self) -> int:
+        rows, cols = self.module.weight_shape()
+        return rows * cols
 
 
 def compressed_weights(model: nn.Module) -> list[tuple[str, CompressedWeight]]:

@@ -62,7 +62,7 @@ class _Linear:
 
     @property
     def qual(self) -> str:
-        return self.target.qual
+        return self.target.qualname
 
     def weight(self) -> Tensor:
         w = self.target.param.detach()
@@ -202,7 +202,7 @@ class CalibratedPruner(Pruner):
                 layers.append(_Linear(t, transposed=False))
             else:
                 skipped.append(
-                    (t.qual, f"{self.name} prunes Linear and Conv1D weights, not "
+                    (t.qualname, f"{self.name} prunes Linear and Conv1D weights, not "
                      f"{type(t.module).__name__}'s (its inputs are not a hook's first argument)")
                 )  # fmt: skip
         # a dense pass first: every batch must run and every layer must be reached before

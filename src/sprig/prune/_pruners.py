@@ -35,11 +35,11 @@ from .._checks import check_density, make_generator, sub_seed
 from .._registry import Registry
 from ..masks import (
     CompressedWeight,
+    ParameterRef,
     PatternSpec,
     apply_mask,
     compressed_weights,
     count_for,
-    get_mask,
     layer_mask,
     left_alone,
     make_mask,
@@ -56,12 +56,10 @@ _EPS = 1e-9
 
 
 @dataclass(frozen=True)
-class _Target:
-    qual: str
-    module: nn.Module
-    name: str
-    param: Tensor
-    alive: Tensor  # bool, the current mask (all True for a dense weight)
+class _Target(ParameterRef):
+    """A weight to prune, with its mask as the pruning began (all True for a dense weight)."""
+
+    alive: Tensor  # bool, on the CPU
 
 
 class Pruner:
@@ -128,9 +126,9 @@ class Pruner:
                 raise ValueError(
                     "per-layer densities need scope='layer'; pass one float for scope='global'"
                 )
-            unknown = sorted(set(density) - {t.qual for t in targets})
+            unknown = sorted(set(density) - {t.qualname for t in targets})
             if unknown:
-                have = ", ".join(t.qual for t in targets)
+                have = ", ".join(t.qualname for t in targets)
                 raise ValueError(f"no prunable weights named {unknown}; the weights are: {have}")
             per = {q: check_density(d, f"density of {q}") for q, d in density.items()}
         else:
@@ -145,16 +143,16 @@ class Pruner:
             if density is None:
                 raise ValueError(f"{self.name} pruning needs a density in (0, 1], e.g. 0.5")
             d = check_density(density)
-            per = {t.qual: d for t in targets}
+            per = {t.qualname: d for t in targets}
         if self.scope == "global":
-            return self._global_masks(targets, per[targets[0].qual], seed, strict)
+            return self._global_masks(targets, per[targets[0].qualname], seed, strict)
         out: dict[str, Tensor] = {}
         for t in targets:
-            if t.qual not in per:
+            if t.qualname not in per:
                 continue
-            new = self._layer_mask(t, per[t.qual], spec, seed, strict)
+            new = self._layer_mask(t, per[t.qualname], spec, seed, strict)
             if new is not None:
-                out[t.qual] = new
+                out[t.qualname] = new
         return out
 
     def prune(
@@ -197,8 +195,8 @@ class Pruner:
         kept = self._compressed_keep(comp, density, seed, strict)  # before anything changes
         label = str(self.spec())
         for t in _targets(model, include, exclude) if new else []:
-            if t.qual in new:
-                apply_mask(t.module, t.name, new[t.qual], pattern=label)
+            if t.qualname in new:
+                apply_mask(t.module, t.name, new[t.qualname], pattern=label)
         for (_, c), keep in zip(comp, kept):
             if keep is not None:
                 values = c.nonzero_values().detach()
@@ -262,12 +260,12 @@ class Pruner:
 
     # ----------------------------------------------------------------------------------------
     def _scores(self, t: _Target, seed: int) -> Tensor:
-        gen = make_generator(sub_seed(seed, self.name, t.qual))
+        gen = make_generator(sub_seed(seed, self.name, t.qualname))
         with torch.no_grad():
             s = self.score(t.param, gen).detach().to("cpu", torch.float64)
         if tuple(s.shape) != tuple(t.param.shape):
             raise ValueError(
-                f"{type(self).__name__}.score returned shape {tuple(s.shape)} for {t.qual} "
+                f"{type(self).__name__}.score returned shape {tuple(s.shape)} for {t.qualname} "
                 f"of shape {tuple(t.param.shape)}"
             )
         # pruned entries are zero in the weight; make sure no score ever prefers them
@@ -298,7 +296,7 @@ class Pruner:
             # rows, columns and N:M groups on the (out, in) view (Hugging Face Conv1D is (in, out))
             new = layer_mask(t.module, t.name, make, tuple(t.alive.shape), self._scores(t, seed))
         except ValueError as err:
-            raise ValueError(f"{t.qual}: {err}") from None
+            raise ValueError(f"{t.qualname}: {err}") from None
         new &= t.alive
         return None if torch.equal(new, t.alive) else new
 
@@ -326,7 +324,7 @@ class Pruner:
         start = 0
         for t in targets:
             n = t.alive.numel()
-            out[t.qual] = keep[start : start + n].reshape(t.alive.shape).clone()
+            out[t.qualname] = keep[start : start + n].reshape(t.alive.shape).clone()
             start += n
         return out
 
@@ -336,8 +334,8 @@ def _too_high(t: _Target, density: float, kept: int, numel: int, strict: bool) -
     if strict:
         raise ValueError(
             f"target density {density:g} is above the current density {kept / numel:.6g} of "
-            f"{t.qual}; a pruner only removes weights: choose a density at or below the current "
-            "one (or strict=False to leave such layers as they are)"
+            f"{t.qualname}; a pruner only removes weights: choose a density at or below the "
+            "current one (or strict=False to leave such layers as they are)"
         )
 
 
@@ -362,11 +360,10 @@ def _targets(
 ) -> list[_Target]:
     out = []
     for qual, module, name in sparsifiable_parameters(model, include, exclude):
-        param = module._parameters[name]
-        assert param is not None
-        mask = get_mask(module, name)
-        alive = mask.to("cpu") if mask is not None else torch.ones(param.shape, dtype=torch.bool)
-        out.append(_Target(qual, module, name, param, alive))
+        ref = ParameterRef(qual, module, name)
+        mask = ref.mask
+        alive = torch.ones(ref.param.shape, dtype=torch.bool) if mask is None else mask.cpu()
+        out.append(_Target(qual, module, name, alive))
     if not out:
         raise ValueError(
             f"found nothing to prune in {type(model).__name__} (include={include!r}, "
