@@ -45,3 +45,16 @@ def test_er_ignores_kernel_dims_erk_does_not():
 def test_unknown_distribution():
     with pytest.raises(ValueError, match="valid names are: er, erk, uniform"):
         layer_counts({"a": (2, 2)}, 0.5, "gaussian")
+
+
+def test_largest_remainder_is_the_one_rounding_of_layer_counts_and_snfs():
+    from sprig.masks import largest_remainder
+
+    # fractional parts first: 0.8 and 0.7 beat 0.5
+    assert largest_remainder([1.5, 2.7, 0.8], 5, [10, 10, 10]) == [1, 3, 1]
+    # what capped counts cannot take goes to the count with the most room
+    assert largest_remainder([4.5, 1.5, 1.0], 7, [2, 2, 10]) == [2, 2, 3]
+    # never past the caps: the sum then stays short
+    assert largest_remainder([5.0, 5.0], 10, [2, 3]) == [2, 3]
+    # a minimum lifts empty counts (layer_counts keeps one weight per layer)
+    assert largest_remainder([0.2, 3.8], 5, [5, 5], minimum=1) == [1, 4]

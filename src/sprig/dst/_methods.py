@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .._registry import Registry
-from ..masks import sample_positions
+from ..masks import largest_remainder, sample_positions
 from ._args import check_call
 from ._base import CompressedLayer, Layer, MaskUpdater, _world, top_k_blocked
 
@@ -187,21 +187,8 @@ class SNFS(MaskUpdater):
         if float(means.sum()) <= 0:
             return list(drops)
         share = (means / means.sum() * total).tolist()
-        counts = [min(free[i], math.floor(s)) for i, s in enumerate(share)]
-        # largest remainders first, never past a layer's free slots
-        order = sorted(
-            range(len(share)), key=lambda i: share[i] - math.floor(share[i]), reverse=True
-        )
-        order += sorted(range(len(share)), key=lambda i: free[i] - counts[i], reverse=True)
-        short = total - sum(counts)
-        while short > 0:
-            progressed = False
-            for i in order:
-                if short and counts[i] < free[i]:
-                    counts[i] += 1
-                    short -= 1
-                    progressed = True
-            assert progressed, "drops are capped by free slots, so room exists"
+        counts = largest_remainder(share, total, free)
+        assert sum(counts) == total, "drops are capped by free slots, so room exists"
         return counts
 
     def extra_state(self) -> dict[str, Tensor]:

@@ -1,6 +1,6 @@
 """Masks: the one mask mechanism, sparsity patterns, layer-wise densities, sparsify/summary."""
 
-from ._distributions import DISTRIBUTIONS, layer_counts
+from ._distributions import DISTRIBUTIONS, largest_remainder, layer_counts
 from ._layouts import (
     TRANSPOSED_LINEAR,
     check_transposed_layout,
@@ -76,6 +76,7 @@ __all__ = [
     "layer_mask",
     "left_alone",
     "linear_shape",
+    "largest_remainder",
     "layer_counts",
     "make_mask",
     "mask_pattern",

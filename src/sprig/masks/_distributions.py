@@ -15,7 +15,7 @@ the floor of its share and the remainder goes to the largest fractional parts.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from .._checks import check_density
 from .._registry import Registry
@@ -82,16 +82,36 @@ def layer_counts(shapes: Shapes, density: float, distribution: str = "erk") -> d
     dens = fn(shapes, density)
     sizes = {name: math.prod(shape) for name, shape in shapes.items()}
     target = round(density * sum(sizes.values()))
-    want = {n: min(1.0, dens[n]) * sizes[n] for n in shapes}
-    counts = {n: min(sizes[n], max(1, math.floor(want[n]))) for n in shapes}
-    short = target - sum(counts.values())
-    # hand out the remainder by largest fractional part, never past a layer's size
-    order = sorted(shapes, key=lambda n: want[n] - math.floor(want[n]), reverse=True)
-    i = 0
-    while short > 0 and any(counts[n] < sizes[n] for n in shapes):
-        n = order[i % len(order)]
-        if counts[n] < sizes[n]:
-            counts[n] += 1
-            short -= 1
-        i += 1
+    names = list(shapes)
+    want = [min(1.0, dens[n]) * sizes[n] for n in names]
+    counts = largest_remainder(want, target, [sizes[n] for n in names], minimum=1)
+    return dict(zip(names, counts))
+
+
+def largest_remainder(
+    shares: Sequence[float], total: int, caps: Sequence[int], minimum: int = 0
+) -> list[int]:
+    """Whole counts near ``shares`` that add up to ``total``, each at most its cap.
+
+    Each count starts at the floor of its share (at least ``minimum``, at most its cap). The
+    shortfall goes one at a time to the largest fractional parts first, then to the counts with
+    the most room left, in passes until none is short or no count has room (the sum then stays
+    below ``total``). Ties keep the order given, so results are reproducible.
+
+    Example:
+        >>> largest_remainder([1.5, 2.7, 0.8], 5, [10, 10, 10])
+        [1, 3, 1]
+        >>> largest_remainder([4.0, 1.0], 5, [2, 10])
+        [2, 3]
+    """
+    counts = [min(cap, max(minimum, math.floor(s))) for s, cap in zip(shares, caps)]
+    index = range(len(counts))
+    order = sorted(index, key=lambda i: shares[i] - math.floor(shares[i]), reverse=True)
+    order += sorted(index, key=lambda i: caps[i] - counts[i], reverse=True)
+    short = total - sum(counts)
+    while short > 0 and any(counts[i] < caps[i] for i in index):
+        for i in order:
+            if short and counts[i] < caps[i]:
+                counts[i] += 1
+                short -= 1
     return counts
