@@ -215,6 +215,22 @@ def test_sprig_summary_and_density_count_sparse_dense_kernels():
     assert sprig.density(model) == pytest.approx(48 / 416)
 
 
-def test_param_count_leaves_the_mask_out():
+def test_param_count_leaves_the_mask_out(tmp_path, capsys):
     model = keras.Sequential([keras.Input((50,)), SparseDense(3, density=0.1, seed=0)])
     assert model.layers[0].count_params() == 50 * 3 + 3  # as keras.layers.Dense(3)
+    model.summary()
+    out = capsys.readouterr().out
+    assert "Total params: 153" in out and "Non-trainable params: 0" in out
+    # the mask is still state: a .keras file restores it
+    model.save(tmp_path / "m.keras")
+    back = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(arr(back.layers[0].kernel_mask), arr(model.layers[0].kernel_mask))
+
+
+def test_compressed_dense_summary_counts_values_and_bias(capsys):
+    from sprig.keras import CompressedDense
+
+    model = keras.Sequential([keras.Input((100,)), CompressedDense(4, density=0.05, seed=0)])
+    model.summary()
+    out = capsys.readouterr().out
+    assert "Total params: 24" in out and "Non-trainable params: 0" in out  # 20 values + bias

@@ -53,7 +53,7 @@ class CompressedDense(keras.layers.Layer):
         >>> import keras
         >>> model = keras.Sequential([keras.Input((1000,)), CompressedDense(8, 0.05, seed=0)])
         >>> [(w.name, tuple(w.shape)) for w in model.layers[0].weights]
-        [('values', (400,)), ('bias', (8,)), ('crow', (9,)), ('col', (400,))]
+        [('values', (400,)), ('bias', (8,))]
     """
 
     def __init__(
@@ -117,6 +117,14 @@ class CompressedDense(keras.layers.Layer):
             shape = (self.units, int(self.input_spec.axes[-1]))
             self._structure = (TensorKey(c, k), CSRStructure.from_csr(c.long(), k.long(), shape))
         return self._structure[1]
+
+    @property
+    def weights(self) -> list[Any]:
+        """Values and bias. The index variables ``crow``/``col`` are layer state (in
+        ``variables``, so ``.keras`` files save them), not weights: ``model.summary()`` and
+        ``count_params()`` count what ``Dense`` would count for the kept connections."""
+        index = {id(getattr(self, n, None)) for n in ("crow", "col")}
+        return [w for w in super().weights if id(w) not in index]
 
     def stored_weights(self) -> list[StoredWeight]:
         """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""

@@ -5,7 +5,9 @@ bool Keras variable ``kernel_mask`` beside the kernel. Every forward uses
 ``where(mask, kernel, 0)``, so pruned entries take no part in the output and get exactly zero
 gradient; the kernel's Keras constraint re-applies the mask after every optimizer step, so the
 stored pruned entries stay exactly zero whatever the optimizer does with a zero gradient. The
-mask is a Keras weight, so the ``.keras`` format saves and restores it with the kernel.
+mask is layer state, not a weight: it is in the layer's ``variables``, so the ``.keras``
+format saves and restores it with the kernel, but not in its ``weights``, so
+``model.summary()`` counts the parameters ``Dense`` would.
 
 At inference (``training`` false and no autograd, which is how ``model.predict`` and
 ``model.evaluate`` run) the layer multiplies with a cached CSR copy of the kernel through
@@ -209,13 +211,14 @@ class SparseDense(keras.layers.Layer):
             )
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: in_dim})
 
-    def count_params(self) -> int:
-        """Kernel and bias entries, as ``keras.layers.Dense`` counts them: the bool mask is
-        bookkeeping, not parameters (``model.summary()``'s Param # column). Keras's totals
-        still list it under non-trainable weights (its bytes are stored)."""
-        if not self.built:
-            return int(super().count_params())  # Keras's own "not built" error
-        return sum(int(np.prod(w.shape)) for w in self.weights if w is not self.kernel_mask)
+    @property
+    def weights(self) -> list[Any]:
+        """Kernel and bias, as ``keras.layers.Dense`` has them. The bool mask is layer state
+        like a seed generator's: it stays in ``variables`` (so ``.keras`` files save it and
+        the torch backend tracks it) but is not a weight, so ``model.summary()``,
+        ``count_params()`` and ``get_weights()`` leave it out."""
+        mask = getattr(self, "kernel_mask", None)
+        return [w for w in super().weights if w is not mask]
 
     def stored_weights(self) -> list[StoredWeight]:
         """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""
