@@ -1,3 +1,4 @@
+import os
 import re
 import subprocess
 import sys
@@ -112,6 +113,21 @@ def test_help_is_not_cut_when_printed_to_a_pipe():
     for cmd in ("demo", "summary", "bench", "run", "bonsai", "view", "lottery", "sparse-vs-dense"):
         result = CliRunner().invoke(app, [cmd, "--help"])
         assert result.exit_code == 0 and "…" not in result.output, result.output
+
+
+@pytest.mark.parametrize("columns", [60, 89])
+def test_help_is_not_cut_in_a_narrow_terminal(columns):
+    """A terminal narrower than the rich table's 100 columns gets click's wrapped help."""
+    env = {**os.environ, "COLUMNS": str(columns)}
+    out = subprocess.run(
+        [sys.executable, "-c", "from sprig.cli import app; app()", "bonsai", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "--validation-sequences" in out.stdout and "…" not in out.stdout, out.stdout
+    assert max(len(line) for line in out.stdout.splitlines()) <= columns, out.stdout
 
 
 def test_bench_says_when_a_busy_machine_runs_kernels_on_one_thread(monkeypatch):

@@ -7,14 +7,21 @@ Pass ``--debug`` (before the subcommand) for a traceback instead of the one-line
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+# Rich's option table gives each column a fixed share of the width and cuts what overflows with
+# "…" ("--validation-s…", "runs/bonsai-T…"): below 100 columns (sprig bonsai's widest
+# options) help is laid out by click's plain formatter, which wraps every line in any width.
+_NARROW = shutil.get_terminal_size((100, 24)).columns < 100
+
 app = typer.Typer(
     name="sprig",
+    rich_markup_mode=None if _NARROW else "rich",
     help="Sparse neural networks on PyTorch: build, train, compress and see them.",
     no_args_is_help=True,
     add_completion=False,
