@@ -28,10 +28,10 @@ def delay1_graph():
     return extract_graph(delay1_net(), task="delay-1")
 
 
-def random_pruned_net(seed: int) -> BonsaiRNN:
+def random_pruned_net(seed: int, activation: str = "interpolated_ameo") -> BonsaiRNN:
     """An untrained two-cell network with random biases/initial states, 40% of it zeroed."""
     gen = torch.Generator().manual_seed(seed)
-    net = BonsaiRNN(3, 2, cells=[(4, 3), (3, 2)], seed=seed).double()
+    net = BonsaiRNN(3, 2, cells=[(4, 3), (3, 2)], seed=seed, activation=activation).double()
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(0.7 * torch.randn(p.shape, generator=gen, dtype=torch.float64))

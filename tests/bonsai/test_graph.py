@@ -63,9 +63,13 @@ def test_constant_folding_keeps_values():
     torch.testing.assert_close(folded.evaluate(x), full.evaluate(x), atol=1e-9, rtol=1e-9)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_python_export_computes_the_same(seed):
-    net = random_pruned_net(seed)
+@pytest.mark.parametrize(
+    "seed, activation",
+    [(0, "interpolated_ameo"), (1, "interpolated_ameo"), (0, "ameo"), (0, "leaky_ameo")]
+    + [(0, "soft_leaky_ameo")],
+)
+def test_python_export_computes_the_same(seed, activation):
+    net = random_pruned_net(seed, activation)
     g = extract_graph(net)
     src = to_python(g)
     n_neurons = g.counts()["neurons"]

@@ -297,11 +297,10 @@ def to_python(graph: Graph) -> str:
         >>> len(scope["run"]([[1.0], [-1.0]]))
         2
     """
-    p = graph.activation_params
-    factor = {"ameo": 1.0, "leaky_ameo": 1.0, "soft_leaky_ameo": 0.0}.get(
-        graph.activation, p.get("factor", 0.5)
-    )
-    leak = 0.0 if graph.activation == "ameo" else p.get("leak", 0.1)
+    # every Ameo variant is factor * sharp + (1 - factor) * soft with one leak: the module
+    # knows its own (sprig.nn's defaults fill what the graph's params leave out)
+    act = AMEO_CLASSES[graph.activation](**graph.activation_params)
+    factor, leak = float(act.factor), float(act.leak)
     counts = graph.counts()
     lines = [
         f'"""A bonsai network as plain Python (sprig {__version__}): '

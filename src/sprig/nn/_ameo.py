@@ -317,6 +317,6 @@ class InterpolatedAmeo(_FastAmeo):
         return f"factor={self.factor:g}, leak={self.leak:g}"
 
 
-AMEO_CLASSES: dict[str, type[nn.Module]] = {
+AMEO_CLASSES: dict[str, type[_FastAmeo]] = {
     c.name: c for c in (Ameo, LeakyAmeo, SoftLeakyAmeo, InterpolatedAmeo)
 }
