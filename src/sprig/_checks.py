@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import numbers
+import os
 import zlib
 from typing import Any
 
@@ -29,7 +31,7 @@ def check_int(
     hint: str = "",
     error: type[Exception] = ValueError,
 ) -> int:
-    """Return ``value`` if it is an int (not a bool) >= ``minimum``, else raise ``error``.
+    """Return ``value`` as an int if it is one (not a bool) >= ``minimum``, else raise ``error``.
 
     The message names the value and the range: "steps must be a positive int, got 1.5".
 
@@ -39,7 +41,7 @@ def check_int(
     """
     if (
         isinstance(value, bool)
-        or not isinstance(value, int)
+        or not isinstance(value, numbers.Integral)  # numpy's ints too (sizes from arrays)
         or (minimum is not None and value < minimum)
     ):
         kind = (
@@ -50,7 +52,21 @@ def check_int(
             else (f"an int >= {minimum}")
         )
         raise error(f"{what} must be {kind}{hint}, got {value!r}")
-    return value
+    return int(value)
+
+
+def check_module(model: Any, what: str) -> None:
+    """Raise TypeError naming the fix unless ``model`` is a ``torch.nn.Module``."""
+    if not isinstance(model, torch.nn.Module):
+        kind = f"{type(model).__module__}.{type(model).__name__}"
+        raise TypeError(f"{what} takes a torch.nn.Module (a model or a layer), got {kind}")
+
+
+def check_path(path: Any, what: str) -> None:
+    """Raise TypeError unless ``path`` is a file path (str or os.PathLike)."""
+    if not isinstance(path, (str, os.PathLike)):
+        kind = f"{type(path).__module__}.{type(path).__name__}"
+        raise TypeError(f"{what} takes a file path (str or pathlib.Path), got {kind}")
 
 
 def reject_keywords(what: str, unknown: dict[str, Any], density_name: str = "density") -> None:
@@ -64,6 +80,8 @@ def reject_keywords(what: str, unknown: dict[str, Any], density_name: str = "den
                 f"{what} got {key}={value!r}, but sprig speaks density (the fraction kept): "
                 f"pass {density_name}= instead (sparsity 0.9 is density 0.1)"
             )
+        if key.startswith("densit"):
+            raise TypeError(f"{what} got {key}={value!r}: its keyword is {density_name}=")
     raise TypeError(f"{what} got unexpected keyword arguments {sorted(unknown)}")
 
 

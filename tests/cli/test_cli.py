@@ -115,19 +115,23 @@ def test_help_is_not_cut_when_printed_to_a_pipe():
         assert result.exit_code == 0 and "…" not in result.output, result.output
 
 
-@pytest.mark.parametrize("columns", [60, 89])
-def test_help_is_not_cut_in_a_narrow_terminal(columns):
-    """A terminal narrower than the rich table's 100 columns gets click's wrapped help."""
+@pytest.mark.parametrize("columns, args", [(60, ["bonsai"]), (89, ["bonsai"]), (60, [])])
+def test_help_is_not_cut_in_a_narrow_terminal(columns, args):
+    """A terminal narrower than the rich table's 100 columns gets click's wrapped help, and
+    the command list's short helps are whole sentences."""
     env = {**os.environ, "COLUMNS": str(columns)}
     out = subprocess.run(
-        [sys.executable, "-c", "from sprig.cli import app; app()", "bonsai", "--help"],
+        [sys.executable, "-c", "from sprig.cli import app; app()", *args, "--help"],
         env=env,
         capture_output=True,
         text=True,
     )
     assert out.returncode == 0, out.stderr
-    assert "--validation-sequences" in out.stdout and "…" not in out.stdout, out.stdout
-    assert max(len(line) for line in out.stdout.splitlines()) <= columns, out.stdout
+    lines = out.stdout.splitlines()
+    cut = [ln for ln in lines if ln.rstrip().endswith("...") and not ln.startswith("Usage")]
+    assert "…" not in out.stdout and not cut, out.stdout
+    assert max(len(line) for line in lines) <= columns, out.stdout
+    assert ("--validation-sequences" if args else "sparse-vs-dense") in out.stdout
 
 
 def test_bench_says_when_a_busy_machine_runs_kernels_on_one_thread(monkeypatch):

@@ -20,7 +20,7 @@ from torch import nn
 
 from sprig.dst import make_updater
 from sprig.masks import apply_mask, masked_parameters
-from sprig.runs import METHODS
+from sprig.runs import RUN_METHODS as METHODS
 from sprig.training import Callback
 
 

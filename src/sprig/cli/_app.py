@@ -48,7 +48,7 @@ def _root(
     _state["debug"] = debug
 
 
-@app.command()
+@app.command(short_help="The tour: RigL, compression and a bonsai graph.")
 def demo(
     out: Annotated[
         Path | None, typer.Option(help="Folder for the demo's run (default: runs/demo-TIME).")
@@ -70,7 +70,7 @@ def demo(
     run_demo(out=out, seed=seed, echo=typer.echo, quick=quick)
 
 
-@app.command()
+@app.command(short_help="Print the sparsity table of a saved model.")
 def summary(
     path: Annotated[Path, typer.Argument(help="A model file written by sprig.save.")],
 ) -> None:
@@ -90,7 +90,7 @@ def summary(
         typer.echo(str(file_summary(path)))
 
 
-@app.command()
+@app.command(short_help="Train from a config into a run folder.")
 def run(
     config: Annotated[
         Path | None, typer.Argument(help="The experiment's TOML file (see examples/).")
@@ -131,7 +131,7 @@ def run(
         raise typer.Exit(2) from None
 
 
-@app.command()
+@app.command(short_help="Lottery tickets on MNIST-1D.")
 def lottery(
     rounds: Annotated[int, typer.Option(help="Pruning rounds after the dense run.")] = 10,
     rate: Annotated[
@@ -178,7 +178,7 @@ def lottery(
     )
 
 
-@app.command("sparse-vs-dense")
+@app.command("sparse-vs-dense", short_help="Sparse vs dense on the course task.")
 def sparse_vs_dense(
     densities: Annotated[str, typer.Option(help="Comma-separated densities.")] = "1.0,0.5,0.3,0.1",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
@@ -203,7 +203,7 @@ def sparse_vs_dense(
     )
 
 
-@app.command()
+@app.command(short_help="Grow, prune and view a bonsai RNN.")
 def bonsai(
     task: Annotated[
         str,
@@ -280,7 +280,7 @@ def bonsai(
     )
 
 
-@app.command()
+@app.command(short_help="Write the viewer page for bonsai graphs.")
 def view(
     graph: Annotated[
         list[Path],
@@ -308,7 +308,7 @@ def view(
     run_view(graph, input, out, echo=typer.echo)
 
 
-@app.command()
+@app.command(short_help="Time one sparse layer on this machine.")
 def bench(
     size: Annotated[int, typer.Option(help="Square layer size N (N x N weight).")] = 4096,
     batch: Annotated[int, typer.Option(help="Rows per call.")] = 1,

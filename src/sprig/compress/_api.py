@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+from .._checks import check_module
 from ..masks import is_sparse, masked_parameters, warn_left_alone
 from ..masks._layouts import class_path
 
@@ -170,6 +171,7 @@ def compress(model: nn.Module, **options: Any) -> nn.Module:
         model: a model masked by sprig (``sparsify``, sprig's layers, pruning...).
         options: passed to each converter (e.g. a kernel backend).
     """
+    check_module(model, "sprig.compress")
     if not is_sparse(model):
         warnings.warn(
             f"{type(model).__name__} has no sprig masks, so there is nothing to compress; "
@@ -207,6 +209,7 @@ def compress(model: nn.Module, **options: Any) -> nn.Module:
 
 def decompress(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with every compressed module turned back into its masked-dense twin."""
+    check_module(model, "sprig.decompress")
 
     def make(module: nn.Module) -> nn.Module | None:
         return module.decompress_module() if isinstance(module, CompressedModule) else None

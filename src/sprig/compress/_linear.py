@@ -22,13 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_density, make_generator
+from .._checks import check_density, check_int, make_generator
 from ..kernels import (
     MATVEC_MIN_NNZ,
     CSRStructure,
     MatVec,
     apply_rows,
     check_csr_parts,
+    check_layer_input,
     choose,
     csr_from_parts,
     csr_linear,
@@ -237,6 +238,7 @@ class CompressedLinear(CompressedModule):
         """``input W^T + b`` through the kernel the dispatcher picks for this call."""
         if chunk_size is None and type(input) is Tensor and input.layout == torch.strided:
             return self._forward(input)
+        check_layer_input(input, "CompressedLinear")
         v = self.nonzero_values()
         b = self.bias
         trains = v.requires_grad or (b is not None and b.requires_grad)
@@ -550,9 +552,8 @@ def compressed_linear(
             "a masked layer with that pattern and convert it with sprig.compress(...)"
         )
     d = check_density(density)
-    for name, n in (("in_features", in_features), ("out_features", out_features)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {n!r}")
+    in_features = check_int(in_features, "in_features", 1)
+    out_features = check_int(out_features, "out_features", 1)
     check_backend(backend)
     gen = make_generator(seed)
     numel = in_features * out_features

@@ -157,7 +157,7 @@ class CompressedRNN(CompressedModule):
         w_ih, w_hh = _as_csr(weight_ih, "weight_ih"), _as_csr(weight_hh, "weight_hh")
         G = GATES.get(cell)
         if G is None:
-            raise ValueError(f"unknown cell {cell!r}; valid names are: rnn, gru, lstm")
+            raise ValueError(f"unknown cell {cell!r}; valid names are: {', '.join(GATES)}")
         H = w_hh.shape[1]
         if tuple(w_hh.shape) != (G * H, H) or w_ih.shape[0] != G * H:
             raise ValueError(

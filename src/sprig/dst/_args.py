@@ -37,6 +37,7 @@ def check_call(
     """Raise TypeError naming ``method``'s signature when an argument has the wrong type."""
     cls = type(owner).__name__
     sig = SIGNATURES[method]
+    # not check_int: these name the type, as a misplaced model's repr runs for pages
     if isinstance(step, bool) or not isinstance(step, int):
         raise TypeError(f"{cls}.{sig}: step must be an int, got {_kind(step)}; check the order")
     if takes_model and not isinstance(model, nn.Module):
@@ -73,7 +74,7 @@ def warn_late_end(cls: str, t_end: int, steps: int) -> None:
     if t_end > steps:
         warnings.warn(
             f"{cls}: t_end={t_end} is beyond the run's {steps} steps, so the update fraction "
-            f"never decays to its end; pass t_end <= {steps} (RigL stops at 75% of training: "
-            f"t_end={int(0.75 * steps)})",
+            f"never decays to its end; pass t_end <= {steps} (the RigL paper stops updates at "
+            f"75% of training: t_end={int(0.75 * steps)})",
             stacklevel=3,
         )

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from .._callback import Callback
-from .._checks import make_generator
+from .._checks import check_int, make_generator
 from .._registry import Registry
 from ..masks import (
     CompressedLayer,
@@ -108,18 +108,16 @@ class DSTConfig:
                 f"fraction must be in (0, 1) (the share of each layer's connections swapped at "
                 f"an update), got {self.fraction!r}; RigL uses 0.3"
             )
-        if not isinstance(self.every, int) or self.every < 1:
-            raise ValueError(
-                f"every must be an int >= 1 (steps between updates), got {self.every!r}"
-            )
+        check_int(self.every, "every", 1, " (steps between updates)")
         if self.start is None:
             self.start = self.every
-        if not isinstance(self.start, int) or self.start < 0:
-            raise ValueError(f"start must be an int >= 0, got {self.start!r}")
-        if not isinstance(self.t_end, int) or self.t_end <= self.start:
+        check_int(self.start, "start", 0, " (the step of the first update)")
+        check_int(self.t_end, "t_end", None, " (the step after which masks stop changing)")
+        if self.t_end <= self.start:
             raise ValueError(
                 f"t_end={self.t_end!r} is not after the first update at step {self.start}; "
-                f"pass t_end > {self.start} (RigL stops at 75% of training), or lower start/every"
+                f"pass t_end > {self.start} (the RigL paper stops updates at 75% of training), "
+                "or lower start/every"
             )
         if not callable(self.decay):
             DECAYS.get(self.decay)
@@ -281,7 +279,7 @@ class MaskUpdater(Callback):
         self,
         model: nn.Module,
         *,
-        t_end: int,
+        t_end: int | None = None,
         fraction: float = 0.3,
         every: int = 100,
         start: int | None = None,
@@ -289,6 +287,12 @@ class MaskUpdater(Callback):
         init: str = "zero",
         seed: int | torch.Generator | None = 0,
     ) -> None:
+        if t_end is None:
+            raise TypeError(
+                f"{type(self).__name__} needs t_end, the step after which masks stop changing: "
+                "pass t_end= (the RigL paper stops updates at 75% of training, e.g. "
+                "t_end=int(0.75 * total_steps))"
+            )
         self.config = DSTConfig(t_end, fraction, every, start, decay, init)
         self.model = model
         self.layers = list(masked_parameters(model))
@@ -375,6 +379,9 @@ class MaskUpdater(Callback):
 
     def before_training(self, steps: int) -> None:
         warn_late_end(type(self).__name__, self.config.t_end, steps)
+
+    def after_backward(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        check_call(self, "after_backward", step, optimizer, model)
 
     def after_step(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         check_call(self, "after_step", step, optimizer, model)

@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .._checks import check_int
+from .._checks import check_int, check_module, check_path
 from .._formats import MODEL_FORMAT_VERSION
 from .._version import __version__
 from ..masks import (
@@ -163,6 +163,8 @@ def save(model: nn.Module, path: str | os.PathLike[str]) -> Path:
         >>> bool(torch.equal(sprig.load(path).layers[0].weight, mlp.layers[0].weight))
         True
     """
+    check_module(model, "sprig.save")
+    check_path(path, "sprig.save")
     # clone: safetensors refuses tensors that share memory (tied weights)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     meta = {"sprig": json.dumps(manifest_for(model))}
@@ -341,6 +343,8 @@ def _check_patterns(
 
 def load_state(model: nn.Module, path: str | os.PathLike[str], strict: bool = True) -> nn.Module:
     """Restore weights and masks saved by :func:`save` into ``model`` (e.g. a user's own model)."""
+    check_module(model, "sprig.load_state")
+    check_path(path, "sprig.load_state")
     from ..compress import CompressedModule  # compressed layers saved from a user's model
 
     tensors, manifest = read_file(path)

@@ -22,10 +22,10 @@ from torch import Tensor
 
 from .._checks import check_density, check_int, make_generator
 from .._tensor_key import TensorKey
-from ..kernels import CSRStructure, csr_linear_train, sparse_input_linear
+from ..kernels import CSRStructure, csr_linear_train, is_sparse_input, sparse_input_linear
 from ..masks import StoredWeight, count_for, sample_positions
 from ._backend import require_torch_backend
-from ._sparse_inputs import as_torch_sparse, is_sparse_input
+from ._sparse_inputs import as_torch_sparse
 
 
 @keras.saving.register_keras_serializable(package="sprig")

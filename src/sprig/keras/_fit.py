@@ -19,8 +19,9 @@ import scipy.sparse as sp
 import torch
 
 from .._checks import check_int
+from ..kernels import is_sparse_input
 from ._backend import require_torch_backend
-from ._sparse_inputs import as_torch_sparse, is_sparse_input
+from ._sparse_inputs import as_torch_sparse
 
 
 def _rows(x: Any, index: np.ndarray) -> Any:

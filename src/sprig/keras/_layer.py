@@ -32,10 +32,10 @@ from torch import Tensor
 from .._checks import check_density, check_int, make_generator
 from .._registry import Registry
 from .._tensor_key import TensorKey
-from ..kernels import csr_linear, to_csr
+from ..kernels import csr_linear, is_sparse_input, to_csr
 from ..masks import StoredWeight, make_mask, parse_pattern
 from ._backend import require_torch_backend
-from ._sparse_inputs import as_torch_sparse, is_sparse_input, row_chunks
+from ._sparse_inputs import as_torch_sparse, row_chunks
 
 # Density at or below which "auto" multiplies with the CSR kernel at inference, measured for
 # this layer against Keras's masked dense matmul (benchmarks/bench_keras.py; the table is

@@ -17,8 +17,10 @@ import torch
 from torch import Tensor
 
 from .._checks import check_int
+from .._words import plural
+from ..kernels import is_sparse_input
 from ._backend import require_torch_backend
-from ._sparse_inputs import as_torch_sparse, is_sparse_input, row_chunks
+from ._sparse_inputs import as_torch_sparse, row_chunks
 
 
 def _features(x: Any) -> int:
@@ -114,7 +116,10 @@ def predict_sparse(model: Any, x: Any, chunk_size: int = 4096) -> np.ndarray:
         )
     widths = _expected_widths(model)
     if widths and len(widths) != len(parts):
-        raise ValueError(f"the model takes {len(widths)} inputs, got {len(parts)}")
+        raise ValueError(
+            f"the model takes {plural(len(widths), 'input')}, got {len(parts)}: pass one "
+            "sparse matrix per model input, in the model's input order"
+        )
     for i, (part, want) in enumerate(zip(parts, widths)):
         if want is not None and _features(part) != want:
             which = f"input {i}" if len(parts) > 1 else "x"

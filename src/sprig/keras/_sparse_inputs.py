@@ -20,11 +20,6 @@ from .._checks import check_int
 _SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr)
 
 
-def is_sparse_input(x: Any) -> bool:
-    """True for a scipy.sparse matrix/array or a torch tensor with a sparse layout."""
-    return sp.issparse(x) or (isinstance(x, Tensor) and x.layout != torch.strided)
-
-
 def as_torch_sparse(x: Any, dtype: torch.dtype | None = None) -> Tensor:
     """A 2-D torch sparse CSR tensor holding the same matrix as ``x``.
 

@@ -13,7 +13,7 @@ from ._dispatch import (
     get_dispatch_table,
     set_dispatch_table,
 )
-from ._inputs import apply_rows, is_sparse_input
+from ._inputs import apply_rows, check_layer_input, is_sparse_input
 from ._linear import csr_linear, csr_linear_reference
 from ._matvec import MATVEC_MIN_NNZ, MatVec
 from ._recurrent import (
@@ -47,6 +47,7 @@ __all__ = [
     "CSRStructure",
     "dispatch_table",
     "get_dispatch_table",
+    "check_layer_input",
     "is_sparse_input",
     "masked_csr_linear",
     "MatVec",

@@ -26,6 +26,17 @@ def is_sparse_input(x: Any) -> bool:
     return type(x).__module__.startswith("scipy.sparse")
 
 
+def check_layer_input(x: Any, what: str) -> None:
+    """Raise a TypeError naming the fix unless ``x`` is one of the inputs sprig layers take."""
+    if isinstance(x, Tensor) or is_sparse_input(x):
+        return
+    kind = f"{type(x).__module__}.{type(x).__name__}"
+    raise TypeError(
+        f"{what}: input must be a torch tensor or a scipy.sparse matrix ({SUPPORTED}), got "
+        f"{kind}; convert it first, e.g. torch.from_numpy(x).float()"
+    )
+
+
 def _check_chunk(chunk_size: int | None) -> None:
     if chunk_size is not None:
         check_int(chunk_size, "chunk_size", 1, " or None")

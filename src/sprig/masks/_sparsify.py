@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .._checks import check_density, reject_keywords, sub_seed
+from .._checks import check_density, check_module, reject_keywords, sub_seed
 from ._distributions import DISTRIBUTIONS, layer_counts
 from ._layouts import is_transposed_linear, layer_mask, linear_shape
 from ._mechanism import apply_mask, get_mask, mask_pattern, masked_parameters, remove_mask
@@ -231,6 +231,7 @@ def density(model: nn.Module) -> float:
         >>> density(nn.Linear(3, 3))
         1.0
     """
+    check_module(model, "sprig.density")
     rows = _rows(model)
     if not rows:
         raise ValueError(f"{type(model).__name__} has no weights that sprig can measure")
@@ -296,6 +297,7 @@ def summary(model: nn.Module) -> Summary:
         weight  2x2    4    1.0000   dense
         total          4    1.0000
     """
+    check_module(model, "sprig.summary")
     rows = _rows(model)
     for qual, module, name, _ in left_alone(model):
         param = module._parameters[name]

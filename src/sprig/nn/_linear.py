@@ -10,12 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import make_generator, sub_seed
+from .._checks import check_int, make_generator, reject_keywords, sub_seed
 from .._registry import Registry
 from .._tensor_key import TensorKey
 from ..kernels import (
     CSRStructure,
     apply_rows,
+    check_layer_input,
     choose,
     csr_linear,
     is_sparse_input,
@@ -135,7 +136,11 @@ class SparseLinear(nn.Linear):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         storage: str = "masked",
+        **unknown: Any,
     ) -> None:
+        reject_keywords("SparseLinear", unknown)
+        check_int(in_features, "in_features", 1)
+        check_int(out_features, "out_features", 1)
         check_backend(backend)
         spec = parse_pattern(pattern)
         mask = make_mask(
@@ -172,6 +177,7 @@ class SparseLinear(nn.Linear):
 
     def forward(self, input: Any, chunk_size: int | None = None) -> Tensor:
         """``input W^T + b``; sparse inputs (torch COO/CSR, scipy) and ``chunk_size`` streaming."""
+        check_layer_input(input, type(self).__name__)
         if chunk_size is not None or is_sparse_input(input):
             w = self.weight
             return apply_rows(input, self._forward, self.in_features, w.dtype, w.device, chunk_size)
@@ -202,7 +208,8 @@ class SparseLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         return (
-            f"{super().extra_repr()}, density={self.density_config:g}, pattern={self.pattern}, "
+            # the current density (pruning and DST change it), as the ``density`` property
+            f"{super().extra_repr()}, density={self.density:.4g}, pattern={self.pattern}, "
             f"backend={self.backend}"
         )
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .._checks import reject_keywords, sub_seed
+from .._checks import check_int, reject_keywords, sub_seed
 from ._activations import ACTIVATIONS, make_activation
 from ._base import sprig_module
 from ._linear import STORAGES, SparseLinear
@@ -60,8 +60,12 @@ class SparseMLP(nn.Module):
             )
         if densities is None:
             raise TypeError("SparseMLP needs densities=: one per layer, or one for all")
-        sizes = [int(s) for s in sizes]
-        if len(sizes) < 2 or any(s < 1 for s in sizes):
+        if isinstance(sizes, str) or not isinstance(sizes, Sequence):
+            raise TypeError(
+                f"SparseMLP takes sizes=[inputs, *hidden, outputs] as a list of ints, got {sizes!r}"
+            )
+        sizes = [check_int(s, "each of sizes", 1) for s in sizes]
+        if len(sizes) < 2:
             raise ValueError(
                 f"sizes must list at least input and output widths, all >= 1, got {sizes}"
             )

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .._checks import check_density, sub_seed
+from .._checks import check_density, reject_keywords, sub_seed
+from .._words import plural
 from ..kernels import CELL_GATES
 from ..masks import apply_mask, make_mask, parse_pattern
 from ..masks import density as measured_density
@@ -106,7 +107,9 @@ class SparseRNN(nn.RNNBase):
         bias: bool = True,
         batch_first: bool = False,
         seed: int | None = None,
+        **unknown: Any,
     ) -> None:
+        reject_keywords("SparseRNN", unknown)
         densities = gate_densities(cell, density)
         spec = parse_pattern(pattern)
         if cell == "rnn":
@@ -323,7 +326,7 @@ def check_rnn_input(
     want = 2 if getattr(module, "mode", "") == "LSTM" else 1
     if len(states) != want:
         kind = "a pair (h0, c0)" if want == 2 else "one tensor h0"
-        raise ValueError(f"{name}: hx must be {kind}, got {len(states)} tensors")
+        raise ValueError(f"{name}: hx must be {kind}, got {plural(len(states), 'tensor')}")
     shape = (L, B, H) if rank == 3 else (L, H)
     for which, s in zip(("h0", "c0"), states):
         if tuple(s.shape) != shape:

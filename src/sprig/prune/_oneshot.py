@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_density
+from .._checks import check_density, check_int
 from ..masks import (
     PatternSpec,
     apply_mask,
@@ -433,10 +433,7 @@ class SparseGPTPruner(CalibratedPruner):
     ) -> None:
         if not (math.isfinite(damp) and damp > 0):
             raise ValueError(f"damp must be > 0 (0.01 in the paper), got {damp!r}")
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(
-                f"block_size must be an int >= 1 (128 in the paper), got {block_size!r}"
-            )
+        check_int(block_size, "block_size", 1, " (128 in the paper)")
         super().__init__(calibration, pattern, layer_density, owl_lambda, owl_m, scope)
         self.damp = float(damp)
         m = self.pattern_spec.params.get("m", 1)

@@ -7,6 +7,9 @@ New sparsity methods plug in by name: ``RUN_METHODS.add("my_set", my_set)`` (see
 ``_registries``).
 """
 
+import warnings
+from typing import Any
+
 from ._config import (
     DataConfig,
     MethodConfig,
@@ -64,6 +67,19 @@ __all__ = [
     "run_experiment",
 ]
 
-# the names before they were told apart from sprig.dst.METHODS and sprig.prune.SCHEDULES
-METHODS = RUN_METHODS
-SCHEDULES = LR_SCHEDULES
+# the names before they were told apart from sprig.dst.METHODS and sprig.prune.SCHEDULES:
+# still served, with a DeprecationWarning naming the new one
+_RENAMED = {"METHODS": "RUN_METHODS", "SCHEDULES": "LR_SCHEDULES"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        new = _RENAMED[name]
+        warnings.warn(
+            f"sprig.runs.{name} is now sprig.runs.{new} (sprig.dst.METHODS and "
+            f"sprig.prune.SCHEDULES are other registries); use {new}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new]
+    raise AttributeError(f"module 'sprig.runs' has no attribute {name!r}")

@@ -1,0 +1,77 @@
+"""Errors a new user meets: each names the value and the fix (no raw AttributeError/TypeError
+from deep inside torch or Python)."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import sprig
+from sprig.dst import RigL
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: sprig.compress(None), "sprig.compress takes a torch.nn.Module"),
+        (lambda: sprig.decompress("net"), "sprig.decompress takes a torch.nn.Module"),
+        (lambda: sprig.summary(None), "sprig.summary takes a torch.nn.Module"),
+        (lambda: sprig.density(torch.ones(3)), "sprig.density takes a torch.nn.Module"),
+        (lambda: sprig.save(nn.Linear(2, 2), 5), "sprig.save takes a file path"),
+        (lambda: sprig.SparseLinear(2, 3, sparsity=0.9), "pass density= instead"),
+        (lambda: sprig.SparseRNN(2, 3, sparsity=0.9), "pass density= instead"),
+        (lambda: sprig.SparseMLP([2, 16, 1], density=0.1), "its keyword is densities="),
+        (lambda: sprig.SparseMLP("2,16,1", densities=0.5), "a list of ints"),
+        (lambda: RigL(sprig.SparseMLP([2, 4, 1], densities=0.5)), "RigL needs t_end"),
+    ],
+)
+def test_type_errors_name_the_fix(call, match):
+    with pytest.raises(TypeError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: sprig.SparseLinear(2.0, 3, density=0.5), "in_features must be a positive int"),
+        (lambda: sprig.SparseMLP([2, 16.5, 1], 0.5), "each of sizes must be a positive int"),
+        (lambda: RigL(sprig.SparseLinear(4, 4, 0.5), t_end=10, start=True), "start must be"),
+    ],
+)
+def test_value_errors_name_the_value(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_numpy_input_into_linear_layers_says_to_convert():
+    x = np.ones((2, 4), dtype=np.float32)
+    layer = sprig.SparseLinear(4, 3, density=0.5, seed=0)
+    for model in (layer, sprig.SparseMLP([4, 3], 0.5), sprig.compress(layer)):
+        with pytest.raises(TypeError, match="torch.from_numpy"):
+            model(x)
+
+
+def test_after_backward_checks_its_argument_order():
+    net = sprig.SparseMLP([4, 8, 2], densities=0.5)
+    rigl = RigL(net, t_end=10, every=2)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"after_backward\(step, model, optimizer\)"):
+        rigl.after_backward(net, opt, 10)
+
+
+def test_numpy_sizes_are_ints():
+    mlp = sprig.SparseMLP([np.int64(4), 8, 2], densities=0.5)
+    assert mlp.sizes == [4, 8, 2] and all(type(s) is int for s in mlp.sizes)
+
+
+def test_old_run_registry_names_warn():
+    import sprig.runs
+
+    with pytest.warns(DeprecationWarning, match="RUN_METHODS"):
+        assert sprig.runs.METHODS is sprig.runs.RUN_METHODS
+
+
+def test_sparse_linear_repr_shows_the_current_density():
+    layer = sprig.SparseLinear(10, 10, density=0.5, seed=0)
+    sprig.prune.prune(layer, 0.1)
+    assert "density=0.1," in repr(layer)
