@@ -53,3 +53,15 @@ def test_dst_and_prune_take_the_callback_protocol_from_below_the_loops():
         paths = (SRC / pkg).rglob("*.py") if (SRC / pkg).is_dir() else [SRC / pkg]
         for path in paths:
             assert "from ..training import" not in path.read_text(), path
+
+
+def test_import_sprig_loads_neither_numba_nor_scipy():
+    """The compiled kernels (numba, which imports scipy.linalg) load at the first call that
+    needs them: their set-up is most of a new process's first compressed call
+    (benchmarks/results/startup.md), and `import sprig` must not pay it for everyone."""
+    import subprocess
+    import sys
+
+    code = "import sys, sprig; print(sorted(m for m in ('numba', 'scipy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

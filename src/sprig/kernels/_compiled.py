@@ -97,3 +97,31 @@ def scatter(src: Any, index: Any, out: Any, parts: int) -> None:
     for p in prange(parts):
         for i in range(p * step, min(n, (p + 1) * step)):
             out[index[i]] = src[i]
+
+
+# sparse inputs into a sparse layer (_sparse_input): y += x W^T and the gradient at W's
+# nonzeros, both over the nonzeros of x and of W's transpose
+@_jit
+def sparse_input_forward(
+    xcrow: Any, xcol: Any, xval: Any, tcrow: Any, tcol: Any, vt: Any, y: Any
+) -> None:
+    # y[n, i] += x[n, j] * W[i, j]: x's row n, then W's column j (W^T's row j)
+    for n in range(y.shape[0]):
+        for p in range(xcrow[n], xcrow[n + 1]):
+            j = xcol[p]
+            xv = xval[p]
+            for q in range(tcrow[j], tcrow[j + 1]):
+                y[n, tcol[q]] += xv * vt[q]
+
+
+@_jit
+def sparse_input_grad(
+    xccol: Any, xcrow_idx: Any, xcval: Any, tcrow: Any, tcol: Any, gy: Any, gvt: Any
+) -> None:
+    # gvt[q] = sum_n x[n, j] gy[n, i] for W^T's entry q = (j, i): x's column j (CSC)
+    for j in range(tcrow.shape[0] - 1):
+        for p in range(xccol[j], xccol[j + 1]):
+            n = xcrow_idx[p]
+            xv = xcval[p]
+            for q in range(tcrow[j], tcrow[j + 1]):
+                gvt[q] += xv * gy[n, tcol[q]]

@@ -12,41 +12,22 @@ the gradient over its columns.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from ._compiled import _jit
 from ._csr import CSRStructure
 
-
-@_jit
-def _forward(xcrow: Any, xcol: Any, xval: Any, tcrow: Any, tcol: Any, vt: Any, y: Any) -> None:
-    # y[n, i] += x[n, j] * W[i, j]: x's row n, then W's column j (W^T's row j)
-    for n in range(y.shape[0]):
-        for p in range(xcrow[n], xcrow[n + 1]):
-            j = xcol[p]
-            xv = xval[p]
-            for q in range(tcrow[j], tcrow[j + 1]):
-                y[n, tcol[q]] += xv * vt[q]
-
-
-@_jit
-def _grad(xccol: Any, xcrow_idx: Any, xcval: Any, tcrow: Any, tcol: Any, gy: Any, gvt: Any) -> None:
-    # gvt[q] = sum_n x[n, j] gy[n, i] for W^T's entry q = (j, i): x's column j (CSC)
-    for j in range(tcrow.shape[0] - 1):
-        for p in range(xccol[j], xccol[j + 1]):
-            n = xcrow_idx[p]
-            xv = xcval[p]
-            for q in range(tcrow[j], tcrow[j + 1]):
-                gvt[q] += xv * gy[n, tcol[q]]
+if TYPE_CHECKING:  # scipy and the compiled loops load at the first sparse input, not at import
+    import scipy.sparse as sp
 
 
 def as_scipy_csr(x: Any, in_features: int, dtype: torch.dtype) -> sp.csr_matrix:
     """A torch sparse COO/CSR or scipy.sparse ``(N, in)`` input as a scipy CSR of ``dtype``."""
+    import scipy.sparse as sp
+
     np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
     if isinstance(x, Tensor):
         if x.requires_grad:
@@ -89,9 +70,12 @@ class _SparseInputFn(torch.autograd.Function):
     def forward(
         ctx: Any, values: Tensor, bias: Tensor | None, x: sp.csr_matrix, s: CSRStructure
     ) -> Tensor:
+        from . import _compiled as nb
+
         vt = values.detach()[s.perm_t].numpy()
         y = np.zeros((x.shape[0], s.shape[0]), dtype=vt.dtype)
-        _forward(x.indptr, x.indices, x.data, s.crow_t.numpy(), s.col_t.numpy(), vt, y)
+        tcrow, tcol = s.crow_t.numpy(), s.col_t.numpy()
+        nb.sparse_input_forward(x.indptr, x.indices, x.data, tcrow, tcol, vt, y)
         out = torch.from_numpy(y)
         if bias is not None:
             out += bias.detach()
@@ -103,10 +87,13 @@ class _SparseInputFn(torch.autograd.Function):
         s: CSRStructure = ctx.s
         g_values = g_bias = None
         if ctx.needs_input_grad[0]:
+            from . import _compiled as nb
+
             xc = ctx.x.tocsc()
             gy_np = gy.detach().contiguous().numpy()
             gvt = np.zeros(s.nnz, dtype=gy_np.dtype)
-            _grad(xc.indptr, xc.indices, xc.data, s.crow_t.numpy(), s.col_t.numpy(), gy_np, gvt)
+            tcrow, tcol = s.crow_t.numpy(), s.col_t.numpy()
+            nb.sparse_input_grad(xc.indptr, xc.indices, xc.data, tcrow, tcol, gy_np, gvt)
             g_values = torch.zeros(s.nnz, dtype=gy.dtype)
             g_values[s.perm_t] = torch.from_numpy(gvt)
         if ctx.has_bias and ctx.needs_input_grad[1]:
