@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -74,7 +73,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, time_blocks, time_interleaved, write_table  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    copies_for,
+    time_blocks,
+    time_interleaved,
+    write_table,
+)
 
 import sprig  # noqa: E402
 import sprig.kernels._threads as threads  # noqa: E402
@@ -96,20 +101,6 @@ BLOCK = 32
 SIZES = [1024, 4096, 8192]
 BATCHES = [1, 32, 256]
 DENSITIES = [0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01]
-
-
-def last_level_cache() -> int:
-    """Bytes of the last-level cache (Linux sysfs; 32 MiB where it cannot be read)."""
-    try:
-        text = Path("/sys/devices/system/cpu/cpu0/cache/index3/size").read_text().strip()
-        return int(text.removesuffix("K")) * 1024
-    except (OSError, ValueError):
-        return 32 * 2**20
-
-
-def copies_for(n: int) -> int:
-    """Copies of an ``n x n`` layer whose dense weights fill twice the last-level cache."""
-    return max(1, math.ceil(2 * last_level_cache() / (n * n * 4)))
 
 
 def bandwidth() -> float:
@@ -266,11 +257,14 @@ def main() -> None:
             }
     rows.sort(key=lambda r: (r[0], r[1], -r[2]))
     threads_used = sorted({c["threads"] for c in cells_runs.values()})
+    # rows of runs before the streaming measurement (no "cells" entry) say so
+    older = [f"N={r.size} B={r.batch}" for r in table if f"{r.size} {r.batch}" not in cells_runs]
     table += train_table
     write_table_module(
         table,
         f"Measured on: torch {torch.__version__}; inference cells streaming from memory\n"
         f"with {' and '.join(map(str, threads_used))} thread(s)"
+        + (f";\n{', '.join(older)}: an earlier run's, one layer cache-hot" if older else "")
         + (";\ntraining rows kept from an earlier run." if args.infer_only else "."),
     )
     load_after = os.getloadavg()
