@@ -1,6 +1,7 @@
 """Sparse linear kernels vs dense, and the break-even table the dispatcher uses.
 
-For N in {1024, 4096, 8192}, batch B in {1, 32, 256} and density d in {0.5, 0.2, 0.1, 0.05, 0.01}:
+For N in {1024, 4096, 8192}, batch B in {1, 32, 256} and density d in
+{0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01}:
 dense ``F.linear``; what a user would write (``W.to_sparse_csr()`` then a matmul); scipy CSR;
 torch's CSR product with int32 indices (MKL); sprig's CSR kernel (forced: at batch 1 and at
 least ``MATVEC_MIN_NNZ`` nonzeros :class:`sprig.kernels.MatVec` over 16-bit column indices,
@@ -10,6 +11,16 @@ nonzero in MatVec, 8 in MKL's, plus row pointers and the vectors) against a band
 measured in the same
 interleaved run: a streaming sum over a buffer of as many bytes ("stream GB/s"; the machine is
 shared, so a bandwidth measured once would drift). A 512 MB streaming sum is reported too.
+
+Every cell streams its weights from memory, as a model's forward does: a candidate's call runs
+as many copies of the layer in turn (each its own random weights) as it takes for the dense
+copies to fill twice the last-level cache (16 copies of a 1024 x 1024 layer on a 32 MiB L3,
+one of the larger ones), and the time per layer is reported. An earlier version called one
+layer over and over, whose weights stayed in the caches: at N=1024 and batch 1 dense then beat
+CSR at density 0.5 while a decoding model, streaming 200 MB of weights a token, ran CSR 1.26x
+faster than dense (``results/decode.md``). The sparse copies are as many as the dense ones (a
+model's layers), so at low density they may fit in the cache where dense does not, as in a
+model.
 
 Per (N, B) the candidates of all densities are timed first; the largest density up to which
 sprig's CSR beat dense by 20% at every smaller density is that cell's break-even, written to
@@ -36,12 +47,19 @@ interleaved calls), 5 runs, with all of torch's threads; the table gives each ru
 busy-machine check on (one thread while the load average shows the cores taken) and off.
 Goal: worst >= 0.8x dense. Written to ``results/kernels_busy.md``.
 
+``--sizes`` and ``--batches`` measure part of the grid (the lock window of a shared machine
+is short): the other cells' rows of ``results/kernels.json`` and of the table are kept, so the
+written files hold the whole grid, each cell from its latest run. ``--infer-only`` skips the
+training figures and calibration and keeps the table's training rows.
+
     python benchmarks/bench_kernels.py [--quick] [--threads N] [--busy]
+        [--sizes N ...] [--batches B ...] [--infer-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -55,7 +73,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import time_blocks, time_interleaved, write_table  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    copies_for,
+    time_blocks,
+    time_interleaved,
+    write_table,
+)
 
 import sprig  # noqa: E402
 import sprig.kernels._threads as threads  # noqa: E402
@@ -66,6 +90,7 @@ from sprig.kernels import (  # noqa: E402
     MatVec,
     csr_linear,
     csr_linear_train,
+    get_dispatch_table,
     set_dispatch_table,
     to_csr,
 )
@@ -73,6 +98,9 @@ from sprig.kernels import (  # noqa: E402
 TABLE_FILE = Path(__file__).parents[1] / "src" / "sprig" / "kernels" / "_breakeven.py"
 MARGIN = 0.8  # CSR must be 20% faster than dense to be chosen: noise must not flip a cell
 BLOCK = 32
+SIZES = [1024, 4096, 8192]
+BATCHES = [1, 32, 256]
+DENSITIES = [0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01]
 
 
 def bandwidth() -> float:
@@ -142,7 +170,7 @@ def step(layer: torch.nn.Module, x: torch.Tensor) -> None:
     layer(x).sum().backward()
 
 
-def write_table_module(rows: list[BreakEven]) -> None:
+def write_table_module(rows: list[BreakEven], note: str) -> None:
     body = ",\n".join(
         # double quotes, as ruff format writes them: the generated file passes the lint
         f'    ("{r.device}", "{r.dtype}", "{r.mode}", {r.size}, {r.batch}, {r.density}, {r.block})'
@@ -153,7 +181,7 @@ def write_table_module(rows: list[BreakEven]) -> None:
         "edit by hand; rerun the benchmark on the target machine instead).\n\n"
         "Rows: (device, dtype, mode, size, batch, density, block).\n"
         "CSR runs at densities <= density.\n"
-        f"Measured on: {torch.__version__}, {torch.get_num_threads()} threads.\n"
+        f"{note}\n"
         '"""\n\n'
         "TABLE: tuple[tuple[str, str, str, int, int, float, int], ...] = (\n"
         f"{body},\n)\n"
@@ -169,42 +197,77 @@ def main() -> None:
         "parallel region waits for a descheduled thread and the timings measure the scheduler)",
     )  # fmt: skip
     ap.add_argument("--busy", action="store_true", help="only the busy-machine table")
+    ap.add_argument("--sizes", type=int, nargs="+", choices=SIZES, help="part of the grid")
+    ap.add_argument("--batches", type=int, nargs="+", choices=BATCHES, help="part of the grid")
+    ap.add_argument(
+        "--infer-only", action="store_true",
+        help="skip the training figures and calibration; keep the table's training rows",
+    )  # fmt: skip
     args = ap.parse_args()
     if args.busy:
         print(busy_machine().read_text())
         return
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
-    sizes = [1024, 2048] if args.quick else [1024, 4096, 8192]
-    batches = [1, 32, 256]
-    densities = [0.5, 0.2, 0.1, 0.05, 0.01]
+    sizes = [1024, 2048] if args.quick else args.sizes or SIZES
+    batches = args.batches or BATCHES
+    load_before = os.getloadavg()
     bw = bandwidth()
-    # first, in a fresh process: after the grid's big frees the dense step's 64 MB gradient
-    # was served without page faults (29 ms against 36 ms run alone), which no training loop
-    # sees (glibc maps allocations over 32 MB afresh each time)
-    train = train_figure(gen)
-    print(f"training: {train}", flush=True)
+    old = _previous_results()
+    if args.infer_only:
+        train = {**old.get("training", {}), "note": "from an earlier run (--infer-only)"}
+        train_table = [r for r in get_dispatch_table() if r.mode == "train"]
+    else:
+        # first, in a fresh process: after the grid's big frees the dense step's 64 MB
+        # gradient was served without page faults (29 ms against 36 ms run alone), which no
+        # training loop sees (glibc maps allocations over 32 MB afresh each time)
+        train = train_figure(gen)
+        print(f"training: {train}", flush=True)
+        train_table = [
+            calibrate_train(n, b, [0.2, 0.1, 0.05, 0.01], seed=n + b)
+            for n in ([1024] if args.quick else [1024, 4096])
+            for b in BATCHES
+        ]
     steady = steady_figure(gen)
     print(f"steady state, N=8192 B=1 d=0.05: {steady}", flush=True)
     print(f"512 MB streaming read: {bw / 1e9:.1f} GB/s", flush=True)
 
-    train_table = [
-        calibrate_train(n, b, [0.2, 0.1, 0.05, 0.01], seed=n + b)
-        for n in ([1024] if args.quick else [1024, 4096])
-        for b in batches
+    measured = {(n, b) for n in sizes for b in batches}
+    # the cells of this run replace their rows; the others keep their latest run's
+    table = [
+        r for r in get_dispatch_table() if r.mode == "infer" and (r.size, r.batch) not in measured
     ]
-    table: list[BreakEven] = []
-    rows = []
+    cells_runs = {
+        k: v for k, v in old.get("cells", {}).items() if tuple(map(int, k.split())) not in measured
+    }
+    rows = [r for r in old.get("rows", []) if (r[0], r[1]) not in measured]
     for n in sizes:
         for b in batches:
-            cells = {d: measure_cell(n, b, d, gen) for d in densities}
+            cells = {d: measure_cell(n, b, d, gen) for d in DENSITIES}
             cut = breakeven({d: c["times"]["csr"] / c["times"]["dense"] for d, c in cells.items()})
             table.append(BreakEven("cpu", "float32", "infer", n, b, cut, BLOCK if b > BLOCK else 0))
+            table.sort(key=lambda r: (r.size, r.batch))
             set_dispatch_table(table + train_table)
             for d, cell in cells.items():
                 rows.append(dispatched_row(n, b, d, cell))
+            cells_runs[f"{n} {b}"] = {
+                "threads": args.threads,
+                "copies": copies_for(n),
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            }
+    rows.sort(key=lambda r: (r[0], r[1], -r[2]))
+    threads_used = sorted({c["threads"] for c in cells_runs.values()})
+    # rows of runs before the streaming measurement (no "cells" entry) say so
+    older = [f"N={r.size} B={r.batch}" for r in table if f"{r.size} {r.batch}" not in cells_runs]
     table += train_table
-    write_table_module(table)
+    write_table_module(
+        table,
+        f"Measured on: torch {torch.__version__}; inference cells streaming from memory\n"
+        f"with {' and '.join(map(str, threads_used))} thread(s)"
+        + (f";\n{', '.join(older)}: an earlier run's, one layer cache-hot" if older else "")
+        + (";\ntraining rows kept from an earlier run." if args.infer_only else "."),
+    )
+    load_after = os.getloadavg()
 
     cols = [
         "N", "B", "density", "dense ms", "to_sparse_csr ms", "scipy ms", "MKL int32 ms",
@@ -219,7 +282,11 @@ def main() -> None:
         "steady_state_8192_b1_d005": steady,
         "breakeven": [r.__dict__ for r in table],
         "worst_dispatched_vs_dense": {"N": worst[0], "B": worst[1], "d": worst[2], "x": worst[-1]},
-        "timing": "best of interleaved blocks of consecutive calls (~2 ms a block)",
+        "timing": "best of interleaved blocks of consecutive calls (~2 ms a block), each call a "
+        "pass over copies of the layer filling twice the last-level cache (time per layer)",
+        "cells": cells_runs,
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
     }
     md = write_table("kernels", cols, rows, extra)
     with md.open("a") as fh:
@@ -233,10 +300,19 @@ def main() -> None:
             + "\n".join(
                 f"- {r.mode} N={r.size} B={r.batch}: d<={r.density} block={r.block}" for r in table
             )
-            + "\n"
+            + "\n\nCells (N B: threads, copies of the layer per call, when):\n\n"
+            + "\n".join(f"- {k}: {v}" for k, v in sorted(cells_runs.items()))
+            + f"\n\nLoad average (1, 5, 15 min) before: {load_before}, after: {load_after}.\n"
         )
     print(md.read_text())
-    print(busy_machine().read_text())
+    if not args.infer_only:
+        print(busy_machine().read_text())
+
+
+def _previous_results() -> dict:
+    """The last run's ``results/kernels.json`` (empty when none): rows a partial run keeps."""
+    path = RESULTS / "kernels.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 BUSY_CASES = [(2048, 0.05), (8192, 0.05)]  # MKL's mv, then sprig's MatVec (>= MATVEC_MIN_NNZ)
@@ -309,56 +385,83 @@ def busy_machine(spinners: int = 2) -> Path:
 
 
 def measure_cell(n: int, b: int, d: float, gen: torch.Generator) -> dict[str, object]:
-    """One (N, B, d) cell: every candidate timed in one interleaved run."""
-    w, mask = masked(n, d, gen)
-    c32 = to_csr(w, mask)
-    c64 = w.to_sparse_csr()
-    ws = sp.csr_matrix(w.numpy())
+    """One (N, B, d) cell: every candidate timed in one interleaved run, each call a pass
+    over :func:`copies_for` copies of the layer (the time is per layer)."""
+    copies = copies_for(n)
+    ws, masks = zip(*(masked(n, d, gen) for _ in range(copies)), strict=True)
+    c32 = [to_csr(w, m) for w, m in zip(ws, masks, strict=True)]
+    c64 = [w.to_sparse_csr() for w in ws]
     x = torch.randn(b, n, generator=gen)
     xn = x.numpy()
     xv = x[0] if b == 1 else x
-    nnz = int(mask.sum())
-    mv = MatVec(c32.crow_indices(), c32.col_indices().to(torch.uint16), c32.values(), n)
+    nnz = int(masks[0].sum())
     own = b == 1 and nnz >= MATVEC_MIN_NNZ  # sprig's own kernel, else MKL's (CompressedLinear)
     words = nnz * 3 // 2 if own else nnz * 2  # 4-byte words per nonzero: 6 or 8 bytes
-    stream = torch.ones(words + (n + 1) + 2 * b * n)  # as many bytes as sprig's kernel reads
+    stream = torch.ones(copies, words + (n + 1) + 2 * b * n)  # as many bytes as sprig reads
+    blk = BLOCK if b > BLOCK else 0
+
+    def each(fn: Callable[[int], object]) -> Callable[[], None]:
+        def run() -> None:
+            for i in range(copies):
+                fn(i)
+
+        return run
+
     fns = {
-        "dense": lambda: F.linear(x, w),
-        "user": lambda: (c64 @ x.t()).t(),
-        "mkl": lambda: csr_linear(xv, c32, block=BLOCK if b > BLOCK else 0),
-        "stream": lambda: stream.sum(),
+        "dense": each(lambda i: F.linear(x, ws[i])),
+        "user": each(lambda i: (c64[i] @ x.t()).t()),
+        "mkl": each(lambda i: csr_linear(xv, c32[i], block=blk)),
+        "stream": each(lambda i: stream[i].sum()),
     }
     if own:
-        fns["csr"] = lambda: mv(xv)
+        mvs = [
+            MatVec(c.crow_indices(), c.col_indices().to(torch.uint16), c.values(), n) for c in c32
+        ]
+        fns["csr"] = each(lambda i: mvs[i](xv))
     if nnz * b <= 2e8:  # scipy is single-threaded: skip the multi-second cells
-        fns["scipy"] = lambda: (ws @ xn.T).T
+        scs = [sp.csr_matrix(w.numpy()) for w in ws]
+        fns["scipy"] = each(lambda i: (scs[i] @ xn.T).T)
     with torch.no_grad():
-        t = time_blocks(fns, 1.5)
+        t = {k: v / copies for k, v in time_blocks(fns, 1.5).items()}
     t.setdefault("csr", t["mkl"])  # above batch 1 sprig's kernel is MKL's
-    gbs = stream.numel() * 4 / t["csr"] / 1e9
-    stream_gbs = stream.numel() * 4 / t["stream"] / 1e9
+    gbs = stream[0].numel() * 4 / t["csr"] / 1e9
+    stream_gbs = stream[0].numel() * 4 / t["stream"] / 1e9
     print(f"N={n} B={b} d={d}: " + ", ".join(f"{k} {v * 1e3:.3f}ms" for k, v in t.items()))
     sys.stdout.flush()
-    lin = torch.nn.Linear(n, n, bias=False)
-    with torch.no_grad():
-        lin.weight.copy_(w)
-    sprig.apply_mask(lin, "weight", mask)
-    comp = sprig.compress(lin)  # kept for the head-to-head (the dense weight is not)
-    return {"times": t, "comp": comp, "x": x, "gbs": gbs, "stream_gbs": stream_gbs, "own": own}
+    comps = []
+    for w, mask in zip(ws, masks, strict=True):
+        lin = torch.nn.Linear(n, n, bias=False)
+        with torch.no_grad():
+            lin.weight.copy_(w)
+        sprig.apply_mask(lin, "weight", mask)
+        comps.append(sprig.compress(lin))  # kept for the head-to-head (the dense weight is not)
+    return {"times": t, "comps": comps, "x": x, "gbs": gbs, "stream_gbs": stream_gbs, "own": own}
 
 
 def dispatched_row(n: int, b: int, d: float, cell: dict) -> list[object]:
     """Dense and the dispatched layer head to head, with the table of this (N, B) installed."""
-    comp, x, t = cell["comp"], cell["x"], cell["times"]
+    comps, x, t = cell["comps"], cell["x"], cell["times"]
     with torch.no_grad():
         # the dense layer a user runs otherwise: a plain nn.Linear module holding the same
         # (masked) weight, no mask hooks; module against module
-        dense = torch.nn.Linear(n, n, bias=False)
-        dense.weight.copy_(comp.dense_weight())
-        comp.drop_dense()
-        comp(x)  # builds its CSR (and, on the dense path, its dense copy)
-        t2 = time_blocks({"dense": lambda: dense(x), "disp": lambda: comp(x)}, 1.0)
-        comp.drop_dense()
+        denses = []
+        for comp in comps:
+            dense = torch.nn.Linear(n, n, bias=False)
+            dense.weight.copy_(comp.dense_weight())
+            comp.drop_dense()
+            comp(x)  # builds its CSR (and, on the dense path, its dense copy)
+            denses.append(dense)
+
+        def run(layers: list[torch.nn.Module]) -> Callable[[], None]:
+            def call() -> None:
+                for layer in layers:
+                    layer(x)
+
+            return call
+
+        t2 = time_blocks({"dense": run(denses), "disp": run(comps)}, 1.0)
+        for comp in comps:
+            comp.drop_dense()
     plan = sprig.kernels.choose(d, (n, n), b, torch.float32, "cpu")
     row = [
         n, b, d, t["dense"] * 1e3, t["user"] * 1e3,

@@ -2,6 +2,10 @@
 
 ``benchmarks/bench_kernels.py`` times dense and CSR products over a grid of sizes, batches and
 densities and writes the break-even densities to ``_breakeven.py`` (the table below reads it).
+It times each product over copies of the layer that overflow the last-level cache, as a model
+streams its weights from memory: one layer called over and over keeps its weights in the
+caches, where at batch 1 dense won at density 0.5 while a decoding model ran CSR faster
+(``benchmarks/results/decode.md``).
 A call runs CSR when the layer's density is at or below the break-even of the nearest measured
 cells (the smaller one of the two cells around it, in size and in batch: where they disagree,
 dense wins), with one weight of slack for the rounding of a mask's count. Layers smaller than

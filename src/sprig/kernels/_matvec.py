@@ -6,9 +6,12 @@ the column indices as 16-bit when the layer has at most 65,536 inputs: 6 bytes p
 ``benchmarks/bench_kernels.py`` times it against MKL (its "MKL int32" and "sprig csr" columns
 and the steady-state figure in ``benchmarks/results/kernels.md``).
 
-Below ``MATVEC_MIN_NNZ`` nonzeros MKL's ``mv`` is faster (its call costs less than this
-kernel's few microseconds of Python and numba dispatch; the same benchmark's small-N cells), so
-compressed layers use this kernel only above it.
+Below ``MATVEC_MIN_NNZ`` nonzeros MKL's ``mv`` was faster in that benchmark's 2-thread,
+cache-hot grid (its call costs less than this kernel's few microseconds of Python and numba
+dispatch), so compressed layers use this kernel only above it. On one thread this kernel was
+faster at every size tried, hot and streaming (row matvec-min-nnz of
+``benchmarks/results/design_measurements.md``): the cut stays until two threads are
+re-measured on a quiet machine.
 
 The rows are cut into one part per torch thread, balanced by nonzeros, and the parts run on
 OpenMP threads (``_threads`` says why those). Small products run on one thread.
