@@ -65,7 +65,7 @@ def test_bad_sparse_inputs():
         comp(dense.double().to_sparse())
     with pytest.raises(ValueError, match="chunk_size must be a positive int"):
         comp(dense.to_sparse(), chunk_size=0)
-    with pytest.raises(TypeError, match="sprig layers take"):
+    with pytest.raises(TypeError, match="input must be a torch tensor or a scipy.sparse matrix"):
         comp(np.zeros((2, 40)), chunk_size=1)
 
 

@@ -113,8 +113,7 @@ def apply_rows(
         x2 = x.reshape(-1, x.shape[-1])
         blocks: Iterator[Tensor] = (x2[i : i + chunk_size] for i in range(0, len(x2), chunk_size))
         return _gather(blocks, fn, len(x2), x).reshape(*x.shape[:-1], -1)
-    if not is_sparse_input(x):
-        raise TypeError(f"sprig layers take {SUPPORTED}, got {type(x).__name__}")
+    check_layer_input(x, "a sprig layer")
     shape = tuple(x.shape)
     if len(shape) != 2 or shape[1] != in_features:
         raise ValueError(
