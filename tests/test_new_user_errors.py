@@ -75,3 +75,12 @@ def test_sparse_linear_repr_shows_the_current_density():
     layer = sprig.SparseLinear(10, 10, density=0.5, seed=0)
     sprig.prune.prune(layer, 0.1)
     assert "density=0.1," in repr(layer)
+
+
+def test_float64_into_float32_rnns_is_refused_alike():
+    rnn = sprig.SparseRNN(3, 4, density=0.5, seed=0)
+    x = torch.randn(5, 1, 3, dtype=torch.float64)
+    with torch.no_grad():
+        for model in (rnn, sprig.compress(rnn)):
+            with pytest.raises(ValueError, match=r"input dtype torch.float64 does not match"):
+                model(x)

@@ -243,7 +243,8 @@ class CompressedRNN(CompressedModule):
         hx: Tensor | tuple[Tensor, Tensor] | None = None,
         lengths: Tensor | Sequence[int] | None = None,
     ) -> tuple[Tensor | PackedSequence, Tensor | tuple[Tensor, Tensor]]:
-        check_rnn_input(self, input, hx, lengths)  # type: ignore[arg-type]
+        dtype = getattr(torch, self.dtype_name)
+        check_rnn_input(self, input, hx, lengths, dtype)  # type: ignore[arg-type]
         data = input.data if isinstance(input, PackedSequence) else input
         if torch.is_grad_enabled() and data.requires_grad:
             raise RuntimeError(
@@ -265,13 +266,6 @@ class CompressedRNN(CompressedModule):
         )
         if unbatched:
             states = tuple(s.unsqueeze(1) for s in states)
-        dtype = getattr(torch, self.dtype_name)
-        for what, t in (("input", x), *zip(("h0", "c0"), states)):
-            if t.dtype != dtype:  # as SparseRNN (torch's RNNs) refuses them
-                raise ValueError(
-                    f"CompressedRNN: {what} dtype {t.dtype} does not match the weights' {dtype}; "
-                    f"convert the input ({what}.to({dtype})) or the model (model.to({t.dtype}))"
-                )
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             weights = self._layer(layer)

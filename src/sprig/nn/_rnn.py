@@ -175,7 +175,8 @@ class SparseRNN(nn.RNNBase):
         hx: Hidden | None = None,
         lengths: Tensor | Sequence[int] | None = None,
     ) -> tuple[Tensor | PackedSequence, Hidden]:
-        check_rnn_input(self, input, hx, lengths)
+        weight: Tensor = self.weight_hh_l0  # type: ignore[assignment]
+        check_rnn_input(self, input, hx, lengths, weight.dtype)
         padded_len = None
         if lengths is not None:
             assert isinstance(input, Tensor)
@@ -277,8 +278,10 @@ def check_rnn_input(
     input: Tensor | PackedSequence,
     hx: Hidden | None,
     lengths: Tensor | Sequence[int] | None,
+    dtype: torch.dtype,
 ) -> None:
-    """Validate a recurrent module's inputs, with messages that name the expected shapes."""
+    """Validate a recurrent module's inputs (``dtype``: its weights'), with messages that name
+    the expected shapes and the fix."""
     name = type(module).__name__
     H, L = module.hidden_size, module.num_layers * (2 if module.bidirectional else 1)
     layout = "(B, T, input_size)" if module.batch_first else "(T, B, input_size)"
@@ -308,6 +311,14 @@ def check_rnn_input(
             f"{name}: input has {feat} features per step but the module expects "
             f"input_size={module.input_size}; input shape must be {layout}"
         )
+    states = () if hx is None else hx if isinstance(hx, tuple) else (hx,)
+    data = input.data if isinstance(input, PackedSequence) else input
+    for what, t in (("input", data), *zip(("h0", "c0"), states)):
+        if isinstance(t, Tensor) and t.dtype != dtype:
+            raise ValueError(
+                f"{name}: {what} dtype {t.dtype} does not match the weights' {dtype}; convert "
+                f"the input ({what}.to({dtype})) or the model (model.to({t.dtype}))"
+            )
     if lengths is not None:
         lens = torch.as_tensor(lengths).cpu()
         if rank != 3 or lens.dim() != 1 or lens.numel() != B:
