@@ -20,14 +20,15 @@ from sprig.masks import LeftAloneWarning
         (nn.Conv1d(24, 40, 1), (24, 11)),  # unbatched
     ],
 )
-def test_1x1_outputs_equal_masked_dense(conv, shape):
+@pytest.mark.parametrize("backend", ["csr", "dense"])
+def test_1x1_outputs_equal_masked_dense(conv, shape, backend):
     torch.manual_seed(0)
     if conv.bias is not None:
         nn.init.normal_(conv.bias)
     sprig.sparsify(conv, density=0.1)
-    comp = sprig.compress(conv)
-    assert isinstance(comp, CompressedConv1x1)
-    assert comp.linear.values.numel() == int(conv.weight_mask.sum())  # nonzeros only
+    comp = sprig.compress(conv, backend=backend)
+    assert isinstance(comp, CompressedConv)
+    assert comp.values.numel() == int(conv.weight_mask.sum())  # nonzeros only
     x = torch.randn(shape)
     with torch.no_grad():
         torch.testing.assert_close(comp(x), conv(x), rtol=1e-5, atol=1e-5)
@@ -35,6 +36,25 @@ def test_1x1_outputs_equal_masked_dense(conv, shape):
         assert type(back) is type(conv) and back.stride == conv.stride
         assert torch.equal(back.weight_mask, conv.weight_mask)
         torch.testing.assert_close(back(x), conv(x))
+        legacy = _legacy_1x1(conv)  # what compress made of 1x1 convolutions before
+        torch.testing.assert_close(legacy(x), conv(x), rtol=1e-5, atol=1e-5)
+        assert torch.equal(sprig.decompress(legacy).weight_mask, conv.weight_mask)
+
+
+def _legacy_1x1(conv):
+    out_ch, in_ch = conv.weight.shape[:2]
+    twin = nn.Linear(in_ch, out_ch, bias=conv.bias is not None)
+    with torch.no_grad():
+        twin.weight.copy_(conv.weight.reshape(out_ch, in_ch))
+        if conv.bias is not None:
+            twin.bias.copy_(conv.bias)
+    sprig.apply_mask(twin, "weight", conv.weight_mask.reshape(out_ch, in_ch))
+    lin = sprig.compress(twin)
+    padding = [0] * conv.weight.dim() if isinstance(conv.padding, str) else list(conv.padding)
+    legacy = CompressedConv1x1(conv.weight.dim() - 2, list(conv.stride), padding[2:] or padding,
+                               lin.config())  # fmt: skip
+    legacy.linear.load_state_dict(lin.state_dict())
+    return legacy
 
 
 def test_in_a_network_with_save_load(tmp_path):
@@ -43,7 +63,9 @@ def test_in_a_network_with_save_load(tmp_path):
     sprig.sparsify(net, density=0.3)
     comp = sprig.compress(net)
     x = torch.randn(2, 8, 6, 6)
-    sprig.save(comp[2], tmp_path / "c.safetensors")
+    sprig.save(_legacy_1x1(net[2]), tmp_path / "c.safetensors")  # files saved before load
+    sprig.save(comp[2], tmp_path / "new.safetensors")
+    assert isinstance(sprig.load(tmp_path / "new.safetensors"), CompressedConv)
     again = sprig.load(tmp_path / "c.safetensors")
     with torch.no_grad():
         torch.testing.assert_close(comp(x), net(x), rtol=1e-5, atol=1e-5)
@@ -167,7 +189,7 @@ def test_save_load_of_a_compressed_cnn(tmp_path):
     net = sprig.sparsify(_cnn(), density=0.3)
     comp = sprig.compress(net, backend="csr")
     assert [type(m).__name__ for m in comp[0:5:2]] == [
-        "CompressedConv", "CompressedConv", "CompressedConv1x1",
+        "CompressedConv", "CompressedConv", "CompressedConv",
     ]  # fmt: skip
     sprig.save(comp, tmp_path / "cnn.safetensors")
     again = sprig.load_state(_cnn(), tmp_path / "cnn.safetensors")  # a user's model class

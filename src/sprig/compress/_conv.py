@@ -1,15 +1,14 @@
 """Compressed convolutions: masked ``Conv1d``/``Conv2d`` (groups 1) reduced to their nonzeros.
 
-k x k kernels become :class:`CompressedConv`: the nonzeros as CSR over ``(out, in * kh * kw)``,
-run by the direct sparse convolution (:class:`sprig.kernels.SparseConv`) or torch's dense one,
-per call, from the break-even table ``benchmarks/bench_conv.py`` measured; any stride, zero
-padding (``'same'``, ``'valid'``) and dilation.
+``compress`` makes a :class:`CompressedConv` of every such convolution, 1x1 included: the
+nonzeros as CSR over ``(out, in * kh * kw)``, run by the direct sparse convolution
+(:class:`sprig.kernels.SparseConv`) or torch's dense one, per call, from the break-even table
+``benchmarks/bench_conv.py`` measured; any stride, zero padding (``'same'``, ``'valid'``) and
+dilation.
 
-A 1x1 convolution (groups 1) is a linear map over channels applied at every position:
-``y[:, :, p] = W x[:, :, p] + b`` with ``W`` of shape ``(out, in)``. So it is stored and run as
-a :class:`CompressedLinear` over the positions, which the kernel dispatcher sees as a batch of
-``B * H * W`` rows and serves with the CSR or dense product from its measured break-even table.
-Stride subsamples the input first; zero padding pads it (the border then holds the bias).
+:class:`CompressedConv1x1` is what ``compress`` made of 1x1 convolutions before (a
+:class:`CompressedLinear` over positions, whose dispatcher never measured convolutions and whose
+dense path reshapes the input); files saved with it still load and run.
 
 Grouped and depthwise convolutions, Conv3d and non-zero padding modes stay masked-dense;
 ``compress`` names each in its ``LeftAloneWarning``.
@@ -30,7 +29,7 @@ from ..kernels._dispatch import Plan, check_backend, dispatch_version
 from ..masks import apply_mask, get_mask, mask_pattern
 from ..nn import sprig_module
 from ._api import CompressedModule, Uncompressible, register_compressor
-from ._linear import CompressedLinear, compress_linear
+from ._linear import CompressedLinear
 
 _CONVS: dict[int, type[nn.Conv1d] | type[nn.Conv2d]] = {1: nn.Conv1d, 2: nn.Conv2d}
 
@@ -39,8 +38,11 @@ _CONVS: dict[int, type[nn.Conv1d] | type[nn.Conv2d]] = {1: nn.Conv1d, 2: nn.Conv
 class CompressedConv1x1(CompressedModule):
     """An inference 1x1 convolution that stores only its nonzeros (CSR over channels).
 
-    Made by ``sprig.compress(model)`` from a masked ``nn.Conv1d``/``nn.Conv2d`` with a 1x1
-    kernel and groups 1; ``sprig.decompress`` gives back the masked convolution.
+    A 1x1 convolution (groups 1) is a linear map over channels applied at every position:
+    ``y[:, :, p] = W x[:, :, p] + b``, run as a :class:`CompressedLinear` over the positions.
+    Stride subsamples the input first; zero padding pads it (the border then holds the bias).
+    ``compress`` makes :class:`CompressedConv` now; this class loads files saved before.
+    ``sprig.decompress`` gives back the masked convolution.
 
     Args:
         dims: 1 (``Conv1d``) or 2 (``Conv2d``).
@@ -52,10 +54,11 @@ class CompressedConv1x1(CompressedModule):
 
     Example:
         >>> import sprig
-        >>> conv = sprig.sparsify(nn.Conv2d(64, 32, 1), density=0.1)
-        >>> fast = sprig.compress(conv)
-        >>> type(fast).__name__, fast(torch.randn(1, 64, 8, 8)).shape
-        ('CompressedConv1x1', torch.Size([1, 32, 8, 8]))
+        >>> lin = sprig.compress(sprig.sparsify(nn.Linear(64, 32), density=0.1))
+        >>> conv = CompressedConv1x1(2, [1, 1], [0, 0], lin.config())
+        >>> _ = conv.linear.load_state_dict(lin.state_dict())
+        >>> conv(torch.randn(1, 64, 8, 8)).shape
+        torch.Size([1, 32, 8, 8])
     """
 
     def __init__(
@@ -423,7 +426,28 @@ def _kernel_fits(x: Tensor, values: Tensor) -> bool:
     return values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
 
 
-def _compress_kxk(module: nn.Conv1d | nn.Conv2d, mask: Tensor, backend: str) -> CompressedConv:
+def compress_conv(module: nn.Module, backend: str = "auto", **_others: Any) -> CompressedConv:
+    """A :class:`CompressedConv` for a masked ``Conv1d``/``Conv2d`` with groups 1 and zero
+    padding (any kernel size, stride, padding and dilation).
+
+    Options meant for other converters (``compress`` passes all options to all) are ignored.
+
+    Raises:
+        Uncompressible: any other convolution (``compress`` leaves it masked-dense, named).
+    """
+    assert isinstance(module, (nn.Conv1d, nn.Conv2d))
+    kind = type(module).__name__
+    if module.groups != 1:
+        raise Uncompressible(
+            f"{kind} with groups={module.groups}: grouped and depthwise convolutions stay "
+            "masked-dense"
+        )
+    if module.padding_mode != "zeros":
+        raise Uncompressible(f"{kind} with padding_mode={module.padding_mode!r} stays masked-dense")
+    mask = get_mask(module, "weight")
+    if mask is None:
+        raise ValueError(f"{kind} has no sprig mask on its weight")
+    check_backend(backend)
     weight = module.weight.detach()
     out_ch = weight.shape[0]
     csr = to_csr(weight.reshape(out_ch, -1), mask.reshape(out_ch, -1))
@@ -449,48 +473,6 @@ def _compress_kxk(module: nn.Conv1d | nn.Conv2d, mask: Tensor, backend: str) -> 
         if module.bias is not None and out.bias is not None:
             out.bias.copy_(module.bias.detach())
     out._check()
-    return out
-
-
-def compress_conv(
-    module: nn.Module, backend: str = "auto", **others: Any
-) -> CompressedConv1x1 | CompressedConv:
-    """A compressed form of a masked ``Conv1d``/``Conv2d`` with groups 1 and zero padding:
-    :class:`CompressedConv1x1` for a 1x1 kernel, :class:`CompressedConv` for any other.
-
-    Raises:
-        Uncompressible: any other convolution (``compress`` leaves it masked-dense, named).
-    """
-    assert isinstance(module, (nn.Conv1d, nn.Conv2d))
-    kind, dims = type(module).__name__, len(module.kernel_size)
-    if module.groups != 1:
-        raise Uncompressible(
-            f"{kind} with groups={module.groups}: grouped and depthwise convolutions stay "
-            "masked-dense"
-        )
-    if module.padding_mode != "zeros":
-        raise Uncompressible(f"{kind} with padding_mode={module.padding_mode!r} stays masked-dense")
-    mask = get_mask(module, "weight")
-    if mask is None:
-        raise ValueError(f"{kind} has no sprig mask on its weight")
-    check_backend(backend)
-    if any(k != 1 for k in module.kernel_size) or any(d != 1 for d in module.dilation):
-        return _compress_kxk(module, mask, backend)
-    # 'same' and 'valid' are both no padding for a 1x1 kernel
-    padding = [0] * dims if isinstance(module.padding, str) else list(module.padding)
-    weight = module.weight.detach()
-    out_ch, in_ch = weight.shape[0], weight.shape[1]
-    twin = nn.Linear(in_ch, out_ch, bias=module.bias is not None)
-    twin = twin.to(device=weight.device, dtype=weight.dtype)
-    with torch.no_grad():
-        twin.weight.copy_(weight.reshape(out_ch, in_ch))
-        if module.bias is not None and twin.bias is not None:
-            twin.bias.copy_(module.bias.detach())
-    pattern = mask_pattern(module, "weight") or "custom"
-    apply_mask(twin, "weight", mask.reshape(out_ch, in_ch), pattern=pattern)
-    lin = compress_linear(twin, backend, **others)
-    out = CompressedConv1x1(dims, list(module.stride), padding, lin.config()).to(weight.device)
-    out.linear.load_state_dict(lin.state_dict())
     return out
 
 

@@ -144,10 +144,14 @@ class SparseConv:
         # 1-D runs as 2-D with one row: kernel (1, k), stride (1, s)...
         pad1: Pairs = [(0, 0)]
         self._kernel = ([1] * (2 - dims)) + list(self.weight_shape[2:])
-        self._stride = [1] * (2 - dims) + [int(s) for s in stride]
+        strides = [1] * (2 - dims) + [int(s) for s in stride]
+        # a dimension of kernel size 1 subsamples the padded input instead (no polyphase copy
+        # of the rows or columns it never reads)
+        self._sub = [s if k == 1 else 1 for k, s in zip(self._kernel, strides)]
+        self._stride = [1 if k == 1 else s for k, s in zip(self._kernel, strides)]
         self._dilation = [1] * (2 - dims) + [int(d) for d in dilation]
         self._padding = pad1 * (2 - dims) + [(int(a), int(b)) for a, b in padding]
-        if min(self._stride) < 1 or min(self._dilation) < 1 or min(min(p) for p in padding) < 0:
+        if min(strides) < 1 or min(self._dilation) < 1 or min(min(p) for p in padding) < 0:
             raise ValueError(f"need stride, dilation >= 1 and padding >= 0, got {stride}, "
                              f"{dilation}, {padding}")  # fmt: skip
         self.nnz = values.numel()
@@ -168,8 +172,8 @@ class SparseConv:
         if plan is not None:
             return plan
         (sy, sx), (dy, dx), (kh, kw) = self._stride, self._dilation, self._kernel
-        hp = h + sum(self._padding[0])
-        wp = w + sum(self._padding[1])
+        hp = -(-(h + sum(self._padding[0])) // self._sub[0])  # after padding, subsampling
+        wp = -(-(w + sum(self._padding[1])) // self._sub[1])
         ho, wo = (hp - dy * (kh - 1) - 1) // sy + 1, (wp - dx * (kw - 1) - 1) // sx + 1
         if ho < 1 or wo < 1:
             raise ValueError(
@@ -219,6 +223,8 @@ class SparseConv:
         h, w = x4.shape[2], x4.shape[3]
         ho, wo, hq, wq, off, tile, bounds, pads = self._plan(h, w, batch, torch.get_num_threads())
         xp = F.pad(x4, pads) if any(pads) else x4
+        if self._sub[0] > 1 or self._sub[1] > 1:
+            xp = xp[..., :: self._sub[0], :: self._sub[1]]
         sy, sx = self._stride
         if sy > 1 or sx > 1:  # (B, C, hq, sy, wq, sx) -> (B, sy, sx, C, hq, wq)
             xp = xp.reshape(batch, self.in_channels, hq, sy, wq, sx).permute(0, 3, 5, 1, 2, 4)
