@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -104,12 +105,14 @@ def grid(
     return rows, table
 
 
-def end_to_end(size: int, d: float, threads: int) -> list[object]:
+def end_to_end(size: int, d: float, threads: int, stem: bool = False) -> list[object]:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     dense = fold_batchnorm(randomize_batchnorm(ResNet18()))
-    masked = sparse_resnet(d)
+    masked = sparse_resnet(d, stem=stem)
     fast = sprig.compress(masked)
+    if stem:  # 3 input channels: fewer than the table measured, so "auto" keeps it dense
+        fast.stem[0].backend = "csr"
     x = torch.randn(1, 3, size, size)
     with torch.inference_mode():
         want, got = masked(x), fast(x)
@@ -123,11 +126,25 @@ def end_to_end(size: int, d: float, threads: int) -> list[object]:
         if isinstance(m, CompressedConv) and any(p.kernel == "csr" for p in m._plans.values())
     )
     row = [
-        size, d, threads, t["dense"] * 1e3, t["masked"] * 1e3, t["fast"] * 1e3,
+        size, d, "sparse" if stem else "dense", threads,
+        t["dense"] * 1e3, t["masked"] * 1e3, t["fast"] * 1e3,
         t["dense"] / t["fast"], t["masked"] / t["fast"], err, sparse_layers,
     ]  # fmt: skip
     print(" | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row), flush=True)
     return row
+
+
+def max_pool_figure() -> dict[str, float]:
+    """The example's max pooling: torch's NCHW kernel against a channels-last detour."""
+    x = torch.randn(1, 64, 112, 112)
+
+    def last() -> torch.Tensor:
+        y = F.max_pool2d(x.contiguous(memory_format=torch.channels_last), 3, 2, 1)
+        return y.contiguous()
+
+    with torch.inference_mode():
+        t = time_blocks({"nchw": lambda: F.max_pool2d(x, 3, 2, 1), "last": last}, 1.0)
+    return {"nchw ms": t["nchw"] * 1e3, "channels-last ms": t["last"] * 1e3}
 
 
 def main() -> None:
@@ -148,14 +165,18 @@ def main() -> None:
     for size in (64, 224):
         for d in (0.2, 0.1, 0.05):
             rows.append(end_to_end(size, d, 1))
+    for size in (64, 224):  # the stem masked too: what the dense stem costs
+        for d in (0.1, 0.05):
+            rows.append(end_to_end(size, d, 1, stem=True))
     if args.threads > 1:
         for size in (64, 224):
             for d in (0.1, 0.05):
                 rows.append(end_to_end(size, d, args.threads))
     torch.set_num_threads(1)
+    pool = max_pool_figure()
     load_after = os.getloadavg()
     cols = [
-        "input", "density", "threads", "dense ms", "masked dense ms", "compressed ms",
+        "input", "density", "stem", "threads", "dense ms", "masked dense ms", "compressed ms",
         "x dense", "x masked dense", "max rel err", "sparse conv layers",
     ]  # fmt: skip
     grid_cols = [
@@ -163,6 +184,7 @@ def main() -> None:
         "x dense",
     ]  # fmt: skip
     extra = {
+        "max_pool": pool,
         "grid_columns": grid_cols,
         "grid": grid_rows,
         "breakeven": [r.__dict__ for r in table],
@@ -186,16 +208,19 @@ def main() -> None:
     append_notes(
         md,
         {
-            "model": "ResNet-18 (examples/resnet_sparse.py), BatchNorm folded; stem (3->64, "
-            "7x7) and head (512->1000 linear) dense; all other convolutions masked uniformly",
+            "model": "ResNet-18 (examples/resnet_sparse.py), BatchNorm folded; head (512->1000 "
+            "linear) dense; all other convolutions masked uniformly, the stem (3->64, 7x7, "
+            "stride 2) only in the rows 'stem sparse', where it runs the sparse kernel (forced)",
             "dense": "the same network unmasked, torch's convolutions (oneDNN), eager",
             "masked dense": "sprig masks on the weights, torch's convolutions",
             "compressed": "sprig.compress: every masked convolution (3x3 and the 1x1 shortcuts) "
             "-> CompressedConv, dense or sparse per layer as the dispatcher chooses",
-            "sparse conv layers": "how many of the 19 CompressedConv layers the dispatcher sends "
-            "to the sparse kernel at this input size",
-            "max pooling": "run channels-last in the example's model (torch's NCHW max pooling "
-            "is 20x slower at batch 1, in dense and compressed models alike)",
+            "sparse conv layers": "how many of the 19 CompressedConv layers (20 with the stem) "
+            "the dispatcher sends to the sparse kernel at this input size",
+            "max pooling": "run channels-last in the example's model: torch's 3x3/2 max pooling "
+            f"of the 64x112x112 stem output took {pool['nchw ms']:.2f} ms in NCHW and "
+            f"{pool['channels-last ms']:.2f} ms channels-last (conversions included), in "
+            "dense and compressed models alike",
             "load average before": load_before,
             "load average after": load_after,
         },

@@ -5,9 +5,10 @@ For inference each BatchNorm folds into the convolution before it
 (``torch.nn.utils.fusion.fuse_conv_bn_eval``), every convolution but the 3-channel stem is
 masked to the same density (``sprig.sparsify``, uniform), and ``sprig.compress`` turns the
 masked convolutions (the 3x3 ones and the 1x1 shortcuts) into ``CompressedConv``: the direct
-sparse kernel where the dispatcher's measured table says it beats dense. The stem (3 input channels, 7x7) and the final linear
-layer stay dense: together a few percent of the work, and the first layer's 147 weights per
-output channel are the ones a network can least afford to lose.
+sparse kernel where the dispatcher's measured table says it beats dense. The stem (3 input
+channels, 7x7) and the final linear layer stay dense: together a few percent of the work, and
+the first layer's 147 weights per output channel are the ones a network can least afford to
+lose.
 
 ``benchmarks/bench_conv.py`` times this model end to end (``benchmarks/results/conv.md``).
 
@@ -30,9 +31,9 @@ import sprig
 class MaxPool(nn.Module):
     """3x3 max pooling, stride 2, run in channels-last layout.
 
-    torch's max pooling of a contiguous (NCHW) tensor runs 20x slower at batch 1 on one thread
-    than of a channels-last one (5.2 ms against 0.27 ms for the 64 x 112 x 112 stem output on
-    this machine), which would weigh on dense and compressed models alike.
+    torch's max pooling of a contiguous (NCHW) tensor at batch 1 on one thread ran 20x slower
+    than of a channels-last one here, a fifth of the dense model's time, in dense and compressed
+    models alike (``benchmarks/results/conv.md``, note "max pooling").
     """
 
     def forward(self, x: Tensor) -> Tensor:
@@ -117,11 +118,13 @@ def fold_batchnorm(model: ResNet18) -> ResNet18:
     return model
 
 
-def sparse_resnet(density: float, seed: int = 0) -> ResNet18:
-    """ResNet-18 with BatchNorm folded and every convolution but the stem masked to ``density``."""
+def sparse_resnet(density: float, seed: int = 0, stem: bool = False) -> ResNet18:
+    """ResNet-18 with BatchNorm folded and every convolution masked to ``density``, the stem
+    only if ``stem``."""
     torch.manual_seed(seed)
     model = fold_batchnorm(randomize_batchnorm(ResNet18(), seed))
-    sprig.sparsify(model, density, distribution="uniform", include=["blocks.*"], seed=seed)
+    include = ["blocks.*", "stem.*"] if stem else ["blocks.*"]
+    sprig.sparsify(model, density, distribution="uniform", include=include, seed=seed)
     return model
 
 

@@ -10,6 +10,9 @@ columns are discarded), which vectorizes. A stride ``s > 1`` becomes stride 1 by
 padded input into its ``s x s`` polyphase planes (``x[c, s*i + py, s*j + px]``): tap ``ky`` then
 reads phase ``(ky*d) % s`` shifted by ``(ky*d) // s``. Dilation only changes the offsets.
 
+This is the direct sparse convolution of Park et al., "Faster CNNs with Direct Sparse
+Convolutions and Guided Pruning" (ICLR 2017), whose "virtual padding" is the wide rows here.
+
 Work is ``nnz * positions`` multiply-adds against the dense ``out * in * kh * kw * positions``;
 ``benchmarks/bench_conv.py`` measures it against torch's convolution (oneDNN) and writes the
 break-even densities the dispatcher reads (``_conv_breakeven``). The slow reference beside it,
