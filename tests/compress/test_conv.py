@@ -211,3 +211,15 @@ def test_bad_inputs_are_named():
         comp(torch.randn(1, 4, 6, 6, dtype=torch.float64))
     with pytest.raises(ValueError, match="padding='same' needs stride 1"):
         CompressedConv(2, 4, 5, [3, 3], [2, 2], "same", [1, 1], 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_runs_dense_and_trains():
+    # the sparse kernel is CPU-only: on CUDA every call runs torch's convolution
+    conv = _masked(nn.Conv2d(6, 8, 3, stride=2, padding=1), 0.3).cuda()
+    comp = sprig.compress(conv, backend="csr")
+    x = torch.randn(2, 6, 9, 9, device="cuda")
+    with torch.no_grad():
+        torch.testing.assert_close(comp(x), conv(x), rtol=1e-5, atol=1e-5)
+    comp(x).sum().backward()
+    assert comp.values.grad is not None and comp.values.grad.device.type == "cuda"
