@@ -1,7 +1,7 @@
 """Sparse convolution vs dense: the break-even table, and a sparse ResNet-18 end to end.
 
 Grid (batch 1, 3x3 and 1x1 kernels, "same" padding, in = out channels C in {64, 128, 256,
-512}, an S x S plane, S in {4, 8, 16, 28, 56}, density d in {0.3, 0.2, 0.1, 0.05}): torch's
+512}, an S x S plane, S in {2, 4, 8, 16, 28, 56}, density d in {0.3, 0.2, 0.1, 0.05}): torch's
 dense convolution (``nn.Conv2d``: oneDNN) against ``CompressedConv`` forced to the direct sparse
 kernel, timed in one interleaved run per cell (best of blocks of consecutive calls,
 ``_common.time_blocks``). GFLOP/s counts the multiply-adds each does (dense
@@ -19,7 +19,10 @@ d=0.1, >= 5x at d=0.05.
 One torch thread (and one numba thread) by default: the machine is shared (2 cores); ``--threads
 2`` adds 2-thread end-to-end rows. Load averages before and after are in the results.
 
-    python benchmarks/bench_conv.py [--quick] [--threads 2]
+``--profile`` writes only where the compressed model's time goes, per kind of layer
+(``results/conv_profile.md``).
+
+    python benchmarks/bench_conv.py [--quick] [--threads 2] [--profile]
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import argparse
 import itertools
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -147,15 +151,83 @@ def max_pool_figure() -> dict[str, float]:
     return {"nchw ms": t["nchw"] * 1e3, "channels-last ms": t["last"] * 1e3}
 
 
+def layer_profile(size: int, d: float, runs: int = 20) -> dict[str, float]:
+    """Milliseconds per forward spent in each kind of layer of the compressed model (forward
+    hooks around every leaf module; "CompressedConv 3x3 csr": the sparse kernel's layers)."""
+    torch.manual_seed(0)
+    fast = sprig.compress(sparse_resnet(d))
+    spent: dict[str, float] = {}
+    start: dict[int, float] = {}
+
+    def name(m: nn.Module) -> str:
+        if not hasattr(m, "kernel_size"):
+            return type(m).__name__
+        k = m.kernel_size[0]
+        plans = getattr(m, "_plans", {})
+        how = f" {next(iter(plans.values())).kernel}" if plans else ""
+        return f"{type(m).__name__} {k}x{k}{how}"
+
+    def before(m: nn.Module, _: object) -> None:
+        start[id(m)] = time.perf_counter()
+
+    def after(m: nn.Module, _: object, __: object) -> None:
+        key = name(m)
+        spent[key] = spent.get(key, 0.0) + time.perf_counter() - start[id(m)]
+
+    for m in fast.modules():
+        if not list(m.children()):
+            m.register_forward_pre_hook(before)
+            m.register_forward_hook(after)
+    x = torch.randn(1, 3, size, size)
+    with torch.inference_mode():
+        for _ in range(3):
+            fast(x)
+        spent.clear()
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            fast(x)
+        total = (time.perf_counter() - t0) / runs
+    out = {k: v / runs * 1e3 for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}
+    return {"total (hooks included)": total * 1e3, **out}
+
+
+def profile() -> Path:
+    """Where the compressed ResNet-18's time goes: ``results/conv_profile.md``."""
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()
+    cases = [(224, 0.1), (224, 0.05), (64, 0.1), (64, 0.05)]
+    found = {case: layer_profile(*case) for case in cases}
+    kinds = sorted({k for f in found.values() for k in f}, key=lambda k: -found[cases[0]].get(k, 0))
+    rows = [[k, *(round(found[c].get(k, 0.0), 2) for c in cases)] for k in kinds]
+    cols = ["layers", *(f"{s}x{s} d={d} ms" for s, d in cases)]
+    extra = {"loadavg_before": load_before, "loadavg_after": os.getloadavg()}
+    md = write_table("conv_profile", cols, rows, extra)
+    append_notes(
+        md,
+        {
+            "what": "ms per forward in each kind of layer of the compressed ResNet-18 "
+            "(examples/resnet_sparse.py, stem dense), batch 1, 1 thread, mean of 20 forwards "
+            "timed by forward hooks; csr/dense: the dispatcher's choice",
+            "load average before": load_before,
+            "load average after": extra["loadavg_after"],
+        },
+    )
+    return md
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small grid, for a smoke test")
     ap.add_argument("--threads", type=int, default=1, help="also run end to end on N threads")
+    ap.add_argument("--profile", action="store_true", help="only the per-layer profile")
     args = ap.parse_args()
+    if args.profile:
+        print(profile().read_text())
+        return
     torch.set_num_threads(1)
     load_before = os.getloadavg()
     channels = [64, 256] if args.quick else [64, 128, 256, 512]
-    sizes = [8, 28] if args.quick else [4, 8, 16, 28, 56]
+    sizes = [8, 28] if args.quick else [2, 4, 8, 16, 28, 56]  # 2: layer 4 at 64x64
     densities = [0.3, 0.2, 0.1, 0.05]
     grid_rows, table = grid(channels, sizes, [3, 1], densities)
     write_table_module(table)
