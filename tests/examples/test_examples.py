@@ -57,3 +57,8 @@ def test_transformer_decode():
     res = _load("transformer_decode").main(seconds=2, hidden=128, layers=2, tokens=16)
     assert res["equal"] is True and len(res["csr"]) == 16  # dispatcher's and forced CSR
     assert res["max logit gap"] < 1e-4
+
+
+def test_resnet_sparse():
+    # every 3x3 convolution through the sparse kernel (whatever the measured table says)
+    assert _load("resnet_sparse").main(density=0.1, size=32, backend="csr", runs=1) < 1e-5

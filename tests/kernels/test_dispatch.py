@@ -3,8 +3,18 @@
 import pytest
 import torch
 
-from sprig.kernels import BreakEven, Plan, choose, dispatch_table, get_dispatch_table
-from sprig.kernels._dispatch import _DEFAULT
+from sprig.kernels import (
+    BreakEven,
+    ConvBreakEven,
+    Plan,
+    choose,
+    choose_conv,
+    conv_dispatch_table,
+    dispatch_table,
+    get_conv_dispatch_table,
+    get_dispatch_table,
+)
+from sprig.kernels._dispatch import _CONV_DEFAULT, _DEFAULT
 
 F32 = torch.float32
 TABLE = [
@@ -60,3 +70,40 @@ def test_shipped_table_is_measured():
     modes = {(r.mode, r.dtype, r.device) for r in _DEFAULT}
     assert {("infer", "float32", "cpu"), ("train", "float32", "cpu")} <= modes
     assert all(0.0 <= r.density <= 1.0 for r in _DEFAULT)
+
+
+CONV = [
+    ConvBreakEven("cpu", "float32", 64, 8, 3, 0.2),
+    ConvBreakEven("cpu", "float32", 64, 32, 3, 0.3),
+    ConvBreakEven("cpu", "float32", 256, 8, 3, 0.1),
+    ConvBreakEven("cpu", "float32", 256, 32, 3, 0.2),
+    ConvBreakEven("cpu", "float32", 64, 8, 1, 0.05),
+]
+
+
+def test_conv_cells_neighbours_and_kernels():
+    with conv_dispatch_table(CONV):
+        assert choose_conv(0.2, (64, 64), 64, 9, F32, "cpu") == Plan("csr")
+        assert choose_conv(0.21, (64, 64), 64, 9, F32, "cpu") == Plan("dense")
+        assert choose_conv(0.3, (64, 64), 32 * 32, 9, F32, "cpu").kernel == "csr"
+        # between measured sizes and channels, the stricter neighbour decides
+        assert choose_conv(0.25, (64, 64), 16 * 16, 9, F32, "cpu").kernel == "dense"
+        assert choose_conv(0.25, (128, 128), 32 * 32, 9, F32, "cpu").kernel == "dense"
+        assert choose_conv(0.2, (128, 128), 32 * 32, 9, F32, "cpu").kernel == "csr"
+        # the nearest measured kernel: 1x1 cells for 1x1, 3x3 cells for 7x7
+        assert choose_conv(0.1, (64, 64), 64, 1, F32, "cpu").kernel == "dense"
+        assert choose_conv(0.05, (64, 64), 64, 1, F32, "cpu").kernel == "csr"
+        assert choose_conv(0.2, (64, 64), 64, 49, F32, "cpu").kernel == "csr"
+        # fewer channels than measured: dense; more: the edge cells
+        assert choose_conv(0.01, (3, 64), 64, 49, F32, "cpu").kernel == "dense"
+        assert choose_conv(0.1, (512, 512), 8 * 8, 9, F32, "cpu").kernel == "csr"
+        # unmeasured dtype or device: dense; forced backends
+        assert choose_conv(0.01, (64, 64), 64, 9, torch.float64, "cpu").kernel == "dense"
+        assert choose_conv(0.01, (64, 64), 64, 9, F32, "cuda").kernel == "dense"
+        assert choose_conv(0.9, (64, 64), 64, 9, F32, "cpu", backend="csr").kernel == "csr"
+        assert choose_conv(0.01, (64, 64), 64, 9, F32, "cpu", backend="dense").kernel == "dense"
+    with conv_dispatch_table([]):
+        assert choose_conv(0.001, (256, 256), 64, 9, F32, "cpu").kernel == "dense"
+    assert get_conv_dispatch_table() == _CONV_DEFAULT
+    with pytest.raises(ValueError, match="break-even density must be in"):
+        ConvBreakEven("cpu", "float32", 64, 8, 3, 1.5)

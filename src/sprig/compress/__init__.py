@@ -8,7 +8,7 @@ from ._api import (
     decompress,
     register_compressor,
 )
-from ._conv import CompressedConv1x1, compress_conv  # registers 1x1 Conv1d/Conv2d
+from ._conv import CompressedConv, CompressedConv1x1, compress_conv  # registers Conv1d/Conv2d
 from ._conv1d import CompressedConv1D, compress_conv1d  # registers Hugging Face Conv1D
 from ._linear import CompressedLinear, compress_linear
 from ._rnn import CompressedRNN  # registers the recurrent compressor
@@ -16,6 +16,7 @@ from ._strip import StripResult, strip
 
 __all__ = [
     "COMPRESSORS",
+    "CompressedConv",
     "CompressedConv1D",
     "CompressedConv1x1",
     "CompressedLinear",

@@ -162,7 +162,8 @@ def compress(model: nn.Module, **options: Any) -> nn.Module:
 
     The original model is left unchanged. Outputs match the masked-dense model's. A model with
     no masks is returned unchanged (a copy) with a warning; masked weights of layers that have
-    no compressed form (k x k ``Conv2d`` ...) stay masked-dense, named in one ``LeftAloneWarning``.
+    no compressed form (grouped ``Conv2d``, ``Conv3d`` ...) stay masked-dense, named in one
+    ``LeftAloneWarning``.
     The copy trains: its compressed layers' nonzero values are parameters, so build the
     optimizer *after* compress, from the copy's parameters (an optimizer of the original that
     gets no gradient raises at ``step``).

@@ -1,27 +1,35 @@
-"""CompressedConv1x1: a masked 1x1 ``Conv1d``/``Conv2d`` reduced to its nonzeros.
+"""Compressed convolutions: masked ``Conv1d``/``Conv2d`` (groups 1) reduced to their nonzeros.
 
-A 1x1 convolution (groups 1) is a linear map over channels applied at every position:
-``y[:, :, p] = W x[:, :, p] + b`` with ``W`` of shape ``(out, in)``. So it is stored and run as
-a :class:`CompressedLinear` over the positions, which the kernel dispatcher sees as a batch of
-``B * H * W`` rows and serves with the CSR or dense product from its measured break-even table.
-Stride subsamples the input first; zero padding pads it (the border then holds the bias).
+``compress`` makes a :class:`CompressedConv` of every such convolution, 1x1 included: the
+nonzeros as CSR over ``(out, in * kh * kw)``, run by the direct sparse convolution
+(:class:`sprig.kernels.SparseConv`) or torch's dense one, per call, from the break-even table
+``benchmarks/bench_conv.py`` measured; any stride, zero padding (``'same'``, ``'valid'``) and
+dilation.
 
-k x k kernels, grouped and depthwise convolutions, Conv3d and non-zero padding modes stay
-masked-dense; ``compress`` names each in its ``LeftAloneWarning``.
+:class:`CompressedConv1x1` is what ``compress`` made of 1x1 convolutions before (a
+:class:`CompressedLinear` over positions, whose dispatcher never measured convolutions and whose
+dense path reshapes the input); files saved with it still load and run.
+
+Grouped and depthwise convolutions, Conv3d and non-zero padding modes stay masked-dense;
+``compress`` names each in its ``LeftAloneWarning``.
 """
 
 from __future__ import annotations
 
+import copy
+import weakref
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..kernels import SparseConv, check_csr_parts, choose_conv, conv_padding, to_csr
+from ..kernels._dispatch import Plan, check_backend, dispatch_version
 from ..masks import apply_mask, get_mask, mask_pattern
 from ..nn import sprig_module
 from ._api import CompressedModule, Uncompressible, register_compressor
-from ._linear import CompressedLinear, compress_linear
+from ._linear import CompressedLinear
 
 _CONVS: dict[int, type[nn.Conv1d] | type[nn.Conv2d]] = {1: nn.Conv1d, 2: nn.Conv2d}
 
@@ -30,8 +38,11 @@ _CONVS: dict[int, type[nn.Conv1d] | type[nn.Conv2d]] = {1: nn.Conv1d, 2: nn.Conv
 class CompressedConv1x1(CompressedModule):
     """An inference 1x1 convolution that stores only its nonzeros (CSR over channels).
 
-    Made by ``sprig.compress(model)`` from a masked ``nn.Conv1d``/``nn.Conv2d`` with a 1x1
-    kernel and groups 1; ``sprig.decompress`` gives back the masked convolution.
+    A 1x1 convolution (groups 1) is a linear map over channels applied at every position:
+    ``y[:, :, p] = W x[:, :, p] + b``, run as a :class:`CompressedLinear` over the positions.
+    Stride subsamples the input first; zero padding pads it (the border then holds the bias).
+    ``compress`` makes :class:`CompressedConv` now; this class loads files saved before.
+    ``sprig.decompress`` gives back the masked convolution.
 
     Args:
         dims: 1 (``Conv1d``) or 2 (``Conv2d``).
@@ -43,10 +54,11 @@ class CompressedConv1x1(CompressedModule):
 
     Example:
         >>> import sprig
-        >>> conv = sprig.sparsify(nn.Conv2d(64, 32, 1), density=0.1)
-        >>> fast = sprig.compress(conv)
-        >>> type(fast).__name__, fast(torch.randn(1, 64, 8, 8)).shape
-        ('CompressedConv1x1', torch.Size([1, 32, 8, 8]))
+        >>> lin = sprig.compress(sprig.sparsify(nn.Linear(64, 32), density=0.1))
+        >>> conv = CompressedConv1x1(2, [1, 1], [0, 0], lin.config())
+        >>> _ = conv.linear.load_state_dict(lin.state_dict())
+        >>> conv(torch.randn(1, 64, 8, 8)).shape
+        torch.Size([1, 32, 8, 8])
     """
 
     def __init__(
@@ -118,44 +130,349 @@ class CompressedConv1x1(CompressedModule):
         return f"dims={self.dims}, stride={self.stride}, padding={self.padding}"
 
 
-def compress_conv(module: nn.Module, backend: str = "auto", **others: Any) -> CompressedConv1x1:
-    """A :class:`CompressedConv1x1` for a masked 1x1 ``Conv1d``/``Conv2d`` (groups 1).
+@sprig_module("CompressedConv")
+class CompressedConv(CompressedModule):
+    """A k x k convolution that stores, runs and trains only its nonzeros.
+
+    Made by ``sprig.compress(model)`` from a masked ``nn.Conv1d``/``nn.Conv2d`` (groups 1, zero
+    padding); ``sprig.decompress`` gives back the masked convolution. The nonzeros are the
+    trainable parameter ``values`` ``(nnz,)``; the structure is CSR over ``(out, in * kh * kw)``
+    in two buffers (``crow``, ``col``: column ``c * kh * kw + ky * kw + kx``). An inference call
+    (no gradient wanted) asks the dispatcher (:func:`sprig.kernels.choose_conv`) for the direct
+    sparse kernel (:class:`sprig.kernels.SparseConv`, CPU float32/float64) or torch's dense
+    convolution over a dense copy of the weight (kept while used; ``drop_dense()`` frees it). A
+    call that wants gradients scatters the values into a dense weight inside autograd and runs
+    torch's convolution: the values' gradient is the masked-dense one at the nonzeros.
+
+    Args:
+        dims: 1 (``Conv1d``) or 2 (``Conv2d``).
+        in_channels, out_channels: channels.
+        kernel_size, stride, dilation: per spatial dimension.
+        padding: per spatial dimension, or ``"same"``/``"valid"`` (as the convolution's).
+        nnz: number of stored weights.
+        bias: whether the convolution has a bias.
+        dtype: dtype name of the values.
+        backend: ``"auto"`` (the dispatcher), ``"csr"`` (the sparse kernel) or ``"dense"``.
+        source: the masked convolution's pattern label (set by ``compress``).
+
+    Shapes:
+        input ``(B, in, *spatial)`` or ``(in, *spatial)`` -> ``(B, out, *spatial_out)``.
+
+    Example:
+        >>> import sprig
+        >>> conv = sprig.sparsify(nn.Conv2d(16, 32, 3, padding=1), density=0.1)
+        >>> fast = sprig.compress(conv)
+        >>> type(fast).__name__, fast.values.numel(), fast(torch.randn(1, 16, 8, 8)).shape
+        ('CompressedConv', 461, torch.Size([1, 32, 8, 8]))
+    """
+
+    crow: Tensor
+    col: Tensor
+    values: Tensor
+    bias: Tensor | None
+
+    def __init__(
+        self,
+        dims: int,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: list[int],
+        stride: list[int],
+        padding: str | list[int],
+        dilation: list[int],
+        nnz: int,
+        bias: bool = True,
+        dtype: str = "float32",
+        backend: str = "auto",
+        source: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        check_backend(backend)
+        if dims not in _CONVS:
+            raise ValueError(f"dims must be 1 or 2, got {dims!r}")
+        for name, v in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
+            if len(v) != dims or min(v) < 1:
+                raise ValueError(f"{name} needs {dims} values >= 1, got {v!r}")
+        taps = int(torch.tensor(kernel_size).prod())
+        if min(in_channels, out_channels) < 1 or not 0 <= nnz <= out_channels * in_channels * taps:
+            raise ValueError(
+                f"need channels >= 1 and 0 <= nnz <= out*in*taps, got in={in_channels}, "
+                f"out={out_channels}, kernel={kernel_size}, nnz={nnz}"
+            )
+        self.pads = conv_padding(padding, kernel_size, dilation)  # raises on bad padding
+        if padding == "same" and any(s != 1 for s in stride):
+            raise ValueError(f"padding='same' needs stride 1 (as torch), got {stride}")
+        self.dims, self.in_channels, self.out_channels, self.nnz = (
+            dims,
+            in_channels,
+            out_channels,
+            nnz,
+        )
+        self.kernel_size = [int(k) for k in kernel_size]
+        self.stride, self.dilation = [int(s) for s in stride], [int(d) for d in dilation]
+        self.padding = padding if isinstance(padding, str) else [int(p) for p in padding]
+        self.dtype_name, self.backend = dtype, backend
+        self.source = source or {"pattern": "custom"}
+        vdt = getattr(torch, dtype)
+        self.register_buffer("crow", torch.zeros(out_channels + 1, dtype=torch.int32))
+        self.register_buffer("col", torch.zeros(nnz, dtype=torch.int32))
+        self.values = nn.Parameter(torch.zeros(nnz, dtype=vdt))
+        self.register_parameter(
+            "bias", nn.Parameter(torch.zeros(out_channels, dtype=vdt)) if bias else None
+        )
+        self._cache: dict[str, tuple[tuple[Any, ...], Any]] = {}
+        self._plans: dict[tuple[Any, ...], Plan] = {}
+        self._plans_for: weakref.ref[Tensor] | None = None
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        return (self.out_channels, self.in_channels, *self.kernel_size)
+
+    @property
+    def density(self) -> float:
+        return self.nnz / max(1, int(torch.tensor(self.weight_shape).prod()))
+
+    def stored_weights(self) -> list[tuple[str, tuple[int, ...], int, str]]:
+        """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""
+        pattern = self.source.get("pattern") or "custom"
+        return [("weight", self.weight_shape, self.values.numel(), pattern)]
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "dims": self.dims,
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+            "dilation": self.dilation,
+            "nnz": self.nnz,
+            "bias": self.bias is not None,
+            "dtype": self.dtype_name,
+            "backend": self.backend,
+            "source": self.source,
+        }
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CompressedConv:
+        new = CompressedConv(**copy.deepcopy(self.config(), memo))
+        new.load_state_dict(self.state_dict())
+        new.train(self.training)
+        return new
+
+    # ---- cached derived forms, rebuilt when the buffers or values change --------------------
+    def _cached(self, name: str, make: Any) -> Any:
+        b, v = self._buffers, self._parameters["values"]
+        c, k = b["crow"], b["col"]
+        assert c is not None and k is not None and v is not None
+        key = (c, k, v, c._version, k._version, v._version)
+        hit = self._cache.get(name)
+        if hit is not None:
+            old, made = hit
+            if all(a is b_ for a, b_ in zip(old[:3], key[:3])) and old[3:] == key[3:]:
+                return made
+        if name != "checked":
+            self._cached("checked", self._check)
+        made = make()
+        self._cache[name] = (key, made)
+        return made
+
+    def _check(self) -> bool:
+        shape = (self.out_channels, self.in_channels * int(torch.tensor(self.kernel_size).prod()))
+        check_csr_parts(self.crow, self.col, self.values.detach(), shape, "CompressedConv")
+        return True
+
+    def flat(self) -> Tensor:
+        """Flat positions of the nonzeros in the dense weight ``(out, in, *kernel)``."""
+
+        def make() -> Tensor:
+            counts = (self.crow[1:] - self.crow[:-1]).long()
+            rows = torch.repeat_interleave(torch.arange(self.out_channels), counts.cpu())
+            cols = self.weight_shape[1] * int(torch.tensor(self.kernel_size).prod())
+            return rows.to(self.col.device) * cols + self.col.long()
+
+        flat: Tensor = self._cached("flat", make)
+        return flat
+
+    def kernel(self) -> SparseConv:
+        """The direct sparse convolution over the buffers (validated once per change)."""
+
+        def make() -> SparseConv:
+            return SparseConv(
+                self.crow, self.col, self.values.detach(), self.weight_shape,
+                self.stride, self.pads, self.dilation, validate=False,
+            )  # fmt: skip
+
+        conv: SparseConv = self._cached("kernel", make)
+        return conv
+
+    def dense_weight(self) -> Tensor:
+        """The masked-dense weight ``(out, in, *kernel)`` (cached while the dense path is used)."""
+
+        def make() -> Tensor:
+            w = self.values.new_zeros(int(torch.tensor(self.weight_shape).prod()))
+            return w.index_put_((self.flat(),), self.values.detach()).view(self.weight_shape)
+
+        dense: Tensor = self._cached("dense", make)
+        return dense
+
+    def drop_dense(self) -> None:
+        """Free the dense copy kept for the dense path."""
+        self._cache.pop("dense", None)
+
+    # ---- forward ----------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        d, n_in = self.dims, self.in_channels
+        if x.dim() not in (d + 1, d + 2) or x.shape[-d - 1] != n_in:
+            raise ValueError(
+                f"CompressedConv ({d}-D, {n_in} input channels) got input of shape "
+                f"{tuple(x.shape)}; pass (B, {n_in}, *{d} spatial sizes)"
+            )
+        unbatched = x.dim() == d + 1
+        if unbatched:
+            x = x.unsqueeze(0)
+        params = self._parameters
+        v, bias = params["values"], params["bias"]
+        assert v is not None
+        if x.dtype != v.dtype:
+            raise TypeError(
+                f"CompressedConv: input dtype {x.dtype} differs from weight dtype {v.dtype}; "
+                f"convert one (x.to({v.dtype}))"
+            )
+        if torch.is_grad_enabled() and (
+            v.requires_grad or x.requires_grad or (bias is not None and bias.requires_grad)
+        ):
+            # a dense weight built from the values, differentiable in them: the values'
+            # gradient is the masked-dense one at the nonzeros
+            w = v.new_zeros(v.new_empty(self.weight_shape).numel()).index_put((self.flat(),), v)
+            y = self._dense(x, w.view(self.weight_shape), bias)
+        else:
+            if bias is not None and bias.requires_grad:
+                bias = bias.detach()  # type: ignore[assignment]
+            plan = self._plan(x, v)
+            if plan.kernel == "csr" and _kernel_fits(x, v):
+                y = self.kernel()(x, bias)
+            else:
+                y = self._dense(x, self.dense_weight(), bias)
+        return y.squeeze(0) if unbatched else y
+
+    def _dense(self, x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
+        conv = F.conv1d if self.dims == 1 else F.conv2d
+        if all(a == b for a, b in self.pads):
+            pad: Any = tuple(a for a, _ in self.pads)
+        else:  # 'same' with an even kernel: more padding after than before
+            x, pad = F.pad(x, [p for pair in reversed(self.pads) for p in pair]), 0
+        return conv(x, w, bias, stride=self.stride, padding=pad, dilation=self.dilation)
+
+    def _plan(self, x: Tensor, v: Tensor) -> Plan:
+        made_for = self._plans_for
+        if made_for is None or made_for() is not v:  # new values (.to(), load)
+            self._plans.clear()
+            self._plans_for = weakref.ref(v)
+        key = (tuple(x.shape[2:]), self.backend, dispatch_version())
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) > 64:
+                self._plans.clear()
+            positions = 1
+            for n, k, s, dl, (a, b) in zip(
+                x.shape[2:], self.kernel_size, self.stride, self.dilation, self.pads
+            ):
+                positions *= max(0, (n + a + b - dl * (k - 1) - 1) // s + 1)
+            taps = int(torch.tensor(self.kernel_size).prod())
+            channels = (self.out_channels, self.in_channels)
+            plan = choose_conv(
+                self.density, channels, positions, taps, v.dtype, v.device, self.backend
+            )
+            self._plans[key] = plan
+        return plan
+
+    def decompress_module(self) -> nn.Module:
+        """The masked-dense convolution: weight, bias, mask and pattern label."""
+        weight = self.dense_weight().clone()
+        mask = torch.zeros(weight.numel(), dtype=torch.bool, device=weight.device)
+        mask[self.flat()] = True
+        self.drop_dense()
+        geometry: dict[str, Any] = {
+            "stride": tuple(self.stride),
+            "padding": self.padding if isinstance(self.padding, str) else tuple(self.padding),
+            "dilation": tuple(self.dilation),
+        }
+        conv: nn.Conv1d | nn.Conv2d = _CONVS[self.dims](
+            self.in_channels,
+            self.out_channels,
+            tuple(self.kernel_size),  # type: ignore[arg-type]
+            bias=self.bias is not None,
+            **geometry,
+        ).to(device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            conv.weight.copy_(weight)
+            if self.bias is not None and conv.bias is not None:
+                conv.bias.copy_(self.bias)
+        apply_mask(
+            conv, "weight", mask.view(weight.shape), pattern=self.source.get("pattern") or "custom"
+        )
+        return conv
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+            f"nnz={self.nnz}, density={self.density:.3g}, backend={self.backend}"
+        )
+
+
+def _kernel_fits(x: Tensor, values: Tensor) -> bool:
+    """Whether :class:`SparseConv` serves this call: CPU float32/float64."""
+    return values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
+
+
+def compress_conv(module: nn.Module, backend: str = "auto", **_others: Any) -> CompressedConv:
+    """A :class:`CompressedConv` for a masked ``Conv1d``/``Conv2d`` with groups 1 and zero
+    padding (any kernel size, stride, padding and dilation).
+
+    Options meant for other converters (``compress`` passes all options to all) are ignored.
 
     Raises:
         Uncompressible: any other convolution (``compress`` leaves it masked-dense, named).
     """
     assert isinstance(module, (nn.Conv1d, nn.Conv2d))
-    kind, dims = type(module).__name__, len(module.kernel_size)
+    kind = type(module).__name__
     if module.groups != 1:
         raise Uncompressible(
             f"{kind} with groups={module.groups}: grouped and depthwise convolutions stay "
             "masked-dense"
-        )
-    if any(k != 1 for k in module.kernel_size):
-        raise Uncompressible(
-            f"{kind} with kernel {tuple(module.kernel_size)}: only 1x1 convolutions have a "
-            "compressed form so far; it runs masked-dense"
         )
     if module.padding_mode != "zeros":
         raise Uncompressible(f"{kind} with padding_mode={module.padding_mode!r} stays masked-dense")
     mask = get_mask(module, "weight")
     if mask is None:
         raise ValueError(f"{kind} has no sprig mask on its weight")
-    # 'same' and 'valid' are both no padding for a 1x1 kernel
-    padding = [0] * dims if isinstance(module.padding, str) else list(module.padding)
+    check_backend(backend)
     weight = module.weight.detach()
-    out_ch, in_ch = weight.shape[0], weight.shape[1]
-    twin = nn.Linear(in_ch, out_ch, bias=module.bias is not None)
-    twin = twin.to(device=weight.device, dtype=weight.dtype)
+    out_ch = weight.shape[0]
+    csr = to_csr(weight.reshape(out_ch, -1), mask.reshape(out_ch, -1))
+    padding = module.padding if isinstance(module.padding, str) else list(module.padding)
+    out = CompressedConv(
+        len(module.kernel_size),
+        module.in_channels,
+        out_ch,
+        list(module.kernel_size),
+        list(module.stride),
+        padding,
+        list(module.dilation),
+        int(csr.values().numel()),
+        bias=module.bias is not None,
+        dtype=str(weight.dtype).removeprefix("torch."),
+        backend=backend,
+        source={"pattern": mask_pattern(module, "weight") or "custom"},
+    ).to(weight.device)
     with torch.no_grad():
-        twin.weight.copy_(weight.reshape(out_ch, in_ch))
-        if module.bias is not None and twin.bias is not None:
-            twin.bias.copy_(module.bias.detach())
-    pattern = mask_pattern(module, "weight") or "custom"
-    apply_mask(twin, "weight", mask.reshape(out_ch, in_ch), pattern=pattern)
-    lin = compress_linear(twin, backend, **others)
-    out = CompressedConv1x1(dims, list(module.stride), padding, lin.config()).to(weight.device)
-    out.linear.load_state_dict(lin.state_dict())
+        out.crow.copy_(csr.crow_indices())
+        out.col.copy_(csr.col_indices())
+        out.values.copy_(csr.values())
+        if module.bias is not None and out.bias is not None:
+            out.bias.copy_(module.bias.detach())
+    out._check()
     return out
 
 

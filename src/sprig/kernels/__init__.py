@@ -1,16 +1,23 @@
-"""Kernels: CSR storage, sparse products (forward and backward), sparse inputs, the dispatcher.
+"""Kernels: CSR storage, sparse products (forward and backward), sparse convolution, sparse
+inputs, the dispatcher.
 
 Knows tensors, not training concepts (no pruners, no mask updaters).
 """
 
+from ._conv import SparseConv, conv_padding, sparse_conv_reference
 from ._csr import CSRStructure, check_csr_parts, csr_from_parts, csr_to_dense, to_csr
 from ._dispatch import (
     BACKENDS,
     BreakEven,
+    ConvBreakEven,
     Plan,
     choose,
+    choose_conv,
+    conv_dispatch_table,
     dispatch_table,
+    get_conv_dispatch_table,
     get_dispatch_table,
+    set_conv_dispatch_table,
     set_dispatch_table,
 )
 from ._inputs import apply_rows, check_layer_input, is_sparse_input
@@ -38,6 +45,10 @@ __all__ = [
     "BreakEven",
     "check_csr_parts",
     "choose",
+    "choose_conv",
+    "conv_dispatch_table",
+    "conv_padding",
+    "ConvBreakEven",
     "csr_from_parts",
     "csr_linear",
     "csr_linear_reference",
@@ -46,6 +57,7 @@ __all__ = [
     "csr_to_dense",
     "CSRStructure",
     "dispatch_table",
+    "get_conv_dispatch_table",
     "get_dispatch_table",
     "check_layer_input",
     "is_sparse_input",
@@ -58,7 +70,10 @@ __all__ = [
     "PreparedLayer",
     "recurrent_reference",
     "RecurrentLayer",
+    "set_conv_dispatch_table",
     "set_dispatch_table",
+    "sparse_conv_reference",
+    "SparseConv",
     "sparse_input_linear",
     "sparse_input_linear_reference",
     "to_csr",

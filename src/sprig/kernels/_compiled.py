@@ -1,5 +1,5 @@
 """Compiled CPU loops (numba, imported lazily): the batch-1 CSR product, the sampled product
-of sparse training, and a parallel gather and scatter.
+of sparse training, a parallel gather and scatter, and the direct sparse convolution.
 
 Each loop body is written once, over a range of rows; a serial entry point runs it on all rows
 and a parallel one on one part of rows per thread (``_threads``). The recurrent loops live in
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numba
+import numpy as np
 from numba import prange
 
 from ._threads import configure_numba
@@ -125,3 +126,63 @@ def sparse_input_grad(
             xv = xcval[p]
             for q in range(tcrow[j], tcrow[j + 1]):
                 gvt[q] += xv * gy[n, tcol[q]]
+
+
+@_inline
+def _conv_range(
+    crow: Any, off: Any, val: Any, x: Any, bias: Any, y: Any, wq: int, tile: int, o0: int, o1: int
+) -> None:
+    # Direct sparse convolution over output channels o0..o1 (see _conv). x: (B, L) flat padded
+    # (and, for strides > 1, polyphase) input; y: (B, O, Ho, Wo). Output rows are computed
+    # "wide": position i = oy * wq + ox over the input's row pitch wq, so that every nonzero adds
+    # w * x[off + i] over one contiguous run of i (the columns ox >= Wo are thrown away). Row
+    # tiles of ``tile`` rows keep the accumulator in L1. Four nonzeros per pass: one load and
+    # store of the accumulator per four multiply-adds (the store port is the limit otherwise).
+    n_out, ho, wo = y.shape[1], y.shape[2], y.shape[3]
+    acc = np.empty(tile * wq, dtype=y.dtype)
+    for b in range(x.shape[0]):
+        xb = x[b]
+        for r0 in range(0, ho, tile):
+            r1 = min(ho, r0 + tile)
+            t0 = r0 * wq
+            n = (r1 - 1 - r0) * wq + wo
+            for o in range(o0, min(o1, n_out)):
+                bo = bias[o]
+                for i in range(n):
+                    acc[i] = bo
+                k = crow[o]
+                k1 = crow[o + 1]
+                while k + 4 <= k1:
+                    w0, w1, w2, w3 = val[k], val[k + 1], val[k + 2], val[k + 3]
+                    x0 = xb[off[k] + t0 : off[k] + t0 + n]
+                    x1 = xb[off[k + 1] + t0 : off[k + 1] + t0 + n]
+                    x2 = xb[off[k + 2] + t0 : off[k + 2] + t0 + n]
+                    x3 = xb[off[k + 3] + t0 : off[k + 3] + t0 + n]
+                    for i in range(n):
+                        acc[i] += w0 * x0[i] + w1 * x1[i] + w2 * x2[i] + w3 * x3[i]
+                    k += 4
+                while k < k1:
+                    w0 = val[k]
+                    x0 = xb[off[k] + t0 : off[k] + t0 + n]
+                    for i in range(n):
+                        acc[i] += w0 * x0[i]
+                    k += 1
+                yo = y[b, o]
+                for r in range(r1 - r0):
+                    for c in range(wo):
+                        yo[r0 + r, c] = acc[r * wq + c]
+
+
+@_jit
+def sparse_conv(
+    crow: Any, off: Any, val: Any, x: Any, bias: Any, y: Any, wq: int, tile: int
+) -> None:
+    _conv_range(crow, off, val, x, bias, y, wq, tile, 0, y.shape[1])
+
+
+@_pjit
+def sparse_conv_parallel(
+    crow: Any, off: Any, val: Any, x: Any, bias: Any, y: Any, wq: int, tile: int, bounds: Any
+) -> None:
+    for p in prange(bounds.shape[0] - 1):
+        _conv_range(crow, off, val, x, bias, y, wq, tile, bounds[p], bounds[p + 1])

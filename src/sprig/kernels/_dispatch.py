@@ -14,6 +14,10 @@ the smallest measured size run dense; larger ones use the largest measured size'
 
 Users override it per layer (``backend="dense"|"csr"``), per block of code
 (:func:`dispatch_table`) or for the process (:func:`set_dispatch_table`).
+
+Sparse convolutions (:func:`choose_conv`) have their own table, measured by
+``benchmarks/bench_conv.py`` into ``_conv_breakeven.py`` (:func:`conv_dispatch_table`
+overrides it): cells of channels, output plane size and kernel taps, at batch 1.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import _breakeven
+from . import _breakeven, _conv_breakeven
 
 BACKENDS = ("auto", "dense", "csr")
 MODES = ("infer", "train")
@@ -77,6 +81,41 @@ _table: tuple[BreakEven, ...] = _DEFAULT
 _version = 0  # bumped on every table change; part of the plan cache's key
 
 
+@dataclass(frozen=True)
+class ConvBreakEven:
+    """One measured convolution cell: ``channels`` in and out, a ``size`` x ``size`` output plane
+    and a ``kernel`` x ``kernel`` kernel at batch 1; the direct sparse kernel pays up to
+    ``density``.
+
+    Args:
+        device: ``"cpu"`` or ``"cuda"``.
+        dtype: ``"float32"``...
+        channels: in = out channels (other shapes match by ``sqrt(in * out)``).
+        size: side of the output plane (others match by ``sqrt(positions)``).
+        kernel: side of the kernel (others match by ``sqrt(taps)``).
+        density: the sparse kernel runs at densities <= this (0: never).
+    """
+
+    device: str
+    dtype: str
+    channels: int
+    size: int
+    kernel: int
+    density: float
+
+    def __post_init__(self) -> None:
+        if min(self.channels, self.size, self.kernel) < 1:
+            raise ValueError(f"channels, size and kernel must be >= 1, got {self}")
+        if not 0.0 <= self.density <= 1.0:
+            raise ValueError(f"break-even density must be in [0, 1], got {self.density}")
+
+
+_CONV_DEFAULT: tuple[ConvBreakEven, ...] = tuple(
+    ConvBreakEven(*row) for row in _conv_breakeven.TABLE
+)
+_conv_table: tuple[ConvBreakEven, ...] = _CONV_DEFAULT
+
+
 def get_dispatch_table() -> tuple[BreakEven, ...]:
     """The break-even table in use (by default the one the benchmark measured)."""
     return _table
@@ -98,6 +137,29 @@ def dispatch_table(table: Sequence[BreakEven]) -> Iterator[None]:
         yield
     finally:
         set_dispatch_table(old)
+
+
+def get_conv_dispatch_table() -> tuple[ConvBreakEven, ...]:
+    """The convolution break-even table in use (by default the one the benchmark measured)."""
+    return _conv_table
+
+
+def set_conv_dispatch_table(table: Sequence[ConvBreakEven] | None) -> None:
+    """Replace the convolution table for the process; None restores the measured one."""
+    global _conv_table, _version
+    _conv_table = _CONV_DEFAULT if table is None else tuple(table)
+    _version += 1
+
+
+@contextlib.contextmanager
+def conv_dispatch_table(table: Sequence[ConvBreakEven]) -> Iterator[None]:
+    """Use the convolution ``table`` inside the block (``[]``: dense everywhere), then restore."""
+    old = _conv_table
+    set_conv_dispatch_table(table)
+    try:
+        yield
+    finally:
+        set_conv_dispatch_table(old)
 
 
 def dispatch_version() -> int:
@@ -196,3 +258,71 @@ def _block_for(cells: Sequence[BreakEven], shape: tuple[int, int], batch: int) -
     size = (shape[0] * shape[1]) ** 0.5
     best = min(cells, key=lambda c: (abs(math.log(c.batch / batch)), abs(math.log(c.size / size))))
     return best.block if best.block < batch else 0
+
+
+def choose_conv(
+    density: float,
+    channels: tuple[int, int],
+    positions: int,
+    taps: int,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    backend: str = "auto",
+) -> Plan:
+    """Dense convolution or the direct sparse one (``Plan("csr")``) for one inference call.
+
+    Args:
+        density: fraction of stored weights.
+        channels: ``(out, in)``.
+        positions: output positions of one input (``Ho * Wo``).
+        taps: kernel taps (``kh * kw``).
+        dtype, device: of the weight.
+        backend: ``"auto"`` (the table), ``"dense"`` or ``"csr"`` (forced).
+
+    The cells around the layer in channels and in plane size decide (the smallest break-even
+    among them); the nearest measured kernel size stands for the layer's. Layers with fewer
+    channels than any measured run dense (per-call costs dominate), larger ones use the edge
+    cells. Batches above 1 use the batch-1 cells: both kernels' work grows with the batch.
+
+    Example:
+        >>> with conv_dispatch_table([ConvBreakEven("cpu", "float32", 64, 16, 3, 0.2)]):
+        ...     choose_conv(0.1, (64, 64), 256, 9, torch.float32, "cpu").kernel
+        'csr'
+    """
+    check_backend(backend)
+    if backend != "auto":
+        return Plan(backend)
+    dev = device.type if isinstance(device, torch.device) else torch.device(device).type
+    return _conv_plan(density, channels, positions, taps, dtype, dev, _version)
+
+
+@functools.lru_cache(maxsize=4096)
+def _conv_plan(
+    density: float,
+    channels: tuple[int, int],
+    positions: int,
+    taps: int,
+    dtype: torch.dtype,
+    dev: str,
+    version: int,
+) -> Plan:
+    dt = str(dtype).removeprefix("torch.")
+    cells = [c for c in _conv_table if c.device == dev and c.dtype == dt]
+    if not cells:
+        return Plan("dense")
+    k = math.sqrt(taps)
+    kernel = min({c.kernel for c in cells}, key=lambda m: (abs(math.log(m / k)), m))
+    cells = [c for c in cells if c.kernel == kernel]
+    ch = math.sqrt(channels[0] * channels[1])
+    chans = sorted({c.channels for c in cells})
+    if ch < chans[0]:
+        return Plan("dense")
+    worst = 1.0
+    for c_ in _around(chans, ch):
+        sizes = sorted({c.size for c in cells if c.channels == c_})
+        for s in _around(sizes, math.sqrt(positions)):
+            worst = min(worst, *(c.density for c in cells if c.channels == c_ and c.size == s))
+    # one weight of slack, as for linear layers (a mask holds round(d * numel) weights)
+    if density > worst + 1.0 / (channels[0] * channels[1] * taps):
+        return Plan("dense")
+    return Plan("csr")
