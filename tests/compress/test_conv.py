@@ -223,3 +223,20 @@ def test_cuda_runs_dense_and_trains():
         torch.testing.assert_close(comp(x), conv(x), rtol=1e-5, atol=1e-5)
     comp(x).sum().backward()
     assert comp.values.grad is not None and comp.values.grad.device.type == "cuda"
+
+
+def test_pruning_and_mask_updates_name_compressed_convs_they_cannot_change():
+    import warnings
+
+    from sprig.dst import RigL
+    from sprig.masks import LeftAloneWarning
+
+    net = nn.Sequential(nn.Conv2d(4, 8, 3), nn.Flatten(), nn.Linear(8 * 4 * 4, 2))
+    sprig.sparsify(net, density=0.3, distribution="uniform", seed=0)
+    comp = sprig.compress(net)
+    with pytest.warns(LeftAloneWarning, match=r"0\.weight: CompressedConv keeps its connections"):
+        sprig.prune.prune(comp, 0.2)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        RigL(comp, t_end=10, every=2)
+    assert any("CompressedConv keeps its connections" in str(w.message) for w in seen)

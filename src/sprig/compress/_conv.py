@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ..kernels import SparseConv, check_csr_parts, choose_conv, conv_padding, to_csr
 from ..kernels._dispatch import Plan, check_backend, dispatch_version
-from ..masks import apply_mask, get_mask, mask_pattern
+from ..masks import StoredWeight, apply_mask, get_mask, mask_pattern
 from ..nn import sprig_module
 from ._api import CompressedModule, Uncompressible, register_compressor
 from ._linear import CompressedLinear
@@ -232,10 +232,10 @@ class CompressedConv(CompressedModule):
     def density(self) -> float:
         return self.nnz / max(1, int(torch.tensor(self.weight_shape).prod()))
 
-    def stored_weights(self) -> list[tuple[str, tuple[int, ...], int, str]]:
+    def stored_weights(self) -> list[StoredWeight]:
         """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""
         pattern = self.source.get("pattern") or "custom"
-        return [("weight", self.weight_shape, self.values.numel(), pattern)]
+        return [StoredWeight("weight", tuple(self.weight_shape), self.values.numel(), pattern)]
 
     def config(self) -> dict[str, Any]:
         return {

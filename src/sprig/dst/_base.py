@@ -48,8 +48,10 @@ from ..masks import (
     CompressedLayer,
     compressed_weights,
     dense_gradients,
+    fixed_stored_weights,
     mask_pattern,
     masked_parameters,
+    warn_left_alone,
 )
 from ..masks import MaskedParameter as Layer
 from ..masks import apply_mask as _apply_mask
@@ -297,6 +299,7 @@ class MaskUpdater(Callback):
         self.model = model
         self.layers = list(masked_parameters(model))
         self.compressed = [CompressedLayer(q, m) for q, m in compressed_weights(model)]
+        warn_left_alone(f"{type(self).__name__} mask updates", fixed_stored_weights(model))
         if not self.layers and not self.compressed:
             raise ValueError(
                 f"{type(model).__name__} has no sprig masks to update; mask it first, e.g. "

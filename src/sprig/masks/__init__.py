@@ -43,6 +43,7 @@ from ._storage import (
     StoredWeight,
     StoresWeights,
     compressed_weights,
+    fixed_stored_weights,
     sample_positions,
 )
 
@@ -54,6 +55,7 @@ __all__ = [
     "StoredWeight",
     "StoresWeights",
     "compressed_weights",
+    "fixed_stored_weights",
     "sample_positions",
     "TRANSPOSED_LINEAR",
     "LeftAloneWarning",

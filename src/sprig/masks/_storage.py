@@ -24,7 +24,7 @@ class StoredWeight(NamedTuple):
     """One weight a layer keeps in another form than a dense tensor (CSR buffers)."""
 
     name: str  # as on the masked twin: "weight", "weight_hh_l0"
-    shape: tuple[int, int]  # the dense shape it stands for
+    shape: tuple[int, ...]  # the dense shape it stands for: (out, in), (out, in, kh, kw)
     nnz: int
     pattern: str
 
@@ -111,6 +111,22 @@ def compressed_weights(model: nn.Module) -> list[tuple[str, CompressedWeight]]:
         (f"{name}.weight" if name else "weight", m)
         for name, m in model.named_modules()
         if isinstance(m, CompressedWeight)
+    ]
+
+
+def fixed_stored_weights(model: nn.Module) -> list[tuple[str, str]]:
+    """``(qualified name, why)`` of every weight a compressed module stores whose connections
+    cannot move (it offers no :class:`CompressedWeight`: compressed RNNs and convolutions), for
+    the ``LeftAloneWarning`` of pruning and mask updates."""
+    return [
+        (
+            f"{name}.{w.name}" if name else w.name,
+            f"{type(m).__name__} keeps its connections fixed (its values still train); "
+            "sprig.decompress the model to prune or rewire it",
+        )
+        for name, m in model.named_modules()
+        if isinstance(m, StoresWeights) and not isinstance(m, CompressedWeight)
+        for w in m.stored_weights()
     ]
 
 

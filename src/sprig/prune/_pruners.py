@@ -40,6 +40,7 @@ from ..masks import (
     apply_mask,
     compressed_weights,
     count_for,
+    fixed_stored_weights,
     layer_mask,
     left_alone,
     make_mask,
@@ -202,9 +203,11 @@ class Pruner:
                 values = c.nonzero_values().detach()
                 c.rewire(c.active_flat()[keep], values[keep], optimizer)
         if include is None:  # with include the user named what to prune
-            warn_left_alone(
-                f"{self.name} pruning", [(q, w) for q, _, _, w in left_alone(model, exclude)]
-            )
+            skipped = [(q, w) for q, _, _, w in left_alone(model, exclude)]
+            skipped += [
+                (q, w) for q, w in fixed_stored_weights(model) if selected(q, q, None, exclude)
+            ]
+            warn_left_alone(f"{self.name} pruning", skipped)
         return model
 
     def _compressed_keep(
