@@ -1,0 +1,188 @@
+"""Pruning a bonsai graph to a minimal one, edge by edge, checked on fresh sequences.
+
+The clip threshold (:func:`threshold_search`) removes every weight below one magnitude at once;
+it stops at the first threshold that breaks the network, so weights above it that the task does
+not need are kept, and so is a neuron that only passes one value on. :func:`minimize` goes on
+from the clipped graph, greedily:
+
+* **pass-through folding**: a neuron with one incoming edge computes ``act(w * v + b)`` of one
+  source ``v``; when that is an affine function ``a * v + c`` of the values ``v`` takes (always,
+  for an input: it is +-1, and two points fit a line), the neuron is removed and each of its
+  consumers reads ``v`` with weight ``u * a`` and adds ``u * c`` to its bias;
+* **edge removal**: each edge is tried, smallest weight first (a neuron's outgoing edges all at
+  once first, so a whole neuron can go); dead-code elimination and constant folding follow.
+
+A change is kept only when the graph still gets every output sign right on ``sequences`` fresh
+sequences; the result is confirmed on ``confirm_sequences`` other fresh ones, and when that
+fails the input graph is returned unchanged. The counts stay those of
+:meth:`sprig.bonsai.Graph.counts`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import torch
+
+from .._checks import sub_seed
+from ..nn._ameo import AMEO_CLASSES
+from ._graph import Edge, Graph, Node, _dead_code_elimination, _fold_constants
+from ._tasks import Task, get_task
+from ._validate import score
+
+#: Largest misfit of a line through a neuron's observed (input, output) pairs for the neuron to
+#: count as affine (values are float64; a curved segment misses by far more).
+AFFINE_TOLERANCE = 1e-9
+
+
+def _rebuild(graph: Graph, nodes: list[Node], edges: list[Edge]) -> Graph:
+    """``graph`` with new nodes and edges, after dead-code elimination and constant folding."""
+    nodes, edges = _dead_code_elimination(nodes, edges)
+    nodes, edges = _fold_constants(nodes, edges, graph.activation, graph.activation_params)
+    nodes, edges = _dead_code_elimination(nodes, edges)
+    return Graph(
+        graph.in_features,
+        graph.out_features,
+        graph.activation,
+        dict(graph.activation_params),
+        nodes,
+        edges,
+        dict(graph.meta),
+    )
+
+
+def _without(graph: Graph, drop: set[Edge]) -> Graph:
+    return _rebuild(graph, graph.nodes, [e for e in graph.edges if e not in drop])
+
+
+def _fold_pass_through(graph: Graph, node_id: str, values: torch.Tensor) -> Graph | None:
+    """``graph`` without neuron ``node_id`` (one incoming edge), its consumers reading its source
+    directly; None when the neuron is not affine on ``values``, its source's observed values."""
+    (inc,) = [e for e in graph.edges if e.dst == node_id]
+    node = graph.node(node_id)
+    v = values.unique()
+    if v.numel() < 2:
+        return None  # one value: constant folding's case, or never observed
+    z = inc.weight * v + node.bias
+    act = AMEO_CLASSES[graph.activation](**graph.activation_params)
+    f = z if node.activation == "identity" else act(z)
+    a = float((f[-1] - f[0]) / (v[-1] - v[0]))
+    c = float(f[0] - a * v[0])
+    if float((a * v + c - f).abs().max()) > AFFINE_TOLERANCE * max(1.0, float(f.abs().max())):
+        return None
+    nodes = [Node(**vars(n)) for n in graph.nodes if n.id != node_id]
+    by_id = {n.id: n for n in nodes}
+    weights: dict[tuple[str, str], float] = {}
+    for e in graph.edges:
+        if e.dst == node_id:
+            continue
+        if e.src == node_id:
+            by_id[e.dst].bias += e.weight * c
+            key, w = (inc.src, e.dst), e.weight * a
+        else:
+            key, w = (e.src, e.dst), e.weight
+        weights[key] = weights.get(key, 0.0) + w
+    edges = [Edge(s, d, w) for (s, d), w in weights.items() if w != 0.0]
+    return _rebuild(graph, nodes, edges)
+
+
+def _pass_throughs(graph: Graph) -> list[str]:
+    """Neurons with exactly one incoming edge that are no output and feed no state."""
+    feeds_state = {n.source for n in graph.nodes if n.kind == "state"}
+    fan_in: dict[str, int] = {}
+    for e in graph.edges:
+        fan_in[e.dst] = fan_in.get(e.dst, 0) + 1
+    return [
+        n.id
+        for n in graph.nodes
+        if n.kind == "neuron"
+        and n.output is None
+        and n.id not in feeds_state
+        and fan_in.get(n.id, 0) == 1
+    ]
+
+
+def _removals(graph: Graph) -> Iterator[set[Edge]]:
+    """Edge sets to try removing: each neuron's outgoing edges (the neuron with the least total
+    outgoing |weight| first), then each edge alone (smallest |weight| first)."""
+    out: dict[str, list[Edge]] = {}
+    for e in graph.edges:
+        out.setdefault(e.src, []).append(e)
+    neurons = [n.id for n in graph.nodes if n.kind == "neuron" and n.id in out]
+    for nid in sorted(neurons, key=lambda i: sum(abs(e.weight) for e in out[i])):
+        if len(out[nid]) > 1:
+            yield set(out[nid])
+    for e in sorted(graph.edges, key=lambda e: abs(e.weight)):
+        yield {e}
+
+
+def minimize(
+    graph: Graph,
+    task: str | Task,
+    sequences: int = 5_000,
+    length: int = 40,
+    seed: int = 0,
+    confirm_sequences: int = 50_000,
+) -> Graph:
+    """The smallest graph greedy folding and edge removal reach that stays right on fresh
+    sequences (see the module's docstring).
+
+    Args:
+        graph: a graph that is right on the task (usually :func:`extract_graph` of a clipped
+            network); one that is not is returned unchanged.
+        task: its task (name or :class:`Task`).
+        sequences: fresh sequences every kept change must get right.
+        length: their length.
+        seed: seed of the check sequences (the confirmation's is derived from it).
+        confirm_sequences: other fresh sequences the final graph must get right; when it does
+            not, ``graph`` is returned (0: no confirmation).
+
+    Returns:
+        A new :class:`Graph` (``meta["minimized"]`` records the counts before), or a copy of
+        ``graph`` when nothing could be removed or the confirmation failed.
+
+    Example:
+        >>> from sprig.nn import BonsaiRNN
+        >>> from sprig.bonsai import extract_graph
+        >>> g = extract_graph(BonsaiRNN(1, 1, cells=[(1, 1)], seed=0))  # untrained: wrong
+        >>> minimize(g, "delay-1", sequences=20, confirm_sequences=0).counts() == g.counts()
+        True
+    """
+    task = get_task(task)
+    if sequences < 1 or confirm_sequences < 0:
+        raise ValueError(
+            f"sequences must be >= 1 and confirm_sequences >= 0, got {sequences} and "
+            f"{confirm_sequences}"
+        )
+    gen_seed = sub_seed(seed, "minimize")
+    x, _ = task.batch(min(sequences, 1_000), length, torch.Generator().manual_seed(gen_seed))
+
+    def right(g: Graph, n: int = sequences, s: int = gen_seed) -> bool:
+        return score(g.evaluate, task, n, length, seed=s, stop_at_first_error=True).perfect
+
+    if not right(graph):
+        return copy.deepcopy(graph)
+    best, changed = graph, True
+    while changed:
+        changed = False
+        trace = best.trace(x)
+        for nid in _pass_throughs(best):
+            (inc,) = [e for e in best.edges if e.dst == nid]
+            folded = _fold_pass_through(best, nid, trace[inc.src].flatten())
+            if folded is not None and right(folded):
+                best, changed = folded, True
+                break
+        if changed:
+            continue
+        for drop in _removals(best):
+            smaller = _without(best, drop)
+            if right(smaller):
+                best, changed = smaller, True
+                break
+    if best is graph:
+        return copy.deepcopy(graph)
+    if confirm_sequences and not right(best, confirm_sequences, sub_seed(seed, "confirm")):
+        return copy.deepcopy(graph)
+    best.meta["minimized"] = {"from": graph.counts()}
+    return best
