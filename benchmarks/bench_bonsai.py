@@ -17,8 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
+import torch
 from _common import RESULTS, write_table
 
 from sprig.bonsai import FSMError, SearchConfig, extract_fsm, grow_bonsai, preset_config
@@ -38,7 +44,12 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=float("inf"), help="seconds per task")
     ap.add_argument("--table-only", action="store_true", help="only rewrite the table")
     ap.add_argument("--user", action="store_true", help="users' tasks, automatic search")
+    ap.add_argument("--cli", metavar="TASK", help="time `sprig bonsai TASK` (whole process)")
+    ap.add_argument("--cli-seeds", type=int, default=1, help="its --seeds")
     args = ap.parse_args()
+    if args.cli:
+        cli(args.cli, args.cli_seeds)
+        return
     if args.user:
         user(180.0 if args.budget == float("inf") else args.budget, args.table_only)
         return
@@ -53,6 +64,7 @@ def main() -> None:
             if time.perf_counter() - start > args.budget:
                 break
             config = preset_config(task, seed=seed)
+            load = os.getloadavg()[0]
             cpu = time.process_time()
             r = grow_bonsai(task, config)
             cpu = time.process_time() - cpu
@@ -68,6 +80,11 @@ def main() -> None:
                 "sequence_accuracy": r.score.sequence_accuracy,
                 "seconds": round(r.seconds, 1),
                 "cpu_seconds": round(cpu, 1),  # this process's CPU time: the machine is shared
+                "threads": torch.get_num_threads(),
+                # the graph at the clip threshold alone, before prune_s's pruning (None: none)
+                "clipped": r.graph.meta.get("clipped"),
+                "load_before": round(load, 2),
+                "load_after": round(os.getloadavg()[0], 2),
             }
             print(run, flush=True)
             runs.append(run)
@@ -116,6 +133,35 @@ def table(runs: list[dict]) -> None:
     )
     md = RESULTS / "bonsai.md"
     md.write_text(md.read_text() + NOTES)
+
+
+def cli(task: str, seeds: int) -> None:
+    """Time ``sprig bonsai TASK --seeds N`` as a user runs it (one process, start to exit)."""
+    path = RESULTS / "bonsai_cli.json"
+    runs: list[dict] = json.loads(path.read_text()) if path.exists() else []
+    exe = str(Path(sys.executable).with_name("sprig"))  # the console script beside python
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [exe, "bonsai", task, "--seeds", str(seeds), "--out", out]
+        load = os.getloadavg()[0]
+        start = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+    lines = (done.stdout + done.stderr).splitlines()
+    run = {
+        "task": task,
+        "seeds": seeds,
+        "exit": done.returncode,
+        "wall_s": round(wall, 1),
+        "graph": next((x for x in lines if x.startswith("graph:")), ""),
+        "validation": next((x for x in lines if x.startswith("validation")), ""),
+        "kept": next((x for x in lines if x.startswith("keeping")), ""),
+        "threads_env": os.environ.get("OMP_NUM_THREADS"),
+        "load_before": round(load, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+    }
+    print(run, flush=True)
+    runs = [r for r in runs if (r["task"], r["seeds"]) != (task, seeds)] + [run]
+    path.write_text(json.dumps(runs, indent=1))
 
 
 #: Users' tasks (benchmarks/user_tasks.py) and the states of their minimal Mealy machines.

@@ -59,6 +59,12 @@ class GrowConfig:
         patience: stop after this many checks in a row without 10% fewer errors than the best
             one (0: never): a network that stalls is not going to learn the task (a size too
             small, a bad seed).
+        final_layer: whether a final linear layer maps the last cell's outputs to the task's
+            outputs (None: only when their widths differ; see :class:`sprig.nn.BonsaiRNN`).
+        prune_s: after the clip threshold, seconds of greedy pruning with fine-tuning
+            (:func:`sprig.bonsai.prune_weights`) and then of the graph
+            (:func:`sprig.bonsai.minimize`), every change checked on fresh sequences (0: the
+            post's plain threshold).
     """
 
     cells: Sequence[Sequence[int]] = ((8, 8),)
@@ -82,6 +88,8 @@ class GrowConfig:
     check_sequences: int = 256
     early_stop: int = 0
     patience: int = 0
+    prune_s: float = 0.0
+    final_layer: bool | None = None
 
     def __post_init__(self) -> None:
         self.cells = tuple(tuple(int(v) for v in c) for c in self.cells)
@@ -110,6 +118,8 @@ class GrowConfig:
             )
         if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
             raise ValueError(f"threads must be None or an int >= 1, got {self.threads!r}")
+        if not self.prune_s >= 0:
+            raise ValueError(f"prune_s must be >= 0 seconds, got {self.prune_s!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         BonsaiRegularizer(self.intensity, self.threshold, self.steepness, self.l1)  # checks
@@ -187,6 +197,7 @@ def make_model(task: Task, config: GrowConfig) -> BonsaiRNN:
         activation=config.activation,
         activation_params=config.activation_params(),
         seed=sub_seed(config.seed, "model"),
+        final_layer=config.final_layer,
     )
 
 
