@@ -62,3 +62,24 @@ def test_prune_weights_zeroes_what_the_network_does_not_need():
     assert float(k_out[1, 0]) == 3.0 and float(k_rec[0, 0]) == 3.0
     assert score(pruned, "delay-1", 300, 30, seed=3).perfect
     assert float(net.cells[0].kernel_out.detach()[0, 0]) == pytest.approx(0.06)  # a copy was pruned
+
+
+def test_minimize_replaces_a_constant_state_by_its_value():
+    # s1 holds 1.0 for ever (r1 = s1), and out = s0 + 1.2 s1 - 1.2: dropping the edge alone
+    # breaks the output, moving 1.2 * 1.0 into out's bias does not
+    nodes = [
+        Node("in0", "input", index=0),
+        Node("s0", "state", initial=-1.0, source="r0"),
+        Node("s1", "state", initial=1.0, source="r1"),
+        Node("r0", "neuron", activation="identity"),
+        Node("r1", "neuron", activation="identity"),
+        Node("out", "neuron", bias=-1.2, activation="identity", output=0),
+    ]
+    edges = [Edge("in0", "r0", 1.0), Edge("s1", "r1", 1.0), Edge("s0", "out", 1.0)]
+    edges.append(Edge("s1", "out", 1.2))
+    g = Graph(1, 1, "ameo", {}, nodes, edges, {"task": "delay-1"})
+    assert _right(g) and not _right(Graph(1, 1, "ameo", {}, nodes, edges[:3]))
+    m = minimize(g, "delay-1", sequences=200, confirm_sequences=200)
+    assert m.counts() == {"neurons": 2, "states": 1, "edges": 2}
+    assert m.node("out").bias == pytest.approx(0.0)
+    assert _right(m)

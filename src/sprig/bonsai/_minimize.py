@@ -9,8 +9,11 @@ from the clipped graph, greedily:
   source ``v``; when that is an affine function ``a * v + c`` of the values ``v`` takes (always,
   for an input: it is +-1, and two points fit a line), the neuron is removed and each of its
   consumers reads ``v`` with weight ``u * a`` and adds ``u * c`` to its bias;
-* **edge removal**: each edge is tried, smallest weight first (a neuron's outgoing edges all at
-  once first, so a whole neuron can go); dead-code elimination and constant folding follow.
+* **edge removal**: each edge is tried, smallest weight first (a node's outgoing edges all at
+  once first, so a whole neuron or state can go), dropped, else replaced by its source's mean
+  value (observed on fresh sequences) in its target's bias, for a source that barely varies
+  (a state that settles to a fixed point whatever the input); dead-code elimination and
+  constant folding follow.
 
 A change is kept only when the graph still gets every output sign right on ``sequences`` fresh
 sequences and then on ``confirm_sequences`` other fresh ones (a removal that errs once in
@@ -22,7 +25,6 @@ counts stay those of :meth:`sprig.bonsai.Graph.counts`.
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Iterator
 
 import torch
@@ -57,8 +59,17 @@ def _rebuild(graph: Graph, nodes: list[Node], edges: list[Edge]) -> Graph:
     )
 
 
-def _without(graph: Graph, drop: set[Edge]) -> Graph:
-    return _rebuild(graph, graph.nodes, [e for e in graph.edges if e not in drop])
+def _without(graph: Graph, drop: set[Edge], means: dict[str, float] | None = None) -> Graph:
+    """``graph`` without the edges ``drop``; with ``means`` (node id -> its mean value), each
+    dropped edge's target adds ``weight * mean`` of its source to its bias instead (a source
+    that barely varies is a constant to its consumers)."""
+    nodes = graph.nodes
+    if means is not None:
+        nodes = [Node(**vars(n)) for n in graph.nodes]
+        by_id = {n.id: n for n in nodes}
+        for e in drop:
+            by_id[e.dst].bias += e.weight * means[e.src]
+    return _rebuild(graph, nodes, [e for e in graph.edges if e not in drop])
 
 
 def _fold_pass_through(graph: Graph, node_id: str, values: torch.Tensor) -> Graph | None:
@@ -109,12 +120,12 @@ def _pass_throughs(graph: Graph) -> list[str]:
 
 
 def _removals(graph: Graph) -> Iterator[set[Edge]]:
-    """Edge sets to try removing: each neuron's outgoing edges (the neuron with the least total
+    """Edge sets to try removing: each neuron's or state's outgoing edges (the least total
     outgoing |weight| first), then each edge alone (smallest |weight| first)."""
     out: dict[str, list[Edge]] = {}
     for e in graph.edges:
         out.setdefault(e.src, []).append(e)
-    neurons = [n.id for n in graph.nodes if n.kind == "neuron" and n.id in out]
+    neurons = [n.id for n in graph.nodes if n.kind in ("neuron", "state") and n.id in out]
     for nid in sorted(neurons, key=lambda i: sum(abs(e.weight) for e in out[i])):
         if len(out[nid]) > 1:
             yield set(out[nid])
@@ -188,10 +199,13 @@ def minimize(
                 break
         if changed:
             continue
+        means = {k: float(v.mean()) for k, v in trace.items()}
         for drop in _removals(best):
-            smaller = _without(best, drop)
-            if right(smaller):
-                best, changed = smaller, True
+            for smaller in (_without(best, drop), _without(best, drop, means)):
+                if right(smaller):
+                    best, changed = smaller, True
+                    break
+            if changed:
                 break
     if best is graph:
         return copy.deepcopy(graph)
@@ -242,14 +256,15 @@ def prune_weights(
     seed: int = 0,
     confirm_sequences: int = 50_000,
     finetune_steps: int = 200,
-    budget_s: float = 60.0,
+    max_finetunes: int = 20,
 ) -> BonsaiRNN:
     """Greedy pruning of a perfect (clipped) network with fine-tuning: whole neurons first (all
     their outgoing weights, the least total magnitude first), then single weights (smallest
     first) are zeroed; a removal is kept when the network is still perfect on ``sequences``
     and ``confirm_sequences`` fresh sequences, directly or after ``finetune_steps`` of
     :func:`finetune` (zeros frozen). A removal that fails is not tried again. Stops when every
-    candidate was tried or after ``budget_s`` seconds.
+    candidate was tried or after ``max_finetunes`` fine-tunings (a count, not a time: the
+    result is the same on any machine).
 
     The clip threshold stops at the first magnitude that breaks the network; a weight above it
     (or a neuron) that the others can make up for, once they are fine-tuned, is only found
@@ -262,7 +277,7 @@ def prune_weights(
     check = _checker(task, sequences, length, sub_seed(seed, "prune"), confirm_sequences)
     if not check(model).perfect:
         return model
-    start = time.perf_counter()
+    finetunes = 0
     best = model
     tried: set[tuple[Slot, ...]] = set()
 
@@ -283,13 +298,11 @@ def prune_weights(
         return [g for _, g in sorted(groups)] + [s for _, s in singles]
 
     changed = True
-    while changed and time.perf_counter() - start < budget_s:
+    while changed:
         changed = False
         for cand in candidates(best):
             if cand in tried:
                 continue
-            if time.perf_counter() - start >= budget_s:
-                break
             tried.add(cand)
             trial = copy.deepcopy(best)
             params = dict(trial.named_parameters())
@@ -297,8 +310,9 @@ def prune_weights(
                 for n, i in cand:
                     params[n][i] = 0.0
             if not check(trial).perfect:
-                if not finetune_steps:
+                if not finetune_steps or finetunes >= max_finetunes:
                     continue
+                finetunes += 1
                 trial = finetune(
                     trial,
                     task,

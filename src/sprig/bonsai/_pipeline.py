@@ -25,7 +25,7 @@ class BonsaiResult:
     Attributes:
         task: the task.
         model: the trained network.
-        pruned: the clipped network (pruned further with ``config.prune_s``, and the graph
+        pruned: the clipped network (pruned further with ``config.prune_finetunes``, and the graph
             then minimised by :func:`minimize`: it may be smaller than this network's).
         threshold: the clip threshold found.
         perfect: whether the clipped network was perfect on the threshold check sequences.
@@ -146,7 +146,7 @@ def grow_once(
         if rounded.perfect:
             found = ThresholdResult(rounded.model, found.threshold, True)
     clipped = None
-    if config.prune_s and found.perfect:
+    if config.prune_finetunes and found.perfect:
         clipped = extract_graph(found.model).counts()
         found = ThresholdResult(
             prune_weights(
@@ -157,7 +157,7 @@ def grow_once(
                 seed=config.seed + 1,
                 confirm_sequences=confirm,
                 finetune_steps=config.finetune_steps,
-                budget_s=config.prune_s,
+                max_finetunes=config.prune_finetunes,
             ),
             found.threshold,
             True,
@@ -168,7 +168,7 @@ def grow_once(
         threshold=found.threshold,
         seed=config.seed,
     )
-    if config.prune_s and found.perfect:
+    if config.prune_finetunes and found.perfect:
         graph = minimize(
             graph, task, check_sequences, seed=config.seed + 1, confirm_sequences=confirm
         )
