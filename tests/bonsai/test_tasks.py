@@ -92,3 +92,35 @@ def test_bad_tasks_give_clear_errors():
 def test_a_non_task_is_named_with_its_article():
     with pytest.raises(TypeError, match="'sys:maxsize' is an int, not a sprig.bonsai.Task"):
         get_task("sys:maxsize")
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_task_machine_gives_the_task_targets(name):
+    """The targets machine (from the task's step function) walks to the sampled targets."""
+    from sprig.bonsai import task_machine
+
+    task = get_task(name)
+    machine = task_machine(task)
+    assert machine is not None
+    x, y = task.batch(64, 30, torch.Generator().manual_seed(1))
+    sym = ((x > 0).long() * 2 ** torch.arange(task.in_features)).sum(-1)  # (B, T)
+    want = ((y > 0).long() * 2 ** torch.arange(task.out_features)).sum(-1)
+    for b in range(x.shape[0]):
+        s = 0
+        for t in range(x.shape[1]):
+            a = int(sym[b, t])
+            assert machine.outputs[s][a] == int(want[b, t]), (b, t)
+            s = machine.transitions[s][a]
+
+
+def test_task_machine_unknown_targets():
+    from sprig.bonsai import task_machine
+
+    # parentheses: ")" first goes below depth 0, an input the task never yields
+    m = task_machine("parentheses")
+    assert m.outputs[0] == (0, -1) and len(m.transitions) == 10  # depths 0..8 and the sink
+    # no step function, or a counter without bound: the targets cannot be tabulated
+    copy = SampledTask("copy", 1, 1, lambda b, t, g: (torch.ones(b, t, 1), torch.ones(b, t, 1)))
+    assert task_machine(copy) is None
+    count = StepTask("count", 1, 1, lambda s, x: (s + 1, torch.ones_like(x)), torch.zeros(1))
+    assert task_machine(count, max_states=50) is None

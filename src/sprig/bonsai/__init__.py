@@ -11,9 +11,10 @@ from ._export import (
     to_dot,
     to_python,
 )
-from ._fsm import FSMError, StateMachine, extract_fsm
+from ._fsm import FSMError, StateMachine, TaskMachine, extract_fsm, task_machine
 from ._graph import Edge, Graph, Node, extract_graph
 from ._grow import PRESETS, Check, GrowConfig, finetune, grow, make_model, preset_config
+from ._minimize import minimize
 from ._pipeline import Attempt, BonsaiResult, best_result, grow_once
 from ._search import RECIPE, SIZES, Progress, SearchConfig, grow_bonsai
 from ._tasks import TASKS, SampledTask, StepTask, Task, get_task
@@ -27,7 +28,7 @@ from ._threshold import (
     threshold_search,
 )
 from ._validate import Score, score
-from ._viewer import layout, parse_inputs, render_html, write_html
+from ._viewer import drawing, layout, parse_inputs, render_html, write_html
 
 __all__ = [
     "FORMAT_VERSION",
@@ -52,6 +53,7 @@ __all__ = [
     "Score",
     "StepTask",
     "Task",
+    "TaskMachine",
     "ThresholdResult",
     "clip",
     "extract_fsm",
@@ -64,12 +66,14 @@ __all__ = [
     "grow_bonsai",
     "grow_once",
     "best_result",
+    "drawing",
     "layout",
     "parse_inputs",
     "render_html",
     "write_html",
     "load_graph",
     "make_model",
+    "minimize",
     "save_graph",
     "preset_config",
     "quantize",
@@ -78,4 +82,5 @@ __all__ = [
     "threshold_search",
     "to_dot",
     "to_python",
+    "task_machine",
 ]

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from ._graph import Graph
+from ._tasks import Task, get_task
 
 Stepper = Callable[[dict[str, Tensor], Tensor], dict[str, Tensor]]
 
@@ -378,3 +379,77 @@ def _enumerate(graph: Graph, step: Stepper, max_states: int, tolerance: float) -
         tolerance,
     )
     return machine
+
+
+class TaskMachine(NamedTuple):
+    """A task's targets as a minimal Mealy machine (:func:`task_machine`).
+
+    ``transitions[state][symbol]`` is the next state and ``outputs[state][symbol]`` the target
+    symbol (coded as :class:`StateMachine`'s), or -1 where the target is unknown (an input the
+    task never yields); state 0 is the initial state.
+    """
+
+    transitions: tuple[tuple[int, ...], ...]
+    outputs: tuple[tuple[int, ...], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "initial": 0,
+            "symbols": "as the state machine's; an output of -1: target unknown",
+            "transitions": [list(r) for r in self.transitions],
+            "outputs": [list(r) for r in self.outputs],
+        }
+
+
+def task_machine(task: str | Task, max_states: int = 1024) -> TaskMachine | None:
+    """The targets of ``task`` for any input, as a minimal Mealy machine, from its step
+    function (every :class:`StepTask`; a :class:`SampledTask` given ``step``).
+
+    The task's hidden states reachable from its initial state under every input combination
+    are enumerated (exact values) and the machine is minimised. None when the task has no step
+    function, has more than :data:`MAX_INPUTS` inputs, or reaches more than ``max_states``
+    hidden states: its targets for an input it did not sample are then unknown.
+
+    Example:
+        >>> m = task_machine("delay-1")
+        >>> len(m.transitions), m.outputs[0]
+        (2, (0, 0))
+    """
+    task = get_task(task)
+    if task.step is None or task.in_features > MAX_INPUTS:
+        return None
+    n_sym = 2**task.in_features
+    all_inputs = sym_to_inputs(torch.arange(n_sym), task.in_features).float()  # (symbols, in)
+    init = task.initial_state.float()
+    reps = [init]
+    index = {tuple(init.tolist()): 0}
+    transitions: list[list[int]] = []
+    outputs: list[list[int]] = []
+    while len(transitions) < len(reps):
+        s = len(transitions)
+        nxt, y = task.step(reps[s].expand(n_sym, -1).clone(), all_inputs)  # (symbols, k/out)
+        row, out_row = [], []
+        for a in range(n_sym):
+            key = tuple(nxt[a].tolist())
+            if key not in index:
+                if len(reps) >= max_states:
+                    return None
+                index[key] = len(reps)
+                reps.append(nxt[a])
+            row.append(index[key])
+            known = bool((y[a] != 0).all())
+            out_row.append(
+                int(((y[a] > 0).long() * 2 ** torch.arange(task.out_features)).sum())
+                if known
+                else -1
+            )
+        transitions.append(row)
+        outputs.append(out_row)
+    block, count = _minimise(transitions, outputs)
+    first: dict[int, int] = {}
+    for s, b in enumerate(block):
+        first.setdefault(b, s)
+    return TaskMachine(
+        tuple(tuple(block[t] for t in transitions[first[b]]) for b in range(count)),
+        tuple(tuple(outputs[first[b]]) for b in range(count)),
+    )

@@ -12,6 +12,7 @@ from typing import NamedTuple
 from ..nn import BonsaiRNN
 from ._graph import Graph, extract_graph
 from ._grow import Check, GrowConfig, grow
+from ._minimize import minimize, prune_weights
 from ._tasks import Task, get_task
 from ._threshold import CLOSE, ThresholdResult, quantize_search, threshold_search
 from ._validate import Score, score
@@ -24,7 +25,8 @@ class BonsaiResult:
     Attributes:
         task: the task.
         model: the trained network.
-        pruned: the clipped network.
+        pruned: the clipped network (pruned further with ``config.prune_finetunes``, and the graph
+            then minimised by :func:`minimize`: it may be smaller than this network's).
         threshold: the clip threshold found.
         perfect: whether the clipped network was perfect on the threshold check sequences.
         graph: the pruned network as a graph (dead code removed).
@@ -143,12 +145,34 @@ def grow_once(
         )
         if rounded.perfect:
             found = ThresholdResult(rounded.model, found.threshold, True)
+    clipped = None
+    if config.prune_finetunes and found.perfect:
+        clipped = extract_graph(found.model).counts()
+        found = ThresholdResult(
+            prune_weights(
+                found.model,
+                task,
+                check_sequences,
+                config.length,
+                seed=config.seed + 1,
+                confirm_sequences=confirm,
+                finetune_steps=config.finetune_steps,
+                max_finetunes=config.prune_finetunes,
+            ),
+            found.threshold,
+            True,
+        )
     graph = extract_graph(
         found.model,
         task=task.name,
         threshold=found.threshold,
         seed=config.seed,
     )
+    if config.prune_finetunes and found.perfect:
+        graph = minimize(
+            graph, task, check_sequences, seed=config.seed + 1, confirm_sequences=confirm
+        )
+        graph.meta["clipped"] = clipped  # the counts at the clip threshold alone
     val = score(graph.evaluate, task, validation_sequences, validation_length, seed=config.seed + 2)
     return BonsaiResult(
         task,

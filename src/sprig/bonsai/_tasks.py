@@ -9,6 +9,10 @@ one of two ways, and every bonsai command works on them:
 * :class:`SampledTask`: any function ``sample(batch, length, generator) -> (x, y)``, for tasks
   whose inputs depend on the past (balanced parentheses).
 
+A task with a step function (every :class:`StepTask`, a :class:`SampledTask` given one) also
+gives the targets of inputs it did not sample (:func:`sprig.bonsai.task_machine`: the viewer's
+edited inputs); the step marks an input the task never yields with a 0 target (unknown).
+
 :meth:`Task.batch` checks what a task yields (shapes, +-1 values) and says what is wrong.
 """
 
@@ -34,6 +38,10 @@ class Task:
     name: str
     in_features: int
     out_features: int
+    #: ``step(state (B, k), x_t (B, in)) -> (state (B, k), y_t (B, out))`` from
+    #: ``initial_state``, when the task has one: its targets for any input (0: unknown)
+    step: StepFn | None = None
+    initial_state: Tensor = torch.zeros(0)
 
     def sample(self, batch: int, length: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
@@ -124,6 +132,10 @@ class SampledTask(Task):
         in_features: input bits per step.
         out_features: output bits per step.
         sample_fn: ``sample_fn(batch, length, generator) -> (x (B, T, in), y (B, T, out))``.
+        step: optional, as :class:`StepTask`'s: the targets of any input, for the viewer
+            (without it an edited input's targets are unknown); a 0 in ``y_t`` marks an input
+            the sampler never yields (target unknown).
+        initial_state: the step's state before the first step, ``(k,)``.
 
     Example (y[n] = x[n]):
         >>> def copy(b, t, g):
@@ -138,6 +150,8 @@ class SampledTask(Task):
     in_features: int
     out_features: int
     sample_fn: SampleFn
+    step: StepFn | None = None
+    initial_state: Tensor = field(default_factory=lambda: torch.zeros(0))
 
     def __post_init__(self) -> None:
         _check_widths(self.name, self.in_features, self.out_features)
@@ -207,20 +221,26 @@ def parentheses(max_depth: int = 8) -> SampledTask:
     """'(' = -1, ')' = +1, always valid (never below depth 0, at most ``max_depth``); the output
     is +1 iff the depth is 0 after the character."""
 
+    def step(depth: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        # depth (B, 1); -1 is a sink for inputs the sampler never yields (target unknown)
+        new = depth + torch.where(x > 0, -1.0, 1.0)
+        new = torch.where((depth < 0) | (new < 0) | (new > max_depth), -1.0, new)
+        return new, torch.where(new < 0, 0.0, _sign(new == 0))
+
     def sample(batch: int, length: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         coin = torch.rand(batch, length, generator=generator) < 0.5
-        depth = torch.zeros(batch)
+        depth = torch.zeros(batch, 1)
         xs, ys = [], []
         for t in range(length):
-            close = torch.where(
-                depth == 0, False, torch.where(depth == max_depth, True, coin[:, t])
-            )
-            depth = depth + torch.where(close, -1.0, 1.0)
-            xs.append(_sign(close))
-            ys.append(_sign(depth == 0))
-        return torch.stack(xs, 1)[..., None], torch.stack(ys, 1)[..., None]
+            d = depth[:, 0]
+            close = torch.where(d == 0, False, torch.where(d == max_depth, True, coin[:, t]))
+            x_t = _sign(close)[:, None]
+            depth, y_t = step(depth, x_t)
+            xs.append(x_t)
+            ys.append(y_t)
+        return torch.stack(xs, 1), torch.stack(ys, 1)
 
-    return SampledTask("parentheses", 1, 1, sample)
+    return SampledTask("parentheses", 1, 1, sample, step, torch.zeros(1))
 
 
 TASKS: Registry[Callable[[], Task]] = Registry("bonsai task")

@@ -125,7 +125,7 @@ def run_bonsai(
     save_graph(g, folder / "graph.json", machine)
     write_text_atomic(folder / "graph.dot", to_dot(g))
     write_text_atomic(folder / "graph.py", to_python(g))
-    write_html(g, folder / "graph.html", steps_in, targets=targets)
+    write_html(g, folder / "graph.html", steps_in, targets=targets, task=task)
     written = "graph.json, graph.dot, graph.py, graph.html"
     if isinstance(machine, StateMachine):
         write_text_atomic(folder / "fsm.dot", machine.to_dot())
