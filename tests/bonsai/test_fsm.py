@@ -224,7 +224,7 @@ def test_a_grown_graph_needs_a_coarser_grid():
 
 
 def test_a_too_coarse_tolerance_is_caught_by_the_check():
-    with pytest.raises(FSMError, match="tolerance 5: 1 states, wrong on random sequence 0"):
+    with pytest.raises(FSMError, match="tolerance 5: 1 state, wrong on random sequence 0"):
         extract_fsm(delay2_graph(), tolerance=5.0)
 
 

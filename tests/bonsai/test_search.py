@@ -61,7 +61,7 @@ def test_a_budget_too_small_raises():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"seeds": 0}, "seeds must be an int >= 1"),
+        ({"seeds": 0}, "seeds must be a positive int"),
         ({"budget_s": 0}, "budget_s must be > 0"),
         ({"sizes": []}, "at least one"),
         ({"recipe": {"cells": [(1, 1)]}}, "must not set 'cells'"),

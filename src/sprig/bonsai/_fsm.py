@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from .._checks import check_int
+from .._words import plural
 from ._graph import Graph
 from ._tasks import Task, get_task
 
@@ -264,8 +266,7 @@ def extract_fsm(
         >>> extract_fsm(g).num_states
         2
     """
-    if isinstance(max_states, bool) or not isinstance(max_states, int) or max_states < 1:
-        raise ValueError(f"max_states must be an int >= 1, got {max_states!r}")
+    check_int(max_states, "max_states", 1)
     tolerances = [tolerance] if isinstance(tolerance, (int, float)) else list(tolerance)
     if not tolerances or not all(t > 0 for t in tolerances):
         raise ValueError(f"tolerances must be > 0, at least one, got {tolerance!r}")
@@ -296,7 +297,7 @@ def extract_fsm(
             if bool(wrong.any()):
                 b, t, _ = (int(v) for v in wrong.nonzero()[0])
                 failures.append(
-                    f"tolerance {tol:g}: {machine.num_states} states, wrong on random "
+                    f"tolerance {tol:g}: {plural(machine.num_states, 'state')}, wrong on random "
                     f"sequence {b} at step {t}"
                 )
                 continue

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from .._checks import check_int
 from ._grow import Check, GrowConfig
 from ._pipeline import Attempt, BonsaiResult, best_result, grow_once
 from ._tasks import Task, get_task
@@ -81,8 +82,7 @@ class SearchConfig:
     recipe: dict[str, Any] = field(default_factory=lambda: dict(RECIPE))
 
     def __post_init__(self) -> None:
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ValueError(f"seeds must be an int >= 1, got {self.seeds!r}")
+        check_int(self.seeds, "seeds", 1)
         if self.budget_s is not None and not self.budget_s > 0:
             raise ValueError(f"budget_s must be > 0 seconds (or None), got {self.budget_s!r}")
         if not self.sizes:
