@@ -130,16 +130,16 @@ def sparse_input_grad(
 
 # planes whose wide output run is at most this many floats take _conv_small's fixed-width loop;
 # the input must then have that many readable floats past its end (SparseConv pads them)
-CONV_SMALL = 32
+CONV_SMALL = 80  # ResNet's 8x8 planes: runs of 78
 
 
 @_inline
 def _conv_small(crow: Any, off: Any, val: Any, xb: Any, acc: Any, t0: int, o: int, v: int) -> None:
     # acc[:v] += the nonzeros of o over a run of v positions, v a constant at each call site:
-    # with a known trip count LLVM turns the loop into whole vectors, where a run-time n of 6
-    # or 22 (ResNet's 2x2 and 4x4 planes) runs the scalar remainder loop. Unsigned indices
-    # drop numba's negative-index wraparound branch, which otherwise blocks vectorizing
-    # (slices instead cost more than the multiply-adds at this width).
+    # with a known trip count LLVM turns the loop into whole vectors, where a run-time n of 6,
+    # 22 or 78 (ResNet's 2x2, 4x4, 8x8 planes) runs all or part in the scalar remainder loop.
+    # Unsigned indices drop numba's negative-index wraparound branch, which otherwise blocks
+    # vectorizing (slices instead cost more than the multiply-adds at this width).
     k = crow[o]
     k1 = crow[o + 1]
     while k + 4 <= k1:
@@ -190,6 +190,12 @@ def _conv_range(
                     k = k1
                 elif n <= 16:
                     _conv_small(crow, off, val, xb, acc, t0, o, 16)
+                    k = k1
+                elif n <= 32:
+                    _conv_small(crow, off, val, xb, acc, t0, o, 32)
+                    k = k1
+                elif n <= 48:
+                    _conv_small(crow, off, val, xb, acc, t0, o, 48)
                     k = k1
                 elif n <= CONV_SMALL:
                     _conv_small(crow, off, val, xb, acc, t0, o, CONV_SMALL)
