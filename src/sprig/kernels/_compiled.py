@@ -197,6 +197,9 @@ def _conv_range(
                 elif n <= 48:
                     _conv_small(crow, off, val, xb, acc, t0, o, 48)
                     k = k1
+                elif n <= 64:  # a 1x1 convolution's 8x8 plane: exactly 64
+                    _conv_small(crow, off, val, xb, acc, t0, o, 64)
+                    k = k1
                 elif n <= CONV_SMALL:
                     _conv_small(crow, off, val, xb, acc, t0, o, CONV_SMALL)
                     k = k1
