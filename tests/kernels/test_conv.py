@@ -17,6 +17,10 @@ CASES = [
     (2, (7, 7), (2, 2), 3, (1, 1), 1, (33, 32)),
     (2, (3, 1), (1, 2), (0, 2), (1, 1), 1, (6, 11)),
     (2, (3, 3), (1, 1), "valid", (1, 1), 1, (3, 3)),  # one output position
+    (2, (3, 3), (1, 1), 1, (1, 1), 2, (3, 4)),  # a 16-float wide run (fixed-width loop)
+    (2, (3, 3), (1, 1), 1, (1, 1), 1, (4, 8)),  # a 38-float wide run (fixed-width loop)
+    (2, (3, 3), (1, 1), 1, (1, 1), 1, (6, 7)),  # a 52-float wide run (fixed-width loop)
+    (2, (3, 3), (1, 1), 1, (1, 1), 1, (7, 8)),  # a 68-float wide run (fixed-width loop)
     (2, (1, 1), (2, 2), 1, (1, 1), 2, (9, 8)),
     (2, (1, 1), (1, 1), 0, (1, 1), 1, (5, 6)),
     (1, (3,), (2,), 1, (1,), 2, (11,)),
@@ -74,6 +78,14 @@ def test_float64_and_threads(monkeypatch):
         torch.testing.assert_close(conv(x, bias), dense)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_short_last_row_tile(monkeypatch):
+    # row tiles of 7 rows of a 9-float pitch: the last tile is one row of 7 outputs, which
+    # takes the fixed-width loop (and the padded input) although the plane is large
+    monkeypatch.setattr(conv_module, "TILE_FLOATS", 64)
+    conv, x, bias, dense, _ = _case(2, (3, 3), (1, 1), 1, (1, 1), 2, (15, 7), 0.5)
+    torch.testing.assert_close(conv(x, bias), dense, rtol=1e-5, atol=1e-5)
 
 
 def test_padding_rules_and_bad_inputs():

@@ -194,7 +194,13 @@ class SparseConv:
         bounds = row_parts(self._crow, threads, max(1, -(-MIN_NNZ_PER_THREAD // per_nnz)))
         pads = [self._padding[1][0], self._padding[1][1] + wq * sx - wp]
         pads += [self._padding[0][0], self._padding[0][1] + hq * sy - hp]
-        plan = (ho, wo, hq, wq, np.ascontiguousarray(off, dtype=np.int64), tile, bounds, pads)
+        from . import _compiled as nb
+
+        # a row tile whose wide run is at most CONV_SMALL floats (the last tile is the shortest)
+        # takes the compiled loop's fixed-width path, which reads past the input's end
+        tail = nb.CONV_SMALL if ((ho - 1) % tile) * wq + wo <= nb.CONV_SMALL else 0
+        off = np.ascontiguousarray(off, dtype=np.int64)
+        plan = (ho, wo, hq, wq, off, tile, bounds, pads, tail)
         if len(self._plans) > 16:
             self._plans.clear()
         self._plans[key] = plan
@@ -224,7 +230,9 @@ class SparseConv:
         batch = x.shape[0]
         x4 = x.detach().reshape(batch, self.in_channels, *([1] * (2 - d)), *x.shape[2:])
         h, w = x4.shape[2], x4.shape[3]
-        ho, wo, hq, wq, off, tile, bounds, pads = self._plan(h, w, batch, torch.get_num_threads())
+        ho, wo, hq, wq, off, tile, bounds, pads, tail = self._plan(
+            h, w, batch, torch.get_num_threads()
+        )
         xp = F.pad(x4, pads) if any(pads) else x4
         if self._sub[0] > 1 or self._sub[1] > 1:
             xp = xp[..., :: self._sub[0], :: self._sub[1]]
@@ -232,6 +240,8 @@ class SparseConv:
         if sy > 1 or sx > 1:  # (B, C, hq, sy, wq, sx) -> (B, sy, sx, C, hq, wq)
             xp = xp.reshape(batch, self.in_channels, hq, sy, wq, sx).permute(0, 3, 5, 1, 2, 4)
         xn = xp.contiguous().reshape(batch, -1).numpy()
+        if tail:
+            xn = np.concatenate([xn, np.zeros((batch, tail), dtype=xn.dtype)], axis=1)
         y = torch.empty(batch, self.out_channels, ho, wo, dtype=self.dtype)
         yn = y.numpy()
         b = self._zeros if bias is None else bias.detach().to(self.dtype).contiguous().numpy()
