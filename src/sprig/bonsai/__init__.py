@@ -15,7 +15,7 @@ from ._fsm import FSMError, StateMachine, TaskMachine, extract_fsm, task_machine
 from ._graph import Edge, Graph, Node, extract_graph
 from ._grow import PRESETS, Check, GrowConfig, finetune, grow, make_model, preset_config
 from ._minimize import minimize
-from ._pipeline import Attempt, BonsaiResult, best_result, grow_once
+from ._pipeline import Attempt, BonsaiResult, best_result, grow_once, grow_seeds
 from ._search import RECIPE, SIZES, Progress, SearchConfig, grow_bonsai
 from ._tasks import TASKS, SampledTask, StepTask, Task, get_task
 from ._threshold import (
@@ -65,6 +65,7 @@ __all__ = [
     "grow",
     "grow_bonsai",
     "grow_once",
+    "grow_seeds",
     "best_result",
     "drawing",
     "layout",

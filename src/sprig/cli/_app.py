@@ -235,6 +235,14 @@ def bonsai(
             min=1,
         ),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            help="With --seeds: networks grown at once, one process each (default: one per "
+            "CPU core).",
+            min=1,
+        ),
+    ] = None,
     budget: Annotated[
         float,
         typer.Option(help="Seconds for the search of your own task's smallest network."),
@@ -277,6 +285,7 @@ def bonsai(
         quantize=quantize,
         seeds=seeds,
         budget=budget,
+        jobs=jobs,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from ..bonsai import (
     extract_fsm,
     get_task,
     grow_bonsai,
+    grow_seeds,
     load_graph,
     parse_inputs,
     preset_config,
@@ -76,11 +78,14 @@ def run_bonsai(
     quantize: bool = False,
     seeds: int | None = None,
     budget: float = 180.0,
+    jobs: int | None = None,
 ) -> None:
     """Grow, prune, validate and export; without --cells/--steps on a user's task, the
     automatic search (built-in tasks use their presets)."""
     if seeds is not None and seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
     if not budget > 0:
         raise ValueError(f"--budget must be > 0 seconds, got {budget}")
     _import_from_cwd(task_name)
@@ -110,7 +115,8 @@ def run_bonsai(
         result = _search(task, search, common, echo)
         kept = result.graph.meta.get("seed", seed)
     else:
-        result, kept = _fixed(task, builtin, overrides, seed, seeds or 1, common, echo)
+        n_jobs = (os.cpu_count() or 1) if jobs is None else jobs
+        result, kept = _fixed(task, builtin, overrides, seed, seeds or 1, common, echo, n_jobs)
     g = result.graph
     perfect = result.score.perfect
     g.meta["status"] = "perfect" if perfect else "failed"
@@ -179,42 +185,52 @@ def _fixed(
     seeds: int,
     common: dict[str, Any],
     echo: Callable[[str], None],
+    jobs: int,
 ) -> tuple[BonsaiResult, int]:
     """One recipe (the built-in's preset, or GrowConfig's defaults, with the options), over
-    ``seeds`` seeds; the smallest perfect graph is kept."""
+    ``seeds`` seeds, ``jobs`` at once; the smallest perfect graph is kept."""
     from tqdm import tqdm
 
-    results = []
-    for run_seed in range(seed, seed + seeds):
-        config = (
-            preset_config(task.name, seed=run_seed, **overrides)
-            if builtin
-            else GrowConfig(seed=run_seed, **overrides)
-        )
-        echo(
-            f"growing a bonsai on {task.name}: cells {list(config.cells)}, {config.steps} "
-            f"steps, seed {run_seed}"
-        )
-        with tqdm(total=config.steps, unit="step", leave=False) as bar:
+    configs = [
+        preset_config(task.name, seed=s, **overrides)
+        if builtin
+        else GrowConfig(seed=s, **overrides)
+        for s in range(seed, seed + seeds)
+    ]
+    first = configs[0]
+    jobs = min(seeds, jobs)
+    echo(
+        f"growing a bonsai on {task.name}: cells {list(first.cells)}, {first.steps} steps, "
+        + (f"seed {seed}" if seeds == 1 else f"seeds {seed}-{seed + seeds - 1}")
+        + (f", {jobs} at once (one process each)" if jobs > 1 else "")
+    )
 
-            def on_step(step: int, loss: float) -> None:
-                bar.update(1)
-                if step % 50 == 0:
-                    bar.set_postfix(loss=f"{loss:.4f}")
-
-            r = grow_bonsai(task, config, on_step=on_step, **common)
-        results.append(r)
+    def done(config: GrowConfig, r: BonsaiResult) -> None:
         if seeds > 1:
             c = r.graph.counts()
             echo(
-                f"  seed {run_seed}: {c['neurons']}/{c['states']}/{c['edges']} "
+                f"  seed {config.seed}: {c['neurons']}/{c['states']}/{c['edges']} "
                 f"(neurons/states/edges), validation {r.score.accuracy:.4%}, {r.seconds:.0f} s"
             )
+
+    start = time.perf_counter()
+    if jobs > 1:
+        results = grow_seeds(task, configs, jobs, on_done=done, **common)
+    else:  # one at a time, with a progress bar over each run's steps
+        results = []
+        for config in configs:
+            with tqdm(total=config.steps, unit="step", leave=False) as bar:
+
+                def on_step(step: int, loss: float) -> None:
+                    bar.update(1)
+                    if step % 50 == 0:
+                        bar.set_postfix(loss=f"{loss:.4f}")
+
+                results += grow_seeds(task, [config], 1, on_done=done, on_step=on_step, **common)
     result = best_result(results)
     kept = seed + results.index(result)
     if seeds > 1:
-        total = sum(r.seconds for r in results)
-        echo(f"keeping seed {kept} ({total:.1f} s for all seeds)")
+        echo(f"keeping seed {kept} ({time.perf_counter() - start:.1f} s for all seeds)")
     return result, kept
 
 
