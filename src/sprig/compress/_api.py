@@ -67,6 +67,18 @@ class CompressedModule(nn.Module):
     def decompress_module(self) -> nn.Module:
         raise NotImplementedError
 
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments (``sprig.save`` writes them; ``sprig.load`` rebuilds)."""
+        raise NotImplementedError
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        # rebuilt from the config with this module's state: caches of compiled kernels and
+        # prepared arrays start empty instead of being copied (they hold numba objects)
+        new = type(self)(**copy.deepcopy(self.config(), memo))
+        new.load_state_dict(self.state_dict())
+        new.train(self.training)
+        return new
+
 
 def _refuse_tracing(forward: Callable[..., Any]) -> Callable[..., Any]:
     # bound once: this runs on every forward of every compressed layer (row tracing-checks of

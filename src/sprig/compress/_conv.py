@@ -16,7 +16,6 @@ Grouped and depthwise convolutions, Conv3d and non-zero padding modes stay maske
 
 from __future__ import annotations
 
-import copy
 import weakref
 from typing import Any
 
@@ -252,12 +251,6 @@ class CompressedConv(CompressedModule):
             "backend": self.backend,
             "source": self.source,
         }
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> CompressedConv:
-        new = CompressedConv(**copy.deepcopy(self.config(), memo))
-        new.load_state_dict(self.state_dict())
-        new.train(self.training)
-        return new
 
     # ---- cached derived forms, rebuilt when the buffers or values change --------------------
     def _cached(self, name: str, make: Any) -> Any:

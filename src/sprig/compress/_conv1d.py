@@ -9,7 +9,6 @@ is imported only then, and only if the model came from it.
 
 from __future__ import annotations
 
-import copy
 import importlib
 from typing import Any
 
@@ -48,12 +47,6 @@ class CompressedConv1D(CompressedLinear):
         >>> type(layer).__name__, layer(torch.randn(2, 5, 64)).shape  # doctest: +SKIP
         ('CompressedConv1D', torch.Size([2, 5, 32]))
     """
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> CompressedConv1D:
-        new = CompressedConv1D(**copy.deepcopy(self.config(), memo))
-        new.load_state_dict(self.state_dict())
-        new.train(self.training)
-        return new
 
     def decompress_module(self) -> nn.Module:
         """The masked ``Conv1D`` this came from: weight and mask back in ``(in, out)`` layout."""

@@ -13,7 +13,6 @@ indices: that copy is made, validated and cached on first use.
 
 from __future__ import annotations
 
-import copy
 import math
 import weakref
 from typing import Any
@@ -164,12 +163,6 @@ class CompressedLinear(CompressedModule):
             "backend": self.backend,
             "source": self.source,
         }
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> CompressedLinear:
-        new = CompressedLinear(**copy.deepcopy(self.config(), memo))
-        new.load_state_dict(self.state_dict())
-        new.train(self.training)
-        return new
 
     def _key(self) -> tuple[Any, ...]:
         # the buffers themselves (a cache entry keeps them alive) and their version counters
