@@ -240,3 +240,25 @@ def test_pruning_and_mask_updates_name_compressed_convs_they_cannot_change():
         warnings.simplefilter("always")
         RigL(comp, t_end=10, every=2)
     assert any("CompressedConv keeps its connections" in str(w.message) for w in seen)
+
+
+def test_edge_inputs_get_one_answer_on_every_path():
+    """An empty batch, an input smaller than the kernel and a numpy array: the sparse kernel,
+    the dense path and the masked conv agree (a review found a crash and raw errors)."""
+    import numpy as np
+
+    from sprig.kernels import SparseConv
+
+    conv = sprig.sparsify(nn.Conv2d(8, 6, 3, padding=1), density=0.3, distribution="uniform")
+    for backend in ("csr", "dense", "auto"):
+        comp = sprig.compress(conv, backend=backend)
+        with torch.no_grad():
+            assert comp(torch.randn(0, 8, 5, 5)).shape == (0, 6, 5, 5)
+            with pytest.raises(ValueError, match="smaller than the dilated kernel"):
+                sprig.compress(sprig.sparsify(nn.Conv2d(8, 6, 5), density=0.3), backend=backend)(
+                    torch.randn(1, 8, 3, 3)
+                )
+            with pytest.raises(TypeError, match="torch.from_numpy"):
+                comp(np.zeros((1, 8, 5, 5), dtype=np.float32))
+    kernel = sprig.compress(conv, backend="csr").kernel()
+    assert isinstance(kernel, SparseConv) and kernel(torch.randn(0, 8, 5, 5)).shape == (0, 6, 5, 5)

@@ -257,6 +257,7 @@ def prune_weights(
     confirm_sequences: int = 50_000,
     finetune_steps: int = 200,
     max_finetunes: int = 20,
+    finetune_length: int | None = None,
 ) -> BonsaiRNN:
     """Greedy pruning of a perfect (clipped) network with fine-tuning: whole neurons first (all
     their outgoing weights, the least total magnitude first), then single weights (smallest
@@ -264,7 +265,8 @@ def prune_weights(
     and ``confirm_sequences`` fresh sequences, directly or after ``finetune_steps`` of
     :func:`finetune` (zeros frozen). A removal that fails is not tried again. Stops when every
     candidate was tried or after ``max_finetunes`` fine-tunings (a count, not a time: the
-    result is the same on any machine).
+    result is the same on any machine). Checks run on sequences of ``length`` (the validation's),
+    fine-tuning on ``finetune_length`` (the length the network was grown on; None: ``length``).
 
     The clip threshold stops at the first magnitude that breaks the network; a weight above it
     (or a neuron) that the others can make up for, once they are fine-tuned, is only found
@@ -317,7 +319,7 @@ def prune_weights(
                     trial,
                     task,
                     steps=finetune_steps,
-                    length=length,
+                    length=length if finetune_length is None else finetune_length,
                     seed=sub_seed(seed, repr(cand)),
                 )
                 if not check(trial).perfect:

@@ -158,11 +158,12 @@ def grow_once(
                 found.model,
                 task,
                 check_sequences,
-                config.length,
+                validation_length,  # every removal is checked at the length validated
                 seed=config.seed + 1,
                 confirm_sequences=confirm,
                 finetune_steps=config.finetune_steps,
                 max_finetunes=config.prune_finetunes,
+                finetune_length=config.length,  # the length the network was grown on
             ),
             found.threshold,
             True,
@@ -245,11 +246,17 @@ def grow_seeds(
             min(jobs, len(configs)), mp_context=mp.get_context("fork")
         ) as pool:
             futures = {pool.submit(_grow_job, c): i for i, c in enumerate(configs)}
-            for future in as_completed(futures):
-                i = futures[future]
-                out[i] = BonsaiResult(task=task, **future.result())
-                if on_done is not None:
-                    on_done(configs[i], out[i])
+            try:
+                for future in as_completed(futures):
+                    i = futures[future]
+                    out[i] = BonsaiResult(task=task, **future.result())
+                    if on_done is not None:
+                        on_done(configs[i], out[i])
+            except BaseException:
+                # a failed seed (or ^C) ends the call: seeds not started yet never start
+                # (the ones running finish their run first)
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     finally:
         _JOB = None
     return [out[i] for i in range(len(configs))]

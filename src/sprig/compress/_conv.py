@@ -23,7 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..kernels import SparseConv, check_csr_parts, choose_conv, conv_padding, to_csr
+from ..kernels import (
+    SparseConv,
+    check_csr_parts,
+    check_layer_input,
+    choose_conv,
+    conv_padding,
+    to_csr,
+)
 from ..kernels._dispatch import Plan, check_backend, dispatch_version
 from ..masks import StoredWeight, apply_mask, get_mask, mask_pattern
 from ..nn import sprig_module
@@ -87,6 +94,7 @@ class CompressedConv1x1(CompressedModule):
         }
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layer_input(x, "CompressedConv1x1")
         d, n_in = self.dims, self.linear.in_features
         if x.dim() not in (d + 1, d + 2) or x.shape[-d - 1] != n_in:
             raise ValueError(
@@ -314,11 +322,20 @@ class CompressedConv(CompressedModule):
 
     # ---- forward ----------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
+        check_layer_input(x, "CompressedConv")
         d, n_in = self.dims, self.in_channels
         if x.dim() not in (d + 1, d + 2) or x.shape[-d - 1] != n_in:
             raise ValueError(
                 f"CompressedConv ({d}-D, {n_in} input channels) got input of shape "
                 f"{tuple(x.shape)}; pass (B, {n_in}, *{d} spatial sizes)"
+            )
+        spatial = tuple(x.shape[-d:])
+        reach = [dl * (k - 1) + 1 for k, dl in zip(self.kernel_size, self.dilation)]
+        if any(n + sum(p) < r for n, p, r in zip(spatial, self.pads, reach)):
+            # one message on every path (torch's own error on the dense one)
+            raise ValueError(
+                f"CompressedConv: input of spatial size {spatial} is smaller than the dilated "
+                f"kernel {tuple(reach)} after padding {self.pads}"
             )
         unbatched = x.dim() == d + 1
         if unbatched:
@@ -342,7 +359,7 @@ class CompressedConv(CompressedModule):
             if bias is not None and bias.requires_grad:
                 bias = bias.detach()  # type: ignore[assignment]
             plan = self._plan(x, v)
-            if plan.kernel == "csr" and _kernel_fits(x, v):
+            if plan.kernel == "csr" and _kernel_fits(x, v) and x.shape[0] > 0:
                 y = self.kernel()(x, bias)
             else:
                 y = self._dense(x, self.dense_weight(), bias)

@@ -231,8 +231,10 @@ class SparseConv:
         x4 = x.detach().reshape(batch, self.in_channels, *([1] * (2 - d)), *x.shape[2:])
         h, w = x4.shape[2], x4.shape[3]
         ho, wo, hq, wq, off, tile, bounds, pads, tail = self._plan(
-            h, w, batch, torch.get_num_threads()
+            h, w, max(batch, 1), torch.get_num_threads()
         )
+        if batch == 0:  # nothing to convolve (the plan above still checks the sizes)
+            return x.new_zeros(0, self.out_channels, *((ho, wo) if d == 2 else (wo,)))
         xp = F.pad(x4, pads) if any(pads) else x4
         if self._sub[0] > 1 or self._sub[1] > 1:
             xp = xp[..., :: self._sub[0], :: self._sub[1]]
