@@ -262,3 +262,19 @@ def test_edge_inputs_get_one_answer_on_every_path():
                 comp(np.zeros((1, 8, 5, 5), dtype=np.float32))
     kernel = sprig.compress(conv, backend="csr").kernel()
     assert isinstance(kernel, SparseConv) and kernel(torch.randn(0, 8, 5, 5)).shape == (0, 6, 5, 5)
+
+
+@pytest.mark.parametrize("make", ["linear", "conv"])
+def test_a_converted_dtype_survives_save_and_load(tmp_path, make):
+    """.double() changes the values; the saved config must say so (it said float32, and the
+    file loaded back as float32)."""
+    if make == "linear":
+        layer = sprig.compress(sprig.SparseLinear(8, 4, density=0.5, seed=0))
+    else:
+        layer = sprig.compress(sprig.sparsify(nn.Conv2d(3, 4, 3), density=0.5))
+    layer = layer.double()
+    assert layer.config()["dtype"] == "float64"
+    sprig.save(layer, tmp_path / "m.safetensors")
+    back = sprig.load(tmp_path / "m.safetensors")
+    assert back.values.dtype == torch.float64
+    torch.testing.assert_close(back.values, layer.values)

@@ -218,7 +218,7 @@ class CompressedConv(CompressedModule):
         self.kernel_size = [int(k) for k in kernel_size]
         self.stride, self.dilation = [int(s) for s in stride], [int(d) for d in dilation]
         self.padding = padding if isinstance(padding, str) else [int(p) for p in padding]
-        self.dtype_name, self.backend = dtype, backend
+        self.backend = backend
         self.source = source or {"pattern": "custom"}
         vdt = getattr(torch, dtype)
         self.register_buffer("crow", torch.zeros(out_channels + 1, dtype=torch.int32))
@@ -243,6 +243,12 @@ class CompressedConv(CompressedModule):
         """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""
         pattern = self.source.get("pattern") or "custom"
         return [StoredWeight("weight", tuple(self.weight_shape), self.values.numel(), pattern)]
+
+    @property
+    def dtype_name(self) -> str:
+        """The values' dtype, read from them, so ``.double()``/``.to(dtype)`` show in the config
+        that ``sprig.save`` writes (a saved float64 layer loads as float64)."""
+        return str(self.values.dtype).removeprefix("torch.")
 
     def config(self) -> dict[str, Any]:
         return {

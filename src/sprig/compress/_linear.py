@@ -125,7 +125,7 @@ class CompressedLinear(CompressedModule):
         vdt, idt = getattr(torch, dtype), getattr(torch, index_dtype)
         rdt = torch.int64 if index_dtype == "int64" else torch.int32
         self.in_features, self.out_features, self.nnz = in_features, out_features, nnz
-        self.dtype_name, self.index_dtype, self.backend = dtype, index_dtype, backend
+        self.index_dtype, self.backend = index_dtype, backend
         self.source = source or {"class": "Linear", "pattern": "custom"}
         self.register_buffer("crow", torch.zeros(out_features + 1, dtype=rdt))
         self.register_buffer("col", torch.zeros(nnz, dtype=idt))
@@ -151,6 +151,12 @@ class CompressedLinear(CompressedModule):
         shape = (self.out_features, self.in_features)
         pattern = self.source.get("pattern") or "custom"
         return [StoredWeight("weight", shape, self.values.numel(), pattern)]
+
+    @property
+    def dtype_name(self) -> str:
+        """The values' dtype, read from them, so ``.double()``/``.to(dtype)`` show in the config
+        that ``sprig.save`` writes (a saved float64 layer loads as float64)."""
+        return str(self.values.dtype).removeprefix("torch.")
 
     def config(self) -> dict[str, Any]:
         return {
