@@ -71,6 +71,16 @@ class CompressedModule(nn.Module):
         """The constructor's arguments (``sprig.save`` writes them; ``sprig.load`` rebuilds)."""
         raise NotImplementedError
 
+    @property
+    def dtype_name(self) -> str:
+        """The dtype of the stored ``values``, read from them, so ``.double()``/``.to(dtype)``
+        show in the config that ``sprig.save`` writes (a saved float64 layer loads as float64).
+        A module that keeps its values under other names (CompressedRNN) overrides this."""
+        values = self._parameters.get("values")
+        if values is None:
+            raise NotImplementedError(f"{type(self).__name__} stores no 'values' parameter")
+        return str(values.dtype).removeprefix("torch.")
+
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         # rebuilt from the config with this module's state: caches of compiled kernels and
         # prepared arrays start empty instead of being copied (they hold numba objects)

@@ -244,12 +244,6 @@ class CompressedConv(CompressedModule):
         pattern = self.source.get("pattern") or "custom"
         return [StoredWeight("weight", tuple(self.weight_shape), self.values.numel(), pattern)]
 
-    @property
-    def dtype_name(self) -> str:
-        """The values' dtype, read from them, so ``.double()``/``.to(dtype)`` show in the config
-        that ``sprig.save`` writes (a saved float64 layer loads as float64)."""
-        return str(self.values.dtype).removeprefix("torch.")
-
     def config(self) -> dict[str, Any]:
         return {
             "dims": self.dims,

@@ -152,12 +152,6 @@ class CompressedLinear(CompressedModule):
         pattern = self.source.get("pattern") or "custom"
         return [StoredWeight("weight", shape, self.values.numel(), pattern)]
 
-    @property
-    def dtype_name(self) -> str:
-        """The values' dtype, read from them, so ``.double()``/``.to(dtype)`` show in the config
-        that ``sprig.save`` writes (a saved float64 layer loads as float64)."""
-        return str(self.values.dtype).removeprefix("torch.")
-
     def config(self) -> dict[str, Any]:
         return {
             "in_features": self.in_features,
