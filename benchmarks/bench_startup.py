@@ -2,12 +2,15 @@
 
 Each row is a fresh Python process that imports sprig, compresses a 256-wide LSTM (density 0.1,
 20 steps, batch 1: the compiled time-inner loop) and a 1024x1024 linear layer (density 0.1,
-batch 1: the compiled mat-vec), and times the first and second call of each, LSTM first (so
-numba's import lands in the LSTM's first call). The
-compiled kernels are cached on disk by numba (``cache=True`` in ``sprig.kernels._compiled``);
-the first process runs with an empty cache folder (the first run ever: compiles and saves), the
-later ones with that folder filled. A last process imports numba alone: that import is part
-of the first compressed call, since sprig imports numba only when a kernel first runs.
+batch 1), and times the first and second call of each, LSTM first. ``compress`` starts numba's
+start-up in a background thread (``sprig.kernels._warm``); calls made before it is done run on
+PyTorch's kernels. The process then waits for the compiled kernels (``wait_compiled``: the
+warm-up time left after the two calls) and times the LSTM's first and second compiled calls
+(the first loads that kernel's cached code). The compiled kernels are cached on disk by numba
+(``cache=True``); the first process runs with an empty cache folder (the first run ever:
+compiles and saves), the later ones with that folder filled. The last rows are processes that
+wait for the compiled kernels before the first call (``wait_compiled`` right after import):
+what the first call cost before the warm-up thread, and what a bit-exact run still pays.
 
 python benchmarks/bench_startup.py [--runs 3]
 """
@@ -24,22 +27,38 @@ import tempfile
 from _common import append_notes, write_table
 
 CHILD = r"""
-import json, time, warnings
+import json, sys, time, warnings
 t0 = time.perf_counter()
 import torch, sprig
 t_import = time.perf_counter() - t0
 warnings.simplefilter("ignore")
+t = time.perf_counter()
+if sys.argv[1] == "wait":
+    sprig.kernels.wait_compiled()
+t_wait_first = time.perf_counter() - t
 torch.manual_seed(0)
 lstm = sprig.compress(sprig.SparseRNN(256, 256, density=0.1, cell="lstm", seed=0)).eval()
 lin = sprig.compress(sprig.SparseLinear(1024, 1024, density=0.1, seed=0)).eval()
 x, xl = torch.randn(20, 1, 256), torch.randn(1, 1024)  # LSTM: (T, B, I), batch 1
-out = {"import_sprig_s": t_import}
+
+
+def timed(layer, inp):
+    t = time.perf_counter()
+    layer(inp)
+    return 1e3 * (time.perf_counter() - t)
+
+
+out = {"import_sprig_s": t_import, "wait_first_ms": 1e3 * t_wait_first}
+out["ready_at_first"] = sprig.kernels.compiled_ready()
 with torch.no_grad():
     for name, layer, inp in (("lstm", lstm, x), ("linear", lin, xl)):
         for call in ("first", "second"):
-            t = time.perf_counter()
-            layer(inp)
-            out[f"{name}_{call}_ms"] = 1e3 * (time.perf_counter() - t)
+            out[f"{name}_{call}_ms"] = timed(layer, inp)
+    t = time.perf_counter()
+    sprig.kernels.wait_compiled()
+    out["wait_ms"] = 1e3 * (time.perf_counter() - t)
+    out["lstm_compiled_first_ms"] = timed(lstm, x)
+    out["lstm_compiled_second_ms"] = timed(lstm, x)
 print(json.dumps(out))
 """
 
@@ -51,10 +70,10 @@ print(json.dumps({"import_numba_s": time.perf_counter() - t}))
 """
 
 
-def child(code: str, cache: str) -> dict[str, float]:
+def child(code: str, cache: str, mode: str = "warm-up") -> dict[str, float]:
     env = {**os.environ, "NUMBA_CACHE_DIR": cache}
     done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, mode], env=env, capture_output=True, text=True, check=True
     )
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -67,22 +86,37 @@ def main() -> None:
     load_before = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as cache:
-        for i in range(1 + args.runs):
-            r = child(CHILD, cache)
-            label = "first run ever (empty cache)" if i == 0 else f"new process {i} (cached)"
+        runs = [("warm-up", "first run ever (empty cache)")]
+        runs += [("warm-up", f"new process {i} (cached)") for i in range(1, 1 + args.runs)]
+        runs += [("wait", f"waits first, process {i} (cached)") for i in range(1, 1 + args.runs)]
+        for mode, label in runs:
+            r = child(CHILD, cache, mode)
             rows.append(
                 [
                     label,
                     r["import_sprig_s"],
+                    r["wait_first_ms"] if mode == "wait" else "-",
+                    "yes" if r["ready_at_first"] else "no",
                     r["lstm_first_ms"],
                     r["lstm_second_ms"],
                     r["linear_first_ms"],
                     r["linear_second_ms"],
+                    r["wait_ms"],
+                    r["lstm_compiled_first_ms"],
+                    r["lstm_compiled_second_ms"],
                 ]
             )
         numba_s = [child(NUMBA_ONLY, cache)["import_numba_s"] for _ in range(args.runs)]
     notes = {
         "import_numba_alone_s": [round(s, 3) for s in numba_s],
+        "reading": (
+            "'LSTM 1st call' is what the issue's goal (<= 0.3 s) measures. With the warm-up "
+            "thread it runs on PyTorch's kernels (no numba needed); 'warm-up left' is what "
+            "remained of numba's start-up after the first two calls, and 'LSTM 1st compiled' "
+            "the first compiled call (loading that kernel's cached code, or compiling it the "
+            "first run ever). 'waited before' is numba's start-up paid up front, as every "
+            "first call paid it before the warm-up thread."
+        ),
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
     }
@@ -91,10 +125,15 @@ def main() -> None:
         [
             "process",
             "import sprig s",
+            "waited before ms",
+            "compiled at 1st call",
             "LSTM 1st call ms",
             "LSTM 2nd ms",
             "linear 1st call ms",
             "linear 2nd ms",
+            "warm-up left ms",
+            "LSTM 1st compiled ms",
+            "LSTM compiled ms",
         ],
         rows,
         notes,

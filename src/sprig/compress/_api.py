@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from .._checks import check_module
+from ..kernels import warm_up
 from ..masks import is_sparse, masked_parameters, warn_left_alone
 from ..masks._layouts import class_path
 
@@ -195,6 +196,8 @@ def compress(model: nn.Module, **options: Any) -> nn.Module:
         options: passed to each converter (e.g. a kernel backend).
     """
     check_module(model, "sprig.compress")
+    if any(p.device.type == "cpu" for p in model.parameters()):
+        warm_up()  # numba's start-up overlaps the conversion and what follows (kernels._warm)
     if not is_sparse(model):
         warnings.warn(
             f"{type(model).__name__} has no sprig masks, so there is nothing to compress; "

@@ -32,6 +32,7 @@ from ..kernels import (
     to_csr,
 )
 from ..kernels._dispatch import Plan, check_backend, dispatch_version
+from ..kernels._warm import compiled_ready
 from ..masks import StoredWeight, apply_mask, get_mask, mask_pattern
 from ..nn import sprig_module
 from ._api import CompressedModule, Uncompressible, register_compressor
@@ -432,8 +433,13 @@ class CompressedConv(CompressedModule):
 
 
 def _kernel_fits(x: Tensor, values: Tensor) -> bool:
-    """Whether :class:`SparseConv` serves this call: CPU float32/float64."""
-    return values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
+    """Whether :class:`SparseConv` serves this call: CPU float32/float64, and numba warmed up
+    (else torch's dense convolution, see ``sprig.kernels._warm``)."""
+    return (
+        values.device.type == "cpu"
+        and values.dtype in (torch.float32, torch.float64)
+        and compiled_ready()
+    )
 
 
 def compress_conv(module: nn.Module, backend: str = "auto", **_others: Any) -> CompressedConv:

@@ -40,6 +40,7 @@ from ..kernels import (
 )
 from ..kernels._dispatch import Plan, check_backend, dispatch_version
 from ..kernels._linear import check_linear_args
+from ..kernels._warm import compiled_ready
 from ..masks import (
     StoredWeight,
     apply_mask,
@@ -461,11 +462,13 @@ class CompressedLinear(CompressedModule):
 
 
 def _matvec_fits(x: Tensor, values: Tensor) -> bool:
-    """Whether :class:`MatVec` serves this call: CPU, float32/64, no gradient wanted for ``x``."""
+    """Whether :class:`MatVec` serves this call: CPU, float32/64, no gradient wanted for ``x``,
+    and numba warmed up (else MKL's ``mv``, see ``sprig.kernels._warm``)."""
     return (
         values.device.type == "cpu"
         and values.dtype in (torch.float32, torch.float64)
         and not (x.requires_grad and torch.is_grad_enabled())
+        and compiled_ready()
     )
 
 

@@ -35,6 +35,7 @@ from ._recurrent import (
 )
 from ._sparse_input import sparse_input_linear, sparse_input_linear_reference
 from ._train import csr_linear_train, masked_csr_linear, nonzero_grad_reference
+from ._warm import compiled_ready, wait_compiled, warm_up
 
 __all__ = [
     "BACKENDS",
@@ -46,6 +47,7 @@ __all__ = [
     "check_csr_parts",
     "choose",
     "choose_conv",
+    "compiled_ready",
     "conv_dispatch_table",
     "conv_padding",
     "ConvBreakEven",
@@ -77,4 +79,6 @@ __all__ = [
     "sparse_input_linear",
     "sparse_input_linear_reference",
     "to_csr",
+    "wait_compiled",
+    "warm_up",
 ]

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ._threads import row_parts, run_parts
+from ._warm import compiled_ready
 
 GATHER_MIN = 200_000  # entries; below this index_select's single call is as fast
 
@@ -277,6 +278,7 @@ def _compiled_fits(t: Tensor, n: int) -> bool:
         and t.device.type == "cpu"
         and t.dtype in (torch.float32, torch.float64)
         and not (t.requires_grad and torch.is_grad_enabled())
+        and compiled_ready()
     )
 
 

@@ -33,6 +33,7 @@ from torch import Tensor
 
 from ._csr import check_csr_parts, csr_from_parts
 from ._threads import row_parts, run_parts
+from ._warm import compiled_ready
 
 # nonzeros of W_hh times batch from which batched steps run torch's CSR loop (_torch_csr_loop)
 MKL_STEP_MIN = 200_000
@@ -343,7 +344,6 @@ def csr_recurrent(
     lens = _lengths(lengths, T, B)
     dtype = prep.dtype
     act = KERNEL_ACTIVATIONS[activation] if isinstance(activation, str) else 0
-    from . import _recurrent_numba as nb
 
     # numpy allocations: torch.zeros fans out to every intra-op thread, which on a busy
     # machine costs milliseconds per call (row torch-zeros-busy of
@@ -358,12 +358,15 @@ def csr_recurrent(
         return np.array(arr.T if batch_inner else arr, dtype=np_dtype, order="C", copy=True)
 
     inner = B > 1  # batch innermost: one pass over the nonzeros per step serves every sequence
-    if inner and prep.arrays.hh_values.shape[0] * B >= MKL_STEP_MIN:
+    if (inner and prep.arrays.hh_values.shape[0] * B >= MKL_STEP_MIN) or not compiled_ready():
+        # big steps: MKL's batched CSR product per step; or numba still warming up (_warm)
         csr_ih, csr_hh = prep.csr
         b_ih, b_hh = (torch.from_numpy(b) for b in (prep.arrays.b_ih, prep.arrays.b_hh))
         layer32 = RecurrentLayer(csr_ih, csr_hh, b_ih, b_hh)
         act_fn = _torch_activation(activation)
         return _torch_csr_loop(x.detach().to(dtype), layer32, cell, act_fn, h0, c0, lens)
+    from . import _recurrent_numba as nb
+
     h, c = state(h0, inner), state(c0, inner)
     # every step of every sequence is written unless a length stops one early
     full = lengths is None or bool((lens == T).all())

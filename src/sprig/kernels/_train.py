@@ -26,6 +26,7 @@ from torch import Tensor
 from ._csr import CSRStructure
 from ._linear import csr_linear
 from ._threads import run_parts
+from ._warm import compiled_ready
 
 
 def _nonzero_grad(structure: CSRStructure, values: Tensor, gy: Tensor, x2: Tensor) -> Tensor:
@@ -44,6 +45,7 @@ def _nonzero_grad(structure: CSRStructure, values: Tensor, gy: Tensor, x2: Tenso
         gy.device.type == "cpu"
         and gy.dtype in (torch.float32, torch.float64)
         and not differentiable
+        and compiled_ready()
     ):
         from . import _compiled as nb
 

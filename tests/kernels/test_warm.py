@@ -1,0 +1,167 @@
+"""numba's warm-up in a background thread, and the PyTorch paths that serve until it is done."""
+
+import contextlib
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+import torch
+
+import sprig
+from sprig.compress import _linear as compressed_linear
+from sprig.kernels import CSRStructure, _compiled, _csr, _recurrent_numba, _warm, csr_linear_train
+
+_KERNELS = {
+    _compiled: (
+        "matvec",
+        "matvec_parallel",
+        "sampled",
+        "sampled_parallel",
+        "gather",
+        "scatter",
+        "sparse_conv",
+        "sparse_conv_parallel",
+    ),
+    _recurrent_numba: ("loop_vec", "loop_vec_parallel", "loop_mat"),
+}
+
+
+@contextlib.contextmanager
+def cold():
+    """numba still warming up: compiled_ready() is False and any compiled kernel call fails."""
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a compiled kernel ran before the warm-up ended")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_warm, "_ready", threading.Event())
+        mp.setattr(_warm, "_thread", threading.current_thread())  # a warm-up "under way"
+        for module, names in _KERNELS.items():
+            for name in names:
+                mp.setattr(module, name, refuse)
+        assert not sprig.kernels.compiled_ready()
+        yield
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_cold_rnn_matches_compiled(cell, batch):
+    net = sprig.compress(sprig.SparseRNN(7, 13, density=0.3, cell=cell, seed=1)).eval()
+    x = torch.randn(6, batch, 7)
+    lengths = torch.tensor([6, 2, 4][:batch])
+    with torch.no_grad():
+        warm = net(x, lengths=lengths) if batch > 1 else net(x)
+        with cold():
+            first = net(x, lengths=lengths) if batch > 1 else net(x)
+    torch.testing.assert_close(first[0], warm[0], rtol=1e-5, atol=1e-6)
+
+
+def test_cold_batch1_linear_skips_matvec(monkeypatch):
+    monkeypatch.setattr(compressed_linear, "MATVEC_MIN_NNZ", 0)  # the MatVec path when warm
+    layer = sprig.compress(sprig.SparseLinear(37, 11, density=0.2, seed=2)).eval()
+    x = torch.randn(1, 37)
+    with torch.no_grad():
+        warm = layer(x)
+        with cold():
+            first = layer(x)
+    torch.testing.assert_close(first, warm, rtol=1e-5, atol=1e-6)
+
+
+def test_cold_conv_runs_dense():
+    conv = torch.nn.Conv2d(5, 6, 3, padding=1, stride=2)
+    sprig.sparsify(conv, density=0.3, seed=3)
+    comp = sprig.compress(conv, backend="csr").eval()
+    x = torch.randn(1, 5, 9, 8)
+    with torch.no_grad():
+        warm = comp(x)
+        with cold():
+            first = comp(x)
+    torch.testing.assert_close(first, warm, rtol=1e-5, atol=1e-6)
+
+
+def test_cold_training_kernels(monkeypatch):
+    monkeypatch.setattr(_csr, "GATHER_MIN", 1)  # the compiled gather/scatter when warm
+    mask = torch.rand(9, 14) < 0.4
+    s = CSRStructure(mask)
+    x = torch.randn(5, 14)
+
+    def grads():
+        v = torch.randn(s.nnz, generator=torch.Generator().manual_seed(4), requires_grad=True)
+        csr_linear_train(x, v, s).square().sum().backward()
+        return v.grad, s.scatter(v.detach())
+
+    g_warm, dense_warm = grads()
+    with cold():
+        g_cold, dense_cold = grads()
+    torch.testing.assert_close(g_cold, g_warm, rtol=1e-5, atol=1e-6)
+    assert torch.equal(dense_cold, dense_warm)
+
+
+def test_failed_warm_up_warns_and_wait_names_the_error(monkeypatch):
+    def broken():
+        raise ImportError("no module named numba")
+
+    monkeypatch.setattr(_warm, "_ready", threading.Event())
+    monkeypatch.setattr(_warm, "_thread", threading.current_thread())
+    monkeypatch.setattr(_warm, "_error", None)
+    monkeypatch.setattr(_warm, "_load", broken)
+    with pytest.warns(RuntimeWarning, match="failed to load"):
+        _warm._load_quietly()
+    assert not sprig.kernels.compiled_ready()
+    with pytest.raises(RuntimeError, match="no module named numba.*Reinstall numba"):
+        sprig.kernels.wait_compiled()
+
+
+def _run(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_compress_starts_the_warm_up_and_first_calls_need_no_numba():
+    out = _run(
+        """
+        import sys, threading, torch, sprig
+        net = sprig.SparseRNN(16, 16, density=0.5, cell="lstm", seed=0)
+        assert not any(t.name == "sprig-warm-up" for t in threading.enumerate())
+        comp = sprig.compress(net).eval()
+        assert any(t.name == "sprig-warm-up" for t in threading.enumerate())
+        x = torch.randn(5, 1, 16)
+        with torch.no_grad():
+            ready = sprig.kernels.compiled_ready()
+            first = comp(x)[0]
+            sprig.kernels.wait_compiled()
+            assert sprig.kernels.compiled_ready()
+            later = comp(x)[0]
+        torch.testing.assert_close(first, later, rtol=1e-5, atol=1e-6)
+        print("ok", ready)
+        """
+    )
+    assert out.startswith("ok")
+
+
+def test_fork_waits_for_the_warm_up():
+    # a child forked while the warm-up runs must not inherit a half-done import
+    out = _run(
+        """
+        import os, torch, sprig
+        sprig.kernels.warm_up()
+        pid = os.fork()
+        if pid == 0:
+            ok = sprig.kernels.compiled_ready()
+            net = sprig.compress(sprig.SparseRNN(8, 8, density=0.5, seed=0)).eval()
+            with torch.no_grad():
+                net(torch.randn(3, 1, 8))
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status))
+        """
+    )
+    assert out.strip() == "child 0"
