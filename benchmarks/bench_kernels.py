@@ -4,8 +4,9 @@ For N in {1024, 4096, 8192}, batch B in {1, 32, 256} and density d in
 {0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01}:
 dense ``F.linear``; what a user would write (``W.to_sparse_csr()`` then a matmul); scipy CSR;
 torch's CSR product with int32 indices (MKL); sprig's CSR kernel (forced: at batch 1 and at
-least ``MATVEC_MIN_NNZ`` nonzeros :class:`sprig.kernels.MatVec` over 16-bit column indices,
-otherwise MKL's product, batches in blocks of 32 columns) and sprig's dispatched layer
+least ``MATVEC_MIN_NNZ`` nonzeros, or any size on one thread (``matvec_serves``),
+:class:`sprig.kernels.MatVec` over 16-bit column indices, otherwise MKL's product, batches in
+blocks of 32 columns) and sprig's dispatched layer
 (``CompressedLinear``, backend auto). GB/s counts the bytes sprig's kernel must read (6 per
 nonzero in MatVec, 8 in MKL's, plus row pointers and the vectors) against a bandwidth
 measured in the same
@@ -84,13 +85,13 @@ from _common import (  # noqa: E402
 import sprig  # noqa: E402
 import sprig.kernels._threads as threads  # noqa: E402
 from sprig.kernels import (  # noqa: E402
-    MATVEC_MIN_NNZ,
     BreakEven,
     CSRStructure,
     MatVec,
     csr_linear,
     csr_linear_train,
     get_dispatch_table,
+    matvec_serves,
     set_dispatch_table,
     to_csr,
 )
@@ -395,7 +396,7 @@ def measure_cell(n: int, b: int, d: float, gen: torch.Generator) -> dict[str, ob
     xn = x.numpy()
     xv = x[0] if b == 1 else x
     nnz = int(masks[0].sum())
-    own = b == 1 and nnz >= MATVEC_MIN_NNZ  # sprig's own kernel, else MKL's (CompressedLinear)
+    own = b == 1 and matvec_serves(nnz)  # sprig's own kernel, else MKL's (CompressedLinear)
     words = nnz * 3 // 2 if own else nnz * 2  # 4-byte words per nonzero: 6 or 8 bytes
     stream = torch.ones(copies, words + (n + 1) + 2 * b * n)  # as many bytes as sprig reads
     blk = BLOCK if b > BLOCK else 0

@@ -90,3 +90,37 @@ def test_forked_child_runs_after_the_parent_used_threads(monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_matvec_serves_small_layers_only_on_one_thread(monkeypatch):
+    """Above the cut always; below it only while products run on one thread, where MatVec was
+    faster than MKL's mv at every size (design_measurements.md, row matvec-min-nnz)."""
+    from torch.nn import functional as F
+
+    import sprig
+    from sprig.kernels import MATVEC_MIN_NNZ, _compiled, matvec_serves
+
+    busy = False
+    monkeypatch.setattr(_threads, "machine_busy", lambda: busy)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert not matvec_serves(MATVEC_MIN_NNZ - 1)
+        assert matvec_serves(MATVEC_MIN_NNZ)
+        busy = True
+        assert matvec_serves(1)
+        busy = False
+        torch.set_num_threads(1)
+        assert matvec_serves(1)
+        calls = []
+        kernel = _compiled.matvec
+        monkeypatch.setattr(_compiled, "matvec", lambda *a: (calls.append(1), kernel(*a))[1])
+        layer = sprig.compress(sprig.SparseLinear(50, 20, density=0.2, seed=0), backend="csr")
+        layer.eval()
+        x = torch.randn(1, 50)
+        with torch.no_grad():
+            y = layer(x)
+        assert calls, "a small batch-1 layer on one thread should run MatVec"
+        torch.testing.assert_close(y, F.linear(x, layer.dense_weight(), layer.bias))
+    finally:
+        torch.set_num_threads(threads)

@@ -10,8 +10,15 @@ import pytest
 import torch
 
 import sprig
-from sprig.compress import _linear as compressed_linear
-from sprig.kernels import CSRStructure, _compiled, _csr, _recurrent_numba, _warm, csr_linear_train
+from sprig.kernels import (
+    CSRStructure,
+    _compiled,
+    _csr,
+    _matvec,
+    _recurrent_numba,
+    _warm,
+    csr_linear_train,
+)
 
 _KERNELS = {
     _compiled: (
@@ -59,7 +66,7 @@ def test_cold_rnn_matches_compiled(cell, batch):
 
 
 def test_cold_batch1_linear_skips_matvec(monkeypatch):
-    monkeypatch.setattr(compressed_linear, "MATVEC_MIN_NNZ", 0)  # the MatVec path when warm
+    monkeypatch.setattr(_matvec, "MATVEC_MIN_NNZ", 0)  # the MatVec path when warm
     layer = sprig.compress(sprig.SparseLinear(37, 11, density=0.2, seed=2)).eval()
     x = torch.randn(1, 37)
     with torch.no_grad():

@@ -6,8 +6,8 @@ parameter ``values`` ``(nnz,)``, so the module saves and loads with ``sprig.save
 Training runs :func:`sprig.kernels.csr_linear_train` (the values' gradient only at the
 nonzeros); mask updaters and pruners change the structure through :meth:`rewire`. Column indices
 are 16-bit when the layer has at most 65,536 inputs (6 bytes per nonzero instead of 8), which
-the batch-1 kernel (:class:`sprig.kernels.MatVec`, layers of ``MATVEC_MIN_NNZ`` nonzeros or
-more) reads directly; larger batches and small layers run MKL's CSR product, which needs int32
+the batch-1 kernel (:class:`sprig.kernels.MatVec`, where ``sprig.kernels.matvec_serves``) reads
+directly; larger batches and the other layers run MKL's CSR product, which needs int32
 indices: that copy is made, validated and cached on first use.
 """
 
@@ -23,7 +23,6 @@ from torch import Tensor, nn
 
 from .._checks import check_density, check_int, make_generator
 from ..kernels import (
-    MATVEC_MIN_NNZ,
     CSRStructure,
     MatVec,
     apply_rows,
@@ -35,6 +34,7 @@ from ..kernels import (
     csr_linear_train,
     csr_to_dense,
     is_sparse_input,
+    matvec_serves,
     sparse_input_linear,
     to_csr,
 )
@@ -263,7 +263,7 @@ class CompressedLinear(CompressedModule):
         plan = self._plan(batch, v)
         if plan.kernel == "dense":
             return F.linear(x, self.dense_weight(), bias)
-        if batch == 1 and self.nnz >= MATVEC_MIN_NNZ and _matvec_fits(x, v):
+        if batch == 1 and matvec_serves(self.nnz) and _matvec_fits(x, v):
             y = self.matvec()(x.reshape(self.in_features), bias)
             return y.reshape(*x.shape[:-1], self.out_features)
         return csr_linear(x, self.weight_csr(), bias, block=plan.block)

@@ -22,7 +22,7 @@ from ._dispatch import (
 )
 from ._inputs import apply_rows, check_layer_input, is_sparse_input
 from ._linear import csr_linear, csr_linear_reference
-from ._matvec import MATVEC_MIN_NNZ, MatVec
+from ._matvec import MATVEC_MIN_NNZ, MatVec, matvec_serves
 from ._recurrent import (
     CELL_GATES,
     GATES,
@@ -66,6 +66,7 @@ __all__ = [
     "masked_csr_linear",
     "MatVec",
     "MATVEC_MIN_NNZ",
+    "matvec_serves",
     "nonzero_grad_reference",
     "Plan",
     "prepare_layer",
