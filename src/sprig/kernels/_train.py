@@ -26,7 +26,6 @@ from torch import Tensor
 from ._csr import CSRStructure
 from ._linear import csr_linear
 from ._threads import run_parts
-from ._warm import compiled_ready
 
 
 def _nonzero_grad(structure: CSRStructure, values: Tensor, gy: Tensor, x2: Tensor) -> Tensor:
@@ -45,8 +44,9 @@ def _nonzero_grad(structure: CSRStructure, values: Tensor, gy: Tensor, x2: Tenso
         gy.device.type == "cpu"
         and gy.dtype in (torch.float32, torch.float64)
         and not differentiable
-        and compiled_ready()
     ):
+        # no PyTorch path while numba warms up (_warm): training waits for the compiled loop,
+        # so that a run's gradients do not depend on when the warm-up ended
         from . import _compiled as nb
 
         gy_t = gy.detach().t().contiguous().numpy()  # (out, N): one row per output

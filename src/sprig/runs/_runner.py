@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
+from ..kernels import wait_compiled
 from ..io import (
     checkpoint_info,
     load_checkpoint,
@@ -120,6 +121,10 @@ def _plots(folder: RunFolder, exp: Experiment) -> list[Path]:
 
 def _execute(folder: RunFolder, exp: Experiment, resume: Path | None, progress: bool) -> RunResult:
     cfg = exp.config
+    # every step on the compiled kernels, never on the PyTorch paths that serve while numba
+    # warms up: a run's metrics and weights must not depend on when the warm-up ended (a
+    # resumed run matches the unbroken one bit for bit)
+    wait_compiled()
     start_time = time.perf_counter()
     start = 0
     if resume is not None:
