@@ -19,6 +19,7 @@ def time_interleaved(
         >>> sorted(time_interleaved({"a": lambda: None, "b": lambda: None}, rounds=2))
         ['a', 'b']
     """
+    _compiled_kernels()
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -46,6 +47,7 @@ def time_blocks(
         >>> sorted(time_blocks({"a": lambda: None, "b": lambda: None}, budget=0.01))
         ['a', 'b']
     """
+    _compiled_kernels()
     for fn in fns.values():
         fn()
     once = {name: _once(fn) for name, fn in fns.items()}  # the cost of a call
@@ -65,3 +67,11 @@ def _once(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def _compiled_kernels() -> None:
+    # time sprig's compiled kernels, not the PyTorch paths that stand in while numba warms up
+    # (sprig.kernels._warm)
+    from .kernels import wait_compiled
+
+    wait_compiled()

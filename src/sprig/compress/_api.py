@@ -196,8 +196,6 @@ def compress(model: nn.Module, **options: Any) -> nn.Module:
         options: passed to each converter (e.g. a kernel backend).
     """
     check_module(model, "sprig.compress")
-    if any(p.device.type == "cpu" for p in model.parameters()):
-        warm_up()  # numba's start-up overlaps the conversion and what follows (kernels._warm)
     if not is_sparse(model):
         warnings.warn(
             f"{type(model).__name__} has no sprig masks, so there is nothing to compress; "
@@ -206,6 +204,8 @@ def compress(model: nn.Module, **options: Any) -> nn.Module:
         )
         return copy.deepcopy(model)
 
+    if any(p.device.type == "cpu" for p in model.parameters()):
+        warm_up()  # numba's start-up overlaps the conversion and what follows (kernels._warm)
     reasons: dict[int, str] = {}  # id(module) -> why its converter declined it
 
     def make(module: nn.Module) -> nn.Module | None:

@@ -10,8 +10,9 @@ Below ``MATVEC_MIN_NNZ`` nonzeros MKL's ``mv`` was faster in that benchmark's 2-
 cache-hot grid (its call costs less than this kernel's few microseconds of Python and numba
 dispatch). On one thread this kernel was faster at every size tried, hot and streaming (row
 matvec-min-nnz of ``benchmarks/results/design_measurements.md``). So compressed layers use it
-(:func:`matvec_serves`) above the cut, and at every size while products run on one thread
-(one torch thread, or a busy machine: ``_threads.single_threaded``).
+(:func:`matvec_serves`) above the cut, and at every size when torch runs one thread. Not when
+a busy machine makes both run on one thread (``_threads.machine_busy``): the choice of kernel,
+and so the last bits of a result, would then change with the load.
 
 The rows are cut into one part per torch thread, balanced by nonzeros, and the parts run on
 OpenMP threads (``_threads`` says why those). Small products run on one thread.
@@ -28,16 +29,15 @@ import torch
 from torch import Tensor
 
 from ._csr import check_csr_parts
-from ._threads import row_parts, run_parts, single_threaded
+from ._threads import row_parts, run_parts
 
 MATVEC_MIN_NNZ = 400_000
 
 
 def matvec_serves(nnz: int) -> bool:
     """Whether a batch-1 product with ``nnz`` nonzeros runs on :class:`MatVec` rather than MKL's
-    ``mv``: at least ``MATVEC_MIN_NNZ`` nonzeros, or any size while products run on one thread.
-    """
-    return nnz >= MATVEC_MIN_NNZ or single_threaded()
+    ``mv``: at least ``MATVEC_MIN_NNZ`` nonzeros, or any size when torch runs one thread."""
+    return nnz >= MATVEC_MIN_NNZ or torch.get_num_threads() == 1
 
 
 class MatVec:

@@ -105,12 +105,6 @@ def machine_busy() -> bool:
     return _busy[1]
 
 
-def single_threaded() -> bool:
-    """Whether sprig's kernels run on one thread now: torch set to one thread, or
-    :func:`machine_busy` (``run_parts`` and :func:`one_thread_if_busy` then use one)."""
-    return torch.get_num_threads() == 1 or machine_busy()
-
-
 @contextlib.contextmanager
 def one_thread_if_busy() -> Iterator[None]:
     """Run torch's (MKL's) kernels inside on one thread while :func:`machine_busy`."""

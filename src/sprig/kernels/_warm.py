@@ -5,14 +5,19 @@ even with every kernel cached on disk, nearly all of it numba installing its CPU
 registries rather than loading sprig's code (``benchmarks/results/startup.md``). So the first
 call that could use a compiled kernel, or ``sprig.compress``, starts :func:`warm_up`: a daemon
 thread imports the compiled modules and runs one tiny kernel, which makes numba set itself up
-(and, on the first run ever, compile). Until that is done, :func:`compiled_ready` is False and
-callers take the PyTorch paths they already have for CUDA and other dtypes (MKL's CSR
-products, ``index_select``, a dense convolution), which the tests compare with the compiled
-ones. The first calls of a process may therefore differ from later ones in the last bits;
-:func:`wait_compiled` blocks until the compiled kernels serve (for timing and bit-exact runs).
+(on the first run ever it compiles that kernel; the others compile at their first compiled
+call, as before). Until that is done, :func:`compiled_ready` is False and inference calls take
+the PyTorch paths they already have for CUDA and other dtypes (MKL's CSR products, the torch
+recurrent loop, ``index_select``, a dense convolution), which the tests compare with the
+compiled ones. The first calls of a process may therefore differ from later ones in the last
+bits (and a dense convolution turns an inf input into NaN where the sparse kernel skips the
+zero weights, as when the dispatcher picks dense). Training gradients and sparse inputs have no
+such path: they wait. :func:`wait_compiled` blocks until the compiled kernels serve (``sprig
+run`` and the benchmarks call it: for timing and bit-exact runs).
 
-A fork waits for the thread first (a child must not inherit a half-done import), and so does
-the interpreter's exit.
+A fork waits for the thread first (a child must not inherit a half-done import); a child whose
+parent had not finished (an interrupted wait) starts its own. The interpreter's exit waits up
+to ``EXIT_WAIT_S`` for it.
 """
 
 from __future__ import annotations
@@ -114,11 +119,23 @@ def _load_quietly() -> None:
     _ready.set()
 
 
-def _join() -> None:
+# numba writes its cache files under temporary names and renames them into place, so an exit
+# that stops waiting leaves no half-written kernel; the wait only keeps the exit orderly
+EXIT_WAIT_S = 10.0
+
+
+def _join(timeout: float | None = None) -> None:
     thread = _thread
     if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-        thread.join()
+        thread.join(timeout)
 
 
-os.register_at_fork(before=_join)
-atexit.register(_join)
+def _after_fork_in_child() -> None:
+    global _thread, _lock
+    _lock = threading.Lock()  # another thread of the parent may have held it
+    if not _ready.is_set():
+        _thread = None  # the parent's thread does not exist here: warm_up starts one
+
+
+os.register_at_fork(before=_join, after_in_child=_after_fork_in_child)
+atexit.register(_join, EXIT_WAIT_S)

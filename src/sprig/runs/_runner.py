@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from ..kernels import wait_compiled
 from ..io import (
     checkpoint_info,
     load_checkpoint,
@@ -31,6 +30,7 @@ from ..io import (
     save_checkpoint,
     write_text_atomic,
 )
+from ..kernels import wait_compiled
 from . import _experiment
 from ._config import (
     RunConfig,
@@ -123,8 +123,9 @@ def _execute(folder: RunFolder, exp: Experiment, resume: Path | None, progress: 
     cfg = exp.config
     # every step on the compiled kernels, never on the PyTorch paths that serve while numba
     # warms up: a run's metrics and weights must not depend on when the warm-up ended (a
-    # resumed run matches the unbroken one bit for bit)
-    wait_compiled()
+    # resumed run matches the unbroken one bit for bit); a CUDA model needs no numba
+    if any(p.device.type == "cpu" for p in exp.model.parameters()):
+        wait_compiled()
     start_time = time.perf_counter()
     start = 0
     if resume is not None:
