@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import sprig
-from sprig.compress import CompressedConv
+from sprig.compress import CompressedConv, CompressedConv1x1
 from sprig.dst import SET, SNFS, DeepR, RigL
 from sprig.masks import LeftAloneWarning, dense_gradients, get_dense_grad
 from sprig.prune import GradualPruning, Polynomial
@@ -22,6 +22,7 @@ CONVS = [
     (lambda: nn.Conv2d(5, 3, 5, stride=(2, 3), padding="valid"), (5, 11, 13)),
     (lambda: nn.Conv1d(5, 7, 3, stride=2, padding=1), (5, 13)),
     (lambda: nn.Conv1d(3, 5, 3, padding="same", dilation=2), (3, 10)),
+    (lambda: nn.Conv2d(4, 6, 1, stride=2), (4, 7, 7)),  # 1x1 convolutions compress to it too
 ]
 
 
@@ -235,3 +236,19 @@ def test_rewire_refuses_bad_positions_and_changes_nothing():
         with pytest.raises(ValueError, match=rf"sorted, unique and in \[0, {numel}\)"):
             conv.rewire(bad, torch.zeros(bad.shape), None)
     assert torch.equal(conv.active_flat(), flat) and torch.equal(conv.values.detach(), values)
+
+
+def test_files_with_the_old_1x1_module_rewire_through_its_channel_map():
+    lin = sprig.compress(sprig.sparsify(nn.Linear(6, 5), density=0.4, seed=0))
+    old = CompressedConv1x1(2, [1, 1], [0, 0], lin.config())  # what compress made before
+    old.linear.load_state_dict(lin.state_dict())
+    net = nn.Sequential(old, nn.Flatten())
+    opt = torch.optim.Adam(net.parameters())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LeftAloneWarning)
+        rigl = RigL(net, t_end=10, every=2, seed=0)
+    with rigl.backward_context(2):
+        net(torch.randn(2, 6, 3, 3)).square().sum().backward()
+    opt.step()
+    stats = rigl.update(opt, 2)
+    assert stats.grown == stats.dropped == {"0.linear.weight": 3}
