@@ -304,7 +304,8 @@ class CompressedConv(CSRModule):
         ):
             # a dense weight built from the values, differentiable in them: the values'
             # gradient is the masked-dense one at the nonzeros, and the dense weight's own
-            # gradient is the dense gradient RigL grows by (recorded under dense_gradients)
+            # gradient is the dense gradient RigL grows by (recorded under dense_gradients;
+            # a sparse backward here would have to keep this path on capture steps)
             w = self.scatter(v).view(self.dense_shape)
             if self._capture and w.requires_grad:
                 w.register_hook(self._record)
