@@ -10,7 +10,7 @@ Goals (issue 14): at density 0.05, batch 64, compressed >= 5x faster than masked
 faster than dense, with peak memory <= 25% of masked's; at 0.01, >= 10x faster than masked.
 
 ``--cnn`` times RigL training of a small CNN instead (``examples/resnet_sparse.py``'s ResNet-18
-at widths 16/32/64/128 with BatchNorm, 32x32 inputs, every block convolution at the density):
+at widths 16/32/64/128 with BatchNorm, 64x64 inputs, every block convolution at the density):
 compressed convolutions (rewired in place, issue 16) against their masked-dense twins, all
 three storages in one process, their steps interleaved (``--steps`` rounds).
 
@@ -75,7 +75,7 @@ def run_case(storage: str, batch: int, density: float, steps: int) -> dict[str, 
 
 
 CNN_WIDTHS = (16, 32, 64, 128)
-CNN_SIZE = 32  # input height and width
+CNN_SIZE = 64  # input height and width (32: per-step overheads outweigh the convolutions)
 
 
 def _cnn(storage: str, density: float) -> nn.Module:
