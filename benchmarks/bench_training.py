@@ -9,31 +9,40 @@ data), on ``--threads`` threads.
 Goals (issue 14): at density 0.05, batch 64, compressed >= 5x faster than masked and >= 3x
 faster than dense, with peak memory <= 25% of masked's; at 0.01, >= 10x faster than masked.
 
+``--cnn`` times RigL training of a small CNN instead (``examples/resnet_sparse.py``'s ResNet-18
+at widths 16/32/64/128 with BatchNorm, 64x64 inputs, every block convolution at the density):
+compressed convolutions (rewired in place, issue 16) against their masked-dense twins, all
+three storages in one process, their steps interleaved (``--steps`` rounds).
+
 ``--big`` runs the two "bigger than the machine" cases instead: SparseMLP([16384, 16384,
 16384, 10], [0.01, 0.01, 1.0]) with RigL (goal: peak <= 1.5 GB; its dense twin with Adam
 needs ~8.6 GB), and a 65536-wide one at density 0.001 (dense twin with Adam ~137 GB) trained on
 scikit-learn's digits, embedded to 65536 inputs by a fixed sparse random projection, with its
 loss and accuracy over the run.
 
-    python benchmarks/bench_training.py [--threads 1] [--steps 12] [--big]
+    python benchmarks/bench_training.py [--threads 1] [--steps 12] [--big | --cnn]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
-from _common import write_table
+from _common import append_notes, time_interleaved, write_table
 from torch import nn
 
-import sprig
-from sprig.dst import RigL
+sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
+import sprig  # noqa: E402
+from sprig.dst import RigL  # noqa: E402
+from sprig.masks import masked_parameters  # noqa: E402
 
 SIZES = [1024, 4096, 4096, 4096, 10]
 STORAGES = ("dense", "masked", "compressed")
@@ -57,12 +66,36 @@ def _model(storage: str, density: float, sizes: list[int]) -> nn.Module:
 
 
 def run_case(storage: str, batch: int, density: float, steps: int) -> dict[str, float]:
-    """Time ``steps`` training steps (RigL updates once, at step 2) in this process."""
+    """Time ``steps`` training steps of the MLP (RigL updates once, at step 2) in this process."""
     torch.manual_seed(0)
     x = torch.randn(batch, SIZES[0])
     y = torch.randint(0, SIZES[-1], (batch,))
     base = _rss_mib()
-    model = _model(storage, density, SIZES)
+    return _time_steps(_model(storage, density, SIZES), storage, x, y, steps, base)
+
+
+CNN_WIDTHS = (16, 32, 64, 128)
+CNN_SIZE = 64  # input height and width (32: per-step overheads outweigh the convolutions)
+
+
+def _cnn(storage: str, density: float) -> nn.Module:
+    """The small ResNet-18 (BatchNorm kept: it trains); block convolutions masked to
+    ``density`` unless dense, and compressed for ``"compressed"``."""
+    from resnet_sparse import ResNet18
+
+    torch.manual_seed(0)
+    model: nn.Module = ResNet18(num_classes=10, widths=CNN_WIDTHS)
+    if storage == "dense":
+        return model
+    sprig.sparsify(model, density, distribution="uniform", include=["blocks.*"], seed=0)
+    return sprig.compress(model) if storage == "compressed" else model
+
+
+def _time_steps(
+    model: nn.Module, storage: str, x: torch.Tensor, y: torch.Tensor, steps: int, base: float
+) -> dict[str, float]:
+    """Adam steps with RigL (not for dense): the median ordinary step plus the update step's
+    extra time amortised over ``EVERY`` steps, and peak memory above ``base``."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     rigl = None
     if storage != "dense":
@@ -158,6 +191,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--big", action="store_true")
+    ap.add_argument("--cnn", action="store_true")
     ap.add_argument("--case", help=argparse.SUPPRESS)  # storage,batch,density (child)
     ap.add_argument("--big-case", help=argparse.SUPPRESS)  # width,density (child)
     args = ap.parse_args()
@@ -173,6 +207,9 @@ def main() -> None:
         return
     common = ["--threads", str(args.threads), "--steps", str(args.steps)]
     load = os.getloadavg()[0]
+    if args.cnn:
+        cnn_table(args.threads, load, rounds=max(args.steps, 5))
+        return
     if args.big:
         rows_big = []
         for width, density, steps in ((16384, 0.01, 300), (65536, 0.001, 200)):
@@ -257,6 +294,108 @@ def main() -> None:
             "rigl_every": EVERY,
             "load_at_start": load,
             "note": "peak memory above the process's baseline after imports and data",
+        },
+    )
+    print(f"wrote {path}")
+
+
+def _cnn_row(batch: int, density: float, rounds: int) -> list[object]:
+    """One row of the ``--cnn`` table (see :func:`cnn_table`)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, CNN_SIZE, CNN_SIZE, generator=gen)
+    y = torch.randint(0, 10, (batch,), generator=gen)
+    models = {s: _cnn(s, density) for s in STORAGES}
+    opts = {s: torch.optim.Adam(m.parameters(), lr=1e-3) for s, m in models.items()}
+    rigls = {
+        s: RigL(models[s], t_end=10**6, every=EVERY, start=EVERY, fraction=0.3, seed=0)
+        for s in STORAGES[1:]
+    }
+
+    def step(s: str, update: bool = False) -> None:
+        ctx = rigls[s].backward_context(EVERY) if update else torch.enable_grad()
+        with ctx:
+            opts[s].zero_grad()
+            nn.functional.cross_entropy(models[s](x), y).backward()
+        opts[s].step()
+        if update:
+            rigls[s].update(opts[s], EVERY)
+
+    steps = {s: functools.partial(step, s) for s in STORAGES}
+    updates = {s: functools.partial(step, s, True) for s in STORAGES[1:]}
+    ms = {s: t * 1e3 for s, t in time_interleaved(steps, rounds).items()}
+    up = {s: t * 1e3 for s, t in time_interleaved(updates, max(3, rounds // 3)).items()}
+    back = sprig.decompress(models["compressed"])
+    pairs = zip(masked_parameters(back), masked_parameters(models["masked"]))
+    same = all(a.qualname == b.qualname and torch.equal(a.mask, b.mask) for a, b in pairs)
+    amortised = {s: ms[s] + (up[s] - ms[s]) / EVERY for s in STORAGES[1:]}
+    return [
+        batch,
+        density,
+        ms["dense"],
+        ms["masked"],
+        ms["compressed"],
+        ms["masked"] / ms["compressed"],
+        amortised["masked"] / amortised["compressed"],
+        ms["dense"] / ms["compressed"],
+        up["masked"],
+        up["compressed"],
+        str(same),
+    ]
+
+
+def cnn_table(threads: int, load: float, rounds: int) -> None:
+    """The ``--cnn`` table: dense, masked and compressed training steps of the small CNN, and
+    RigL update steps, all timed interleaved in this process (a shared machine's drifts stay
+    out of the ratios). Masked and compressed models see the same steps and updates, so their
+    masks must end equal: the table says whether they did."""
+    rows = []
+    for batch in (16, 64):
+        for density in (0.1,):
+            row = _cnn_row(batch, density, rounds)
+            print(row, flush=True)
+            rows.append(row)
+    end = os.getloadavg()[0]
+    path = write_table(
+        "training_cnn",
+        [
+            "batch",
+            "density",
+            "dense ms/step",
+            "masked ms/step",
+            "compressed ms/step",
+            "masked / compressed",
+            "masked / compressed with RigL amortised",
+            "dense / compressed",
+            "masked RigL step ms",
+            "compressed RigL step ms",
+            "same masks",
+        ],
+        rows,
+        {
+            "model": f"ResNet-18 widths {CNN_WIDTHS}, BatchNorm, {CNN_SIZE}x{CNN_SIZE} inputs",
+            "threads": threads,
+            "rounds": rounds,
+            "rigl_every": EVERY,
+            "load_at_start": load,
+            "load_at_end": end,
+        },
+    )
+    append_notes(
+        path,
+        {
+            "model": f"examples/resnet_sparse.py's ResNet18(widths={CNN_WIDTHS}) with "
+            f"BatchNorm, {CNN_SIZE}x{CNN_SIZE} inputs, 10 classes; block convolutions masked "
+            "uniformly (stem and head dense); Adam",
+            "timing": f"median of {rounds} interleaved training steps per storage (forward, "
+            "backward, Adam); a RigL step (dense gradients recorded, then the update) timed "
+            f"interleaved too; 'with RigL amortised' adds its extra time over {EVERY} steps",
+            "compressed": "sprig.compress of the masked model: CompressedConv layers that "
+            "RigL rewires in place; a training step scatters the values into a dense weight "
+            "and runs torch's convolution (no sparse convolution backward yet)",
+            "same masks": "masked and compressed models took the same steps and RigL updates; "
+            "True: identical masks at the end",
+            "load average (1 min)": f"{load:.2f} at start, {end:.2f} at end",
+            "threads": threads,
         },
     )
     print(f"wrote {path}")

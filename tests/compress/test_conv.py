@@ -146,7 +146,7 @@ def test_kxk_gradient_is_masked_dense_at_the_nonzeros():
     (conv(xa) ** 2).sum().backward()
     (comp(xb) ** 2).sum().backward()
     assert comp.values.grad is not None and comp.values.grad.shape == comp.values.shape
-    flat = conv.weight.grad.flatten()[comp.flat()]
+    flat = conv.weight.grad.flatten()[comp.active_flat()]
     torch.testing.assert_close(comp.values.grad, flat, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(comp.bias.grad, conv.bias.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-5, atol=1e-5)
@@ -223,23 +223,6 @@ def test_cuda_runs_dense_and_trains():
         torch.testing.assert_close(comp(x), conv(x), rtol=1e-5, atol=1e-5)
     comp(x).sum().backward()
     assert comp.values.grad is not None and comp.values.grad.device.type == "cuda"
-
-
-def test_pruning_and_mask_updates_name_compressed_convs_they_cannot_change():
-    import warnings
-
-    from sprig.dst import RigL
-    from sprig.masks import LeftAloneWarning
-
-    net = nn.Sequential(nn.Conv2d(4, 8, 3), nn.Flatten(), nn.Linear(8 * 4 * 4, 2))
-    sprig.sparsify(net, density=0.3, distribution="uniform", seed=0)
-    comp = sprig.compress(net)
-    with pytest.warns(LeftAloneWarning, match=r"0\.weight: CompressedConv keeps its connections"):
-        sprig.prune.prune(comp, 0.2)
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        RigL(comp, t_end=10, every=2)
-    assert any("CompressedConv keeps its connections" in str(w.message) for w in seen)
 
 
 def test_edge_inputs_get_one_answer_on_every_path():

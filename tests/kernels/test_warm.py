@@ -205,3 +205,20 @@ def test_child_of_an_unfinished_warm_up_starts_its_own():
         """
     )
     assert out.strip() == "child 0 False"
+
+
+def test_cold_paths_keep_no_dense_or_int32_copy(monkeypatch):
+    monkeypatch.setattr(_matvec, "MATVEC_MIN_NNZ", 0)
+    conv = torch.nn.Conv2d(4, 6, 3, padding=1)
+    sprig.sparsify(conv, density=0.2, seed=5)
+    comp = sprig.compress(conv, backend="csr").eval()
+    layer = sprig.compress(sprig.SparseLinear(40, 9, density=0.2, seed=5), backend="csr")
+    layer.eval()
+    with torch.no_grad():
+        with cold():
+            comp(torch.randn(1, 4, 7, 7))
+            layer(torch.randn(1, 40))
+        comp(torch.randn(1, 4, 7, 7))
+        layer(torch.randn(1, 40))
+    assert "dense" not in comp._cache
+    assert "csr" not in layer._cache and "matvec" in layer._cache

@@ -16,7 +16,6 @@ Grouped and depthwise convolutions, Conv3d and non-zero padding modes stay maske
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import torch
@@ -25,17 +24,17 @@ from torch import Tensor, nn
 
 from ..kernels import (
     SparseConv,
-    check_csr_parts,
     check_layer_input,
     choose_conv,
     conv_padding,
     to_csr,
 )
-from ..kernels._dispatch import Plan, check_backend, dispatch_version
+from ..kernels._dispatch import Plan, check_backend
 from ..kernels._warm import compiled_ready
 from ..masks import StoredWeight, apply_mask, get_mask, mask_pattern
 from ..nn import sprig_module
 from ._api import CompressedModule, Uncompressible, register_compressor
+from ._csr_module import CSRModule
 from ._linear import CompressedLinear
 
 _CONVS: dict[int, type[nn.Conv1d] | type[nn.Conv2d]] = {1: nn.Conv1d, 2: nn.Conv2d}
@@ -139,7 +138,7 @@ class CompressedConv1x1(CompressedModule):
 
 
 @sprig_module("CompressedConv")
-class CompressedConv(CompressedModule):
+class CompressedConv(CSRModule):
     """A k x k convolution that stores, runs and trains only its nonzeros.
 
     Made by ``sprig.compress(model)`` from a masked ``nn.Conv1d``/``nn.Conv2d`` (groups 1, zero
@@ -151,6 +150,10 @@ class CompressedConv(CompressedModule):
     convolution over a dense copy of the weight (kept while used; ``drop_dense()`` frees it). A
     call that wants gradients scatters the values into a dense weight inside autograd and runs
     torch's convolution: the values' gradient is the masked-dense one at the nonzeros.
+    Mask updaters (RigL, SET, DeepR) and pruners rewire it in place through the
+    :class:`sprig.masks.CompressedWeight` protocol (:class:`CSRModule`): RigL grows by the
+    gradient of that dense weight, recorded on the steps that ask for it, so it makes the
+    choices it makes on the masked convolution.
 
     Args:
         dims: 1 (``Conv1d``) or 2 (``Conv2d``).
@@ -173,11 +176,6 @@ class CompressedConv(CompressedModule):
         >>> type(fast).__name__, fast.values.numel(), fast(torch.randn(1, 16, 8, 8)).shape
         ('CompressedConv', 461, torch.Size([1, 32, 8, 8]))
     """
-
-    crow: Tensor
-    col: Tensor
-    values: Tensor
-    bias: Tensor | None
 
     def __init__(
         self,
@@ -210,40 +208,36 @@ class CompressedConv(CompressedModule):
         self.pads = conv_padding(padding, kernel_size, dilation)  # raises on bad padding
         if padding == "same" and any(s != 1 for s in stride):
             raise ValueError(f"padding='same' needs stride 1 (as torch), got {stride}")
-        self.dims, self.in_channels, self.out_channels, self.nnz = (
-            dims,
-            in_channels,
-            out_channels,
-            nnz,
-        )
+        self.dims, self.in_channels, self.out_channels = dims, in_channels, out_channels
         self.kernel_size = [int(k) for k in kernel_size]
         self.stride, self.dilation = [int(s) for s in stride], [int(d) for d in dilation]
         self.padding = padding if isinstance(padding, str) else [int(p) for p in padding]
         self.backend = backend
         self.source = source or {"pattern": "custom"}
+        self.taps = taps
         vdt = getattr(torch, dtype)
-        self.register_buffer("crow", torch.zeros(out_channels + 1, dtype=torch.int32))
-        self.register_buffer("col", torch.zeros(nnz, dtype=torch.int32))
-        self.values = nn.Parameter(torch.zeros(nnz, dtype=vdt))
-        self.register_parameter(
-            "bias", nn.Parameter(torch.zeros(out_channels, dtype=vdt)) if bias else None
+        self._setup_csr(
+            out_channels, nnz, vdt, torch.int32, torch.int32, out_channels if bias else None
         )
-        self._cache: dict[str, tuple[tuple[Any, ...], Any]] = {}
-        self._plans: dict[tuple[Any, ...], Plan] = {}
-        self._plans_for: weakref.ref[Tensor] | None = None
 
     @property
-    def weight_shape(self) -> tuple[int, ...]:
+    def dense_shape(self) -> tuple[int, ...]:
+        """The shape of the convolution's weight: ``(out, in, *kernel)``."""
         return (self.out_channels, self.in_channels, *self.kernel_size)
+
+    def weight_shape(self) -> tuple[int, int]:
+        """``(out, in * kh * kw)``: the 2-D view of the CSR (a row-major flat position is the
+        same in both shapes)."""
+        return (self.out_channels, self.in_channels * self.taps)
 
     @property
     def density(self) -> float:
-        return self.nnz / max(1, int(torch.tensor(self.weight_shape).prod()))
+        return self.nnz / (self.out_channels * self.in_channels * self.taps)
 
     def stored_weights(self) -> list[StoredWeight]:
         """``[(name, shape, nnz, pattern)]`` for ``sprig.summary`` and ``sprig.density``."""
         pattern = self.source.get("pattern") or "custom"
-        return [StoredWeight("weight", tuple(self.weight_shape), self.values.numel(), pattern)]
+        return [StoredWeight("weight", self.dense_shape, self.values.numel(), pattern)]
 
     def config(self) -> dict[str, Any]:
         return {
@@ -261,65 +255,22 @@ class CompressedConv(CompressedModule):
             "source": self.source,
         }
 
-    # ---- cached derived forms, rebuilt when the buffers or values change --------------------
-    def _cached(self, name: str, make: Any) -> Any:
-        b, v = self._buffers, self._parameters["values"]
-        c, k = b["crow"], b["col"]
-        assert c is not None and k is not None and v is not None
-        key = (c, k, v, c._version, k._version, v._version)
-        hit = self._cache.get(name)
-        if hit is not None:
-            old, made = hit
-            if all(a is b_ for a, b_ in zip(old[:3], key[:3])) and old[3:] == key[3:]:
-                return made
-        if name != "checked":
-            self._cached("checked", self._check)
-        made = make()
-        self._cache[name] = (key, made)
-        return made
-
-    def _check(self) -> bool:
-        shape = (self.out_channels, self.in_channels * int(torch.tensor(self.kernel_size).prod()))
-        check_csr_parts(self.crow, self.col, self.values.detach(), shape, "CompressedConv")
-        return True
-
-    def flat(self) -> Tensor:
-        """Flat positions of the nonzeros in the dense weight ``(out, in, *kernel)``."""
-
-        def make() -> Tensor:
-            counts = (self.crow[1:] - self.crow[:-1]).long()
-            rows = torch.repeat_interleave(torch.arange(self.out_channels), counts.cpu())
-            cols = self.weight_shape[1] * int(torch.tensor(self.kernel_size).prod())
-            return rows.to(self.col.device) * cols + self.col.long()
-
-        flat: Tensor = self._cached("flat", make)
-        return flat
-
+    # ---- derived forms, cached by CSRModule until the buffers or values change -------------
     def kernel(self) -> SparseConv:
         """The direct sparse convolution over the buffers (validated once per change)."""
 
         def make() -> SparseConv:
             return SparseConv(
-                self.crow, self.col, self.values.detach(), self.weight_shape,
+                self.crow, self.col, self.values.detach(), self.dense_shape,
                 self.stride, self.pads, self.dilation, validate=False,
             )  # fmt: skip
 
-        conv: SparseConv = self._cached("kernel", make)
-        return conv
+        return self._cached("kernel", make)
 
     def dense_weight(self) -> Tensor:
         """The masked-dense weight ``(out, in, *kernel)`` (cached while the dense path is used)."""
-
-        def make() -> Tensor:
-            w = self.values.new_zeros(int(torch.tensor(self.weight_shape).prod()))
-            return w.index_put_((self.flat(),), self.values.detach()).view(self.weight_shape)
-
-        dense: Tensor = self._cached("dense", make)
-        return dense
-
-    def drop_dense(self) -> None:
-        """Free the dense copy kept for the dense path."""
-        self._cache.pop("dense", None)
+        shape = self.dense_shape
+        return self._cached("dense", lambda: self.scatter(self.values.detach()).view(shape))
 
     # ---- forward ----------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
@@ -353,15 +304,24 @@ class CompressedConv(CompressedModule):
             v.requires_grad or x.requires_grad or (bias is not None and bias.requires_grad)
         ):
             # a dense weight built from the values, differentiable in them: the values'
-            # gradient is the masked-dense one at the nonzeros
-            w = v.new_zeros(v.new_empty(self.weight_shape).numel()).index_put((self.flat(),), v)
-            y = self._dense(x, w.view(self.weight_shape), bias)
+            # gradient is the masked-dense one at the nonzeros, and the dense weight's own
+            # gradient is the dense gradient RigL grows by (recorded under dense_gradients;
+            # a sparse backward here would have to keep this path on capture steps)
+            w = self.scatter(v).view(self.dense_shape)
+            if self._capture and w.requires_grad:
+                w.register_hook(self._record)
+            y = self._dense(x, w, bias)
+            if not self._capture:
+                self._forget_record_on_backward(y)
         else:
             if bias is not None and bias.requires_grad:
                 bias = bias.detach()  # type: ignore[assignment]
-            plan = self._plan(x, v)
+            plan = self._plan(tuple(x.shape[2:]), v)
             if plan.kernel == "csr" and _kernel_fits(x, v) and x.shape[0] > 0:
-                y = self.kernel()(x, bias)
+                if compiled_ready():
+                    y = self.kernel()(x, bias)
+                else:  # numba warming up (kernels._warm): a dense weight that is not kept
+                    y = self._dense(x, self.scatter(v.detach()).view(self.dense_shape), bias)
             else:
                 y = self._dense(x, self.dense_weight(), bias)
         return y.squeeze(0) if unbatched else y
@@ -374,34 +334,41 @@ class CompressedConv(CompressedModule):
             x, pad = F.pad(x, [p for pair in reversed(self.pads) for p in pair]), 0
         return conv(x, w, bias, stride=self.stride, padding=pad, dilation=self.dilation)
 
-    def _plan(self, x: Tensor, v: Tensor) -> Plan:
-        made_for = self._plans_for
-        if made_for is None or made_for() is not v:  # new values (.to(), load)
-            self._plans.clear()
-            self._plans_for = weakref.ref(v)
-        key = (tuple(x.shape[2:]), self.backend, dispatch_version())
-        plan = self._plans.get(key)
-        if plan is None:
-            if len(self._plans) > 64:
-                self._plans.clear()
-            positions = 1
-            for n, k, s, dl, (a, b) in zip(
-                x.shape[2:], self.kernel_size, self.stride, self.dilation, self.pads
-            ):
-                positions *= max(0, (n + a + b - dl * (k - 1) - 1) // s + 1)
-            taps = int(torch.tensor(self.kernel_size).prod())
-            channels = (self.out_channels, self.in_channels)
-            plan = choose_conv(
-                self.density, channels, positions, taps, v.dtype, v.device, self.backend
-            )
-            self._plans[key] = plan
-        return plan
+    def _choose(self, spatial: tuple[int, ...], v: Tensor) -> Plan:
+        positions = 1
+        for n, k, s, dl, (a, b) in zip(
+            spatial, self.kernel_size, self.stride, self.dilation, self.pads
+        ):
+            positions *= max(0, (n + a + b - dl * (k - 1) - 1) // s + 1)
+        channels = (self.out_channels, self.in_channels)
+        return choose_conv(
+            self.density, channels, positions, self.taps, v.dtype, v.device, self.backend
+        )
+
+    # ---- CompressedWeight protocol (sprig.masks; the rest in CSRModule) ----------------------
+    def _record(self, grad: Tensor) -> None:
+        # the passes of one capture block sum (gradient accumulation), as a masked weight's
+        # dense gradient does
+        g = grad.detach().reshape(self.weight_shape())
+        if self._grad_record:
+            self._grad_record[0] += g
+        else:
+            self._grad_record.append(g.clone())
+
+    def dense_grad_rows(self, start: int, stop: int) -> Tensor | None:
+        """Rows of the dense weight gradient of the recorded passes: ``(stop - start, in * kh *
+        kw)``, the gradient of the full ``(out, in, *kernel)`` weight that each training step's
+        dense convolution computes anyway."""
+        if not self._grad_record:
+            return None
+        g: Tensor = self._grad_record[0]
+        return g[start:stop]
 
     def decompress_module(self) -> nn.Module:
         """The masked-dense convolution: weight, bias, mask and pattern label."""
         weight = self.dense_weight().clone()
         mask = torch.zeros(weight.numel(), dtype=torch.bool, device=weight.device)
-        mask[self.flat()] = True
+        mask[self.active_flat()] = True
         self.drop_dense()
         geometry: dict[str, Any] = {
             "stride": tuple(self.stride),
@@ -433,13 +400,8 @@ class CompressedConv(CompressedModule):
 
 
 def _kernel_fits(x: Tensor, values: Tensor) -> bool:
-    """Whether :class:`SparseConv` serves this call: CPU float32/float64, and numba warmed up
-    (else torch's dense convolution, see ``sprig.kernels._warm``)."""
-    return (
-        values.device.type == "cpu"
-        and values.dtype in (torch.float32, torch.float64)
-        and compiled_ready()
-    )
+    """Whether :class:`SparseConv` serves this call: CPU float32/float64."""
+    return values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
 
 
 def compress_conv(module: nn.Module, backend: str = "auto", **_others: Any) -> CompressedConv:

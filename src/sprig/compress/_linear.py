@@ -14,7 +14,6 @@ indices: that copy is made, validated and cached on first use.
 from __future__ import annotations
 
 import math
-import weakref
 from typing import Any
 
 import torch
@@ -38,7 +37,7 @@ from ..kernels import (
     sparse_input_linear,
     to_csr,
 )
-from ..kernels._dispatch import Plan, check_backend, dispatch_version
+from ..kernels._dispatch import Plan, check_backend
 from ..kernels._linear import check_linear_args
 from ..kernels._warm import compiled_ready
 from ..masks import (
@@ -50,14 +49,15 @@ from ..masks import (
     sample_positions,
 )
 from ..nn import MODULES, STORAGES, module_config, sprig_module
-from ._api import CompressedModule, register_compressor, retire
+from ._api import register_compressor
+from ._csr_module import CSRModule
 
 _DTYPES = {"float16", "bfloat16", "float32", "float64"}
 _INDEX_DTYPES = ("uint16", "int32", "int64")
 
 
 @sprig_module("CompressedLinear")
-class CompressedLinear(CompressedModule):
+class CompressedLinear(CSRModule):
     """A linear layer that stores only its nonzeros, trains them, and runs CSR or dense per call.
 
     Made by ``sprig.compress(model)`` or ``SparseLinear(..., storage="compressed")``;
@@ -91,11 +91,6 @@ class CompressedLinear(CompressedModule):
         torch.Size([8, 32])
     """
 
-    crow: Tensor
-    col: Tensor
-    values: Tensor
-    bias: Tensor | None
-
     def __init__(
         self,
         in_features: int,
@@ -125,23 +120,10 @@ class CompressedLinear(CompressedModule):
             )
         vdt, idt = getattr(torch, dtype), getattr(torch, index_dtype)
         rdt = torch.int64 if index_dtype == "int64" else torch.int32
-        self.in_features, self.out_features, self.nnz = in_features, out_features, nnz
+        self.in_features, self.out_features = in_features, out_features
         self.index_dtype, self.backend = index_dtype, backend
         self.source = source or {"class": "Linear", "pattern": "custom"}
-        self.register_buffer("crow", torch.zeros(out_features + 1, dtype=rdt))
-        self.register_buffer("col", torch.zeros(nnz, dtype=idt))
-        # the nonzeros are the trainable parameter: optimizer state is nonzero-sized
-        self.values = nn.Parameter(torch.zeros(nnz, dtype=vdt))
-        self.register_parameter(
-            "bias", nn.Parameter(torch.zeros(out_features, dtype=vdt)) if bias else None
-        )
-        self._cache: dict[str, Any] = {}
-        self._plans: dict[tuple[Any, ...], Plan] = {}  # dispatcher's choice per call shape
-        # the values the plans were made for (a weak reference: a Parameter assigned to a
-        # module attribute would register as a second parameter)
-        self._plans_for: weakref.ref[Tensor] | None = None
-        self._capture = False  # inside sprig.masks.dense_gradients
-        self._grad_record: list[tuple[Tensor, Tensor]] = []  # (dy, x) of each recorded pass
+        self._setup_csr(out_features, nnz, vdt, rdt, idt, out_features if bias else None)
 
     @property
     def density(self) -> float:
@@ -165,68 +147,31 @@ class CompressedLinear(CompressedModule):
             "source": self.source,
         }
 
-    def _key(self) -> tuple[Any, ...]:
-        # the buffers themselves (a cache entry keeps them alive) and their version counters
-        b = self._buffers  # not self.crow...: nn.Module's __getattr__ is slow (module-getattr)
-        c, k, v = b["crow"], b["col"], self._parameters["values"]
-        return (c, k, v, c._version, k._version, v._version)  # type: ignore[union-attr]
-
-    def _valid(self, name: str) -> bool:
-        key = self._cache.get(name + "_key")
-        if key is None:
-            return False
-        b = self._buffers
-        c, k, v = b["crow"], b["col"], self._parameters["values"]
-        assert c is not None and k is not None and v is not None
-        return (
-            key[0] is c
-            and key[1] is k
-            and key[2] is v
-            and key[3:] == (c._version, k._version, v._version)
-        )
-
-    def _check(self) -> None:
-        """Validate the CSR buffers (once per change of them)."""
-        if not self._valid("checked"):
-            col = self.col.to(torch.int32) if self.col.dtype == torch.uint16 else self.col
-            shape = (self.out_features, self.in_features)
-            check_csr_parts(self.crow, col, self.values.detach(), shape, "CompressedLinear")
-            self._cache["checked_key"] = self._key()
-
     def weight_csr(self) -> Tensor:
         """The weight as a CSR tensor ``(out, in)`` (validated once per change of the buffers)."""
-        if not self._valid("csr"):
-            self._check()
-            shape = (self.out_features, self.in_features)
+
+        def make() -> Tensor:
             col = self.col.to(torch.int32) if self.col.dtype == torch.uint16 else self.col
-            self._cache["csr"] = csr_from_parts(self.crow, col, self.values.detach(), shape)
-            self._cache["csr_key"] = self._key()
-        csr: Tensor = self._cache["csr"]
-        return csr
+            return csr_from_parts(self.crow, col, self.values.detach(), self.weight_shape())
+
+        return self._cached("csr", make)
 
     def matvec(self) -> MatVec:
         """The batch-1 CPU kernel over the buffers (validated once per change of the buffers)."""
-        if not self._valid("matvec"):
-            self._check()
-            self._cache["matvec"] = MatVec(  # validated by _check
+
+        def make() -> MatVec:
+            # MatVec reads the 16-bit buffers: an int32 copy made for MKL while numba warmed
+            # up (kernels._warm) is not needed at batch 1 any more (rebuilt if a batch needs it)
+            self._cache.pop("csr", None)
+            return MatVec(  # validated by _cached
                 self.crow, self.col, self.values.detach(), self.in_features, validate=False
             )
-            self._cache["matvec_key"] = self._key()
-        mv: MatVec = self._cache["matvec"]
-        return mv
+
+        return self._cached("matvec", make)
 
     def dense_weight(self) -> Tensor:
         """The masked-dense weight ``(out, in)`` (cached while the dense path is in use)."""
-        if not self._valid("dense"):
-            self._cache["dense"] = self.weight_csr().to_dense()
-            self._cache["dense_key"] = self._key()
-        dense: Tensor = self._cache["dense"]
-        return dense
-
-    def drop_dense(self) -> None:
-        """Free the dense copy kept for the dense path."""
-        self._cache.pop("dense", None)
-        self._cache.pop("dense_key", None)
+        return self._cached("dense", lambda: self.weight_csr().to_dense())
 
     def forward(self, input: Any, chunk_size: int | None = None) -> Tensor:
         """``input W^T + b`` through the kernel the dispatcher picks for this call."""
@@ -272,19 +217,12 @@ class CompressedLinear(CompressedModule):
     def structure(self) -> CSRStructure:
         """The CSR structure (with its transpose) that training runs on, rebuilt when the index
         buffers change (validated then: a hand-edited file fails here, naming the fix)."""
-        b = self._buffers
-        c, k = b["crow"], b["col"]
-        assert c is not None and k is not None
-        key = (c, k, c._version, k._version)
-        cached = self._cache.get("structure")
-        if cached is None or cached[0] != key[2:] or cached[1] is not c or cached[2] is not k:
-            col = k.to(torch.int32) if k.dtype == torch.uint16 else k
-            shape = (self.out_features, self.in_features)
-            check_csr_parts(c, col, self.values.detach(), shape, "CompressedLinear")
-            cached = (key[2:], c, k, CSRStructure.from_csr(c, col, shape))
-            self._cache["structure"] = cached
-        structure: CSRStructure = cached[3]
-        return structure
+
+        def make() -> CSRStructure:
+            col = self.col.to(torch.int32) if self.col.dtype == torch.uint16 else self.col
+            return CSRStructure.from_csr(self.crow, col, self.weight_shape())
+
+        return self._cached("structure", make, with_values=False)
 
     def _forward_train(self, x: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
         """The differentiable forward: gradients of the values only at the nonzeros."""
@@ -307,40 +245,29 @@ class CompressedLinear(CompressedModule):
         plan = choose(s.density, s.shape, batch, v.dtype, v.device, "train", backend)
         if plan.kernel == "dense":
             # a dense weight built from the values, differentiable in them
-            w = v.new_zeros(s.shape[0] * s.shape[1]).index_put((s.flat,), v)
-            y = F.linear(x, w.view(s.shape), bias)
+            y = F.linear(x, self.scatter(v).view(s.shape), bias)
         else:
             y = csr_linear_train(x, v, s, bias, block=plan.block)
         if self._capture:
             x2 = x.detach().reshape(-1, self.in_features)
             y.register_hook(lambda gy: self._record(gy, x2))
-        elif self._grad_record and y.requires_grad:
-            y.register_hook(lambda gy: self._grad_record.clear())  # a backward outside drops it
+        else:
+            self._forget_record_on_backward(y)
         return y
 
     def _record(self, gy: Tensor, x2: Tensor) -> None:
         self._grad_record.append((gy.detach().reshape(-1, self.out_features), x2))
 
-    # CompressedWeight protocol (sprig.masks): what mask updaters and pruners use
+    # CompressedWeight protocol (sprig.masks; the rest in CSRModule)
     def weight_shape(self) -> tuple[int, int]:
         return (self.out_features, self.in_features)
 
-    def nonzero_values(self) -> nn.Parameter:
-        v = self._parameters["values"]
-        assert isinstance(v, nn.Parameter)
-        return v
-
     def active_flat(self) -> Tensor:
-        return self.structure().flat
-
-    def set_dense_capture(self, on: bool) -> None:
-        if on:
-            self._grad_record.clear()
-        self._capture = on
+        return self.structure().flat  # the training structure holds them already
 
     def dense_grad_rows(self, start: int, stop: int) -> Tensor | None:
         """Rows of ``dW = sum over recorded passes of dy^T x``: ``(stop - start, in)``."""
-        record = self._grad_record
+        record: list[tuple[Tensor, Tensor]] = self._grad_record  # (dy, x) of each pass
         if not record:
             return None
         # several passes (gradient accumulation): one product over their rows together
@@ -348,92 +275,9 @@ class CompressedLinear(CompressedModule):
         x = record[0][1] if len(record) == 1 else torch.cat([x for _, x in record])
         return gy[:, start:stop].t() @ x
 
-    def resize_nonzeros(self, nnz: int) -> None:
-        if nnz != self.nnz:
-            self.col = self.col.new_zeros(nnz)
-            v = self.nonzero_values()
-            retire(v, "resized")  # an optimizer built on the old values must be told
-            self.values = nn.Parameter(v.new_zeros(nnz), requires_grad=v.requires_grad)
-            self.nnz = nnz
-            self._cache.clear()
-            self._plans.clear()
-
-    @torch.no_grad()
-    def rewire(self, flat: Tensor, values: Tensor, optimizer: torch.optim.Optimizer | None) -> None:
-        """Store ``values`` at sorted flat positions ``flat`` (see ``sprig.masks``'s protocol)."""
-        rows, cols = self.weight_shape()
-        flat = flat.to(device=self.crow.device, dtype=torch.int64)
-        if flat.dim() != 1 or values.shape != flat.shape:
-            raise ValueError(
-                f"rewire needs 1-D positions and values of one length, got {tuple(flat.shape)} "
-                f"and {tuple(values.shape)}"
-            )
-        if flat.numel() and (
-            int(flat[0]) < 0 or int(flat[-1]) >= rows * cols or bool((flat[1:] <= flat[:-1]).any())
-        ):
-            raise ValueError(f"rewire positions must be sorted, unique and in [0, {rows * cols})")
-        old = self.active_flat()
-        param = self.nonzero_values()
-        # where each new position was before (-1: new connection)
-        at = torch.searchsorted(old, flat).clamp_(max=max(old.numel() - 1, 0))
-        kept = (old[at] == flat) if old.numel() else torch.zeros_like(flat, dtype=torch.bool)
-        src = at[kept]
-
-        def moved(t: Tensor, fill: Tensor | None) -> Tensor:
-            out = torch.zeros(flat.shape, dtype=t.dtype, device=t.device)
-            if fill is not None:
-                out.copy_(fill)
-            out[kept] = t[src]
-            return out
-
-        new_values = moved(param.detach(), values.to(param))
-        state = {} if optimizer is None else optimizer.state.get(param, {})
-        new_state = {
-            k: moved(t, None)
-            for k, t in state.items()
-            if isinstance(t, Tensor) and t.shape == param.shape and t.dim() == 1
-        }
-        row = torch.div(flat, cols, rounding_mode="floor")
-        crow = torch.zeros(rows + 1, dtype=torch.int64, device=flat.device)
-        crow[1:] = torch.bincount(row, minlength=rows).cumsum(0)
-        # everything is computed: now change the module (nothing above touched it)
-        if flat.numel() == param.numel():
-            param.copy_(new_values)  # same tensor: optimizers keep pointing at it
-            for k, t in new_state.items():
-                state[k].copy_(t)
-        else:
-            # a new size needs a new parameter (autograd keeps a leaf's shape); the optimizer
-            # given takes it in place of the old one, with the moved state
-            new_param = nn.Parameter(new_values, requires_grad=param.requires_grad)
-            if optimizer is not None:
-                for group in optimizer.param_groups:
-                    group["params"] = [new_param if p is param else p for p in group["params"]]
-                if param in optimizer.state:
-                    old_state = optimizer.state.pop(param)
-                    old_state.update(new_state)
-                    optimizer.state[new_param] = old_state
-            retire(param, "resized")
-            self.values = new_param
-        self.crow = crow.to(self.crow.dtype)
-        self.col = (flat - row * cols).to(self.col.dtype)
-        self.nnz = int(flat.numel())
-        self._cache.clear()
-        self._plans.clear()
-
-    def _plan(self, batch: int, v: Tensor) -> Plan:
-        made_for = self._plans_for
-        if made_for is None or made_for() is not v:  # new values (.to(), load): new dtype/device?
-            self._plans.clear()
-            self._plans_for = weakref.ref(v)
-        key = (batch, self.backend, dispatch_version())
-        plan = self._plans.get(key)
-        if plan is None:
-            if len(self._plans) > 64:  # many batch sizes: keep the cache small
-                self._plans.clear()
-            shape = (self.out_features, self.in_features)
-            plan = choose(self.density, shape, batch, v.dtype, v.device, "infer", self.backend)
-            self._plans[key] = plan
-        return plan
+    def _choose(self, batch: int, v: Tensor) -> Plan:
+        shape = (self.out_features, self.in_features)
+        return choose(self.density, shape, batch, v.dtype, v.device, "infer", self.backend)
 
     def decompress_module(self) -> nn.Module:
         """The masked-dense twin: the original layer class, weight, mask and pattern label."""

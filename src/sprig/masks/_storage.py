@@ -44,7 +44,9 @@ class CompressedWeight(StoresWeights, Protocol):
     """What a module that stores only its one weight's nonzeros offers to updaters and pruners."""
 
     def weight_shape(self) -> tuple[int, int]:
-        """``(out, in)`` of the weight it stands for."""
+        """``(rows, cols)`` of the 2-D view its flat positions index: ``(out, in)`` for a
+        linear layer, ``(out, in * kh * kw)`` for a convolution (a row-major flat position
+        is the same in the convolution's ``(out, in, kh, kw)``)."""
         ...
 
     def nonzero_values(self) -> nn.Parameter:
@@ -116,7 +118,7 @@ def compressed_weights(model: nn.Module) -> list[tuple[str, CompressedWeight]]:
 
 def fixed_stored_weights(model: nn.Module) -> list[tuple[str, str]]:
     """``(qualified name, why)`` of every weight a compressed module stores whose connections
-    cannot move (it offers no :class:`CompressedWeight`: compressed RNNs and convolutions), for
+    cannot move (it offers no :class:`CompressedWeight`: compressed RNNs), for
     the ``LeftAloneWarning`` of pruning and mask updates."""
     return [
         (
