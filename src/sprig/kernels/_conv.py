@@ -32,9 +32,10 @@ from torch import Tensor
 from ._csr import check_csr_parts
 from ._threads import MIN_NNZ_PER_THREAD, row_parts, run_parts
 
-# accumulator floats per row tile (16 KB of float32): the tile stays in L1 while every
-# nonzero of an output channel adds to it (224x224 ResNet planes are 56 x 58 = 3248 wide)
-TILE_FLOATS = 4096
+# output positions per row tile (whole rows, at least one): every output channel runs over one
+# tile before the next, so the stretch of each input plane the tile reads stays in L2 for all
+# of them (ResNet's 56x56 planes at 224x224 inputs are one tile of 3248)
+TILE_POSITIONS = 4096
 
 Pairs = list[tuple[int, int]]
 
@@ -169,7 +170,7 @@ class SparseConv:
         self._plans: dict[tuple[int, ...], tuple[Any, ...]] = {}
 
     def _plan(self, h: int, w: int, batch: int, threads: int) -> tuple[Any, ...]:
-        """Per input size: output size, phase plane size, offsets, tile rows, thread cuts."""
+        """Per input size: output size, phase plane size, offsets, thread cuts, paddings."""
         key = (h, w, batch, threads)
         plan = self._plans.get(key)
         if plan is not None:
@@ -188,23 +189,41 @@ class SparseConv:
         py, qy = (ky * dy) % sy, (ky * dy) // sy
         px, qx = (kx * dx) % sx, (kx * dx) // sx
         off = ((py * sx + px) * self.in_channels + c) * (hq * wq) + qy * wq + qx
-        tile = max(1, TILE_FLOATS // wq)
         # a part must be worth waking a thread: MIN_NNZ_PER_THREAD multiply-adds
         per_nnz = batch * ho * wq
         bounds = row_parts(self._crow, threads, max(1, -(-MIN_NNZ_PER_THREAD // per_nnz)))
         pads = [self._padding[1][0], self._padding[1][1] + wq * sx - wp]
         pads += [self._padding[0][0], self._padding[0][1] + hq * sy - hp]
-        from . import _compiled as nb
-
-        # a row tile whose wide run is at most CONV_SMALL floats (the last tile is the shortest)
-        # takes the compiled loop's fixed-width path, which reads past the input's end
-        tail = nb.CONV_SMALL if ((ho - 1) % tile) * wq + wo <= nb.CONV_SMALL else 0
         off = np.ascontiguousarray(off, dtype=np.int64)
-        plan = (ho, wo, hq, wq, off, tile, bounds, pads, tail)
+        plan = (ho, wo, hq, wq, off, bounds, pads)
         if len(self._plans) > 16:
             self._plans.clear()
         self._plans[key] = plan
         return plan
+
+    def _flat_input(self, x4: Tensor, hq: int, wq: int, pads: list[int]) -> Any:
+        """``x4`` (B, C, H, W) zero-padded, subsampled and split into polyphase planes, flat:
+        (B, sy * sx * C * hq * wq + CONV_BLOCK), the last floats zero (the compiled loop's
+        blocks read up to CONV_BLOCK past the last position)."""
+        from . import _compiled as nb
+
+        batch = x4.shape[0]
+        (sy, sx), (s0, s1) = self._stride, self._sub
+        size = sy * sx * self.in_channels * hq * wq
+        if sy == sx == s0 == s1 == 1:  # the input straight into the zeroed buffer: one copy
+            # (in numpy: a few microseconds less per call than torch's indexing)
+            flat = np.zeros((batch, size + nb.CONV_BLOCK), dtype=self._val.dtype)
+            planes = flat[:, :size].reshape(batch, self.in_channels, hq, wq)
+            top, left = pads[2], pads[0]
+            planes[:, :, top : top + x4.shape[2], left : left + x4.shape[3]] = x4.numpy()
+            return flat
+        xp = F.pad(x4, pads)[..., ::s0, ::s1]
+        buf = x4.new_empty(batch, size + nb.CONV_BLOCK)
+        buf[:, size:] = 0
+        # (B, C, hq, sy, wq, sx) -> (B, sy, sx, C, hq, wq)
+        phases = xp.reshape(batch, self.in_channels, hq, sy, wq, sx).permute(0, 3, 5, 1, 2, 4)
+        buf[:, :size].view(batch, sy, sx, self.in_channels, hq, wq).copy_(phases)
+        return buf.numpy()
 
     def __call__(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
         """The convolution of a dense CPU input ``(B, in, *spatial)``, no gradient."""
@@ -230,24 +249,14 @@ class SparseConv:
         batch = x.shape[0]
         x4 = x.detach().reshape(batch, self.in_channels, *([1] * (2 - d)), *x.shape[2:])
         h, w = x4.shape[2], x4.shape[3]
-        ho, wo, hq, wq, off, tile, bounds, pads, tail = self._plan(
-            h, w, max(batch, 1), torch.get_num_threads()
-        )
+        ho, wo, hq, wq, off, bounds, pads = self._plan(h, w, max(batch, 1), torch.get_num_threads())
         if batch == 0:  # nothing to convolve (the plan above still checks the sizes)
             return x.new_zeros(0, self.out_channels, *((ho, wo) if d == 2 else (wo,)))
-        xp = F.pad(x4, pads) if any(pads) else x4
-        if self._sub[0] > 1 or self._sub[1] > 1:
-            xp = xp[..., :: self._sub[0], :: self._sub[1]]
-        sy, sx = self._stride
-        if sy > 1 or sx > 1:  # (B, C, hq, sy, wq, sx) -> (B, sy, sx, C, hq, wq)
-            xp = xp.reshape(batch, self.in_channels, hq, sy, wq, sx).permute(0, 3, 5, 1, 2, 4)
-        xn = xp.contiguous().reshape(batch, -1).numpy()
-        if tail:
-            xn = np.concatenate([xn, np.zeros((batch, tail), dtype=xn.dtype)], axis=1)
+        xn = self._flat_input(x4, hq, wq, pads)
         y = torch.empty(batch, self.out_channels, ho, wo, dtype=self.dtype)
         yn = y.numpy()
         b = self._zeros if bias is None else bias.detach().to(self.dtype).contiguous().numpy()
-        args = (self._crow, off, self._val, xn, b, yn, wq, tile)
+        args = (self._crow, off, self._val, xn, b, yn, wq, max(1, TILE_POSITIONS // wq))
         run_parts(
             lambda parts: nb.sparse_conv_parallel(*args, parts),
             lambda: nb.sparse_conv(*args),
