@@ -1,5 +1,6 @@
 """The direct sparse convolution against its reference and torch's dense convolution."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -98,6 +99,14 @@ def test_short_last_tile(monkeypatch):
     monkeypatch.setattr(conv_module, "TILE_POSITIONS", 63)
     conv, x, bias, dense, _ = _case(2, (3, 3), (1, 1), 1, (1, 1), 2, (15, 7), 0.5)
     torch.testing.assert_close(conv(x, bias), dense, rtol=1e-5, atol=1e-5)
+
+
+def test_int64_offsets(monkeypatch):
+    # past INT32_OFFSETS floats of flat input the offsets are int64 (a second compiled loop)
+    monkeypatch.setattr(conv_module, "INT32_OFFSETS", 10)
+    conv, x, bias, dense, _ = _case(2, (3, 3), (2, 2), 1, (1, 1), 2, (9, 40), 0.5)
+    torch.testing.assert_close(conv(x, bias), dense, rtol=1e-5, atol=1e-5)
+    assert next(iter(conv._plans.values())).off.dtype == np.int64
 
 
 @pytest.mark.parametrize("spatial", [(3, 4), (7, 8)])

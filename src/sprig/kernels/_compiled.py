@@ -203,9 +203,9 @@ def _conv_lanes(
 def _conv_wide(
     off: Any, val: Any, xb: Any, q0: int, acc: Any, p: int, k0: int, k1: int, bo: Any
 ) -> None:
-    # _conv_block over CONV_WIDE positions: sixteen chains already, so one nonzero a pass; each
-    # nonzero reads one run of 1 KB of x, which the hardware prefetcher follows (x is too big
-    # for L1 on large planes: ResNet's 64 x 58 x 58 floats) where 256-byte runs wait on L2
+    # _conv_block over CONV_WIDE positions: sixteen chains already, so one nonzero a pass. Each
+    # nonzero reads one 1 KB run of x; on large planes, whose input does not fit L1 (ResNet's
+    # 64 x 58 x 58 floats), that measured faster than four 256-byte runs (x streams from L2)
     a0 = vsplat(bo)
     a1, a2, a3, a4, a5, a6, a7 = a0, a0, a0, a0, a0, a0, a0
     a8, a9, a10, a11, a12, a13, a14, a15 = a0, a0, a0, a0, a0, a0, a0, a0
@@ -260,7 +260,7 @@ def _conv_range(
     # channel before the next tile; within one, each block of positions keeps its sums in
     # registers over all the channel's nonzeros (wide blocks, then blocks, then vectors).
     n_out, ho, wo = y.shape[1], y.shape[2], y.shape[3]
-    acc = np.empty(tile * wq + CONV_WIDE, dtype=y.dtype)
+    acc = np.empty(tile * wq + CONV_BLOCK, dtype=y.dtype)  # a block may run past n
     for b in range(x.shape[0]):
         xb = x[b]
         for r0 in range(0, ho, tile):

@@ -22,7 +22,7 @@ break-even densities the dispatcher reads (``_conv_breakeven``). The slow refere
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,7 +37,22 @@ from ._threads import MIN_NNZ_PER_THREAD, row_parts, run_parts
 # of them (ResNet's 56x56 planes at 224x224 inputs are one tile of 3248)
 TILE_POSITIONS = 4096
 
+# flat inputs up to this many floats take int32 offsets (int64 past it)
+INT32_OFFSETS = 2**31 - 1
+
 Pairs = list[tuple[int, int]]
+
+
+class _Plan(NamedTuple):
+    """What one input size needs: output and phase-plane sizes, offsets, thread cuts, pads."""
+
+    ho: int
+    wo: int
+    hq: int
+    wq: int
+    off: Any  # (nnz,) int32 or int64: each nonzero's start in the flat input
+    bounds: Any  # output-channel cuts, one part per thread
+    pads: list[int]  # F.pad's (left, right, top, bottom)
 
 
 def conv_padding(
@@ -167,9 +182,9 @@ class SparseConv:
         self._tap = (col64 // (kh * kw), (col64 // kw) % kh, col64 % kw)
         self._val = values.detach().contiguous().numpy()
         self._zeros = np.zeros(self.out_channels, dtype=self._val.dtype)
-        self._plans: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        self._plans: dict[tuple[int, ...], _Plan] = {}
 
-    def _plan(self, h: int, w: int, batch: int, threads: int) -> tuple[Any, ...]:
+    def _plan(self, h: int, w: int, batch: int, threads: int) -> _Plan:
         """Per input size: output size, phase plane size, offsets, thread cuts, paddings."""
         key = (h, w, batch, threads)
         plan = self._plans.get(key)
@@ -194,8 +209,13 @@ class SparseConv:
         bounds = row_parts(self._crow, threads, max(1, -(-MIN_NNZ_PER_THREAD // per_nnz)))
         pads = [self._padding[1][0], self._padding[1][1] + wq * sx - wp]
         pads += [self._padding[0][0], self._padding[0][1] + hq * sy - hp]
-        off = np.ascontiguousarray(off, dtype=np.int64)
-        plan = (ho, wo, hq, wq, off, bounds, pads)
+        # int32 offsets where the flat input allows (8 bytes a nonzero with its value, not 12:
+        # in a whole network the nonzeros stream from L3 at every call)
+        from . import _compiled as nb
+
+        size = sy * sx * self.in_channels * hq * wq + nb.CONV_BLOCK
+        off = np.ascontiguousarray(off, dtype=np.int32 if size <= INT32_OFFSETS else np.int64)
+        plan = _Plan(ho, wo, hq, wq, off, bounds, pads)
         if len(self._plans) > 16:
             self._plans.clear()
         self._plans[key] = plan

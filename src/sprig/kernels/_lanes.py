@@ -4,8 +4,8 @@ A loop that adds ``w * x[q : q + 64]`` for every nonzero ``w`` of an output chan
 its 64 sums in registers from the first nonzero to the last. numba cannot say so: its arrays
 may alias, so LLVM loads and stores an accumulator array on every pass, and numba leaves LLVM's
 SLP vectorizer off, so 64 scalar sums stay scalar. A value of type :class:`Lanes` is one LLVM
-vector of ``LANES`` floats (four AVX-512 registers for float32; LLVM splits it to what the CPU
-has), so a loop over nonzeros that carries a few of them carries registers.
+vector of ``LANES`` floats (one AVX-512 register of float32; LLVM splits it where the CPU's
+registers are narrower), so a loop over nonzeros that carries a few of them carries registers.
 
 Only the loops in ``_compiled`` use these; indices are in elements and nothing is checked.
 """
