@@ -22,13 +22,17 @@ One torch thread (and one numba thread) by default: the machine is shared (2 cor
 ``--profile`` writes only where the compressed model's time goes, per kind of layer
 (``results/conv_profile.md``).
 
-    python benchmarks/bench_conv.py [--quick] [--threads 2] [--profile]
+``--keep-grid`` reruns only the end-to-end rows, keeping the grid and table of the last run
+(a busy machine spoils the end-to-end timings more often than the grid's).
+
+    python benchmarks/bench_conv.py [--quick] [--threads 2] [--profile] [--keep-grid]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import sys
 import time
@@ -40,7 +44,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
-from _common import append_notes, time_blocks, write_table  # noqa: E402
+from _common import RESULTS, append_notes, time_blocks, write_table  # noqa: E402
 from bench_kernels import MARGIN, breakeven  # noqa: E402
 from resnet_sparse import ResNet18, fold_batchnorm, randomize_batchnorm, sparse_resnet  # noqa: E402
 
@@ -220,17 +224,29 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small grid, for a smoke test")
     ap.add_argument("--threads", type=int, default=1, help="also run end to end on N threads")
     ap.add_argument("--profile", action="store_true", help="only the per-layer profile")
+    ap.add_argument(
+        "--keep-grid",
+        action="store_true",
+        help="end to end only: keep the grid and break-even table of results/conv.json",
+    )
     args = ap.parse_args()
     if args.profile:
         print(profile().read_text())
         return
     torch.set_num_threads(1)
     load_before = os.getloadavg()
-    channels = [64, 256] if args.quick else [64, 128, 256, 512]
-    sizes = [8, 28] if args.quick else [2, 4, 8, 16, 28, 56]  # 2: layer 4 at 64x64
-    densities = [0.3, 0.2, 0.1, 0.05]
-    grid_rows, table = grid(channels, sizes, [3, 1], densities)
-    write_table_module(table)
+    grid_load = load_before  # the load average before the grid was measured
+    if args.keep_grid:  # the table module already holds these break-evens
+        kept = json.loads((RESULTS / "conv.json").read_text())
+        grid_rows = kept["grid"]
+        table = [ConvBreakEven(**r) for r in kept["breakeven"]]
+        grid_load = kept.get("grid_loadavg_before", kept["loadavg_before"])
+    else:
+        channels = [64, 256] if args.quick else [64, 128, 256, 512]
+        sizes = [8, 28] if args.quick else [2, 4, 8, 16, 28, 56]  # 2: layer 4 at 64x64
+        densities = [0.3, 0.2, 0.1, 0.05]
+        grid_rows, table = grid(channels, sizes, [3, 1], densities)
+        write_table_module(table)
     set_conv_dispatch_table(table)
 
     rows = []
@@ -262,6 +278,8 @@ def main() -> None:
         "breakeven": [r.__dict__ for r in table],
         "loadavg_before": load_before,
         "loadavg_after": load_after,
+        "grid_loadavg_before": grid_load,
+        "grid_kept": args.keep_grid,
         "timing": "best of interleaved blocks of consecutive calls (_common.time_blocks)",
         "goal": ">= 3x dense at density 0.1, >= 5x at 0.05 (batch 1, 64x64 and 224x224)",
     }
@@ -295,6 +313,9 @@ def main() -> None:
             "dense and compressed models alike",
             "load average before": load_before,
             "load average after": load_after,
+            "grid": f"kept from the previous run (load average before it: {grid_load})"
+            if args.keep_grid
+            else "measured in this run",
         },
     )
     print(md.read_text())
