@@ -209,10 +209,10 @@ class SparseConv:
         bounds = row_parts(self._crow, threads, max(1, -(-MIN_NNZ_PER_THREAD // per_nnz)))
         pads = [self._padding[1][0], self._padding[1][1] + wq * sx - wp]
         pads += [self._padding[0][0], self._padding[0][1] + hq * sy - hp]
-        # int32 offsets where the flat input allows (8 bytes a nonzero with its value, not 12:
-        # in a whole network the nonzeros stream from L3 at every call)
         from . import _compiled as nb
 
+        # int32 offsets where the flat input allows (8 bytes a nonzero with its value, not 12:
+        # in a whole network the nonzeros stream from L3 at every call)
         size = sy * sx * self.in_channels * hq * wq + nb.CONV_BLOCK
         off = np.ascontiguousarray(off, dtype=np.int32 if size <= INT32_OFFSETS else np.int64)
         plan = _Plan(ho, wo, hq, wq, off, bounds, pads)
