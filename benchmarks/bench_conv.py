@@ -22,13 +22,17 @@ One torch thread (and one numba thread) by default: the machine is shared (2 cor
 ``--profile`` writes only where the compressed model's time goes, per kind of layer
 (``results/conv_profile.md``).
 
-    python benchmarks/bench_conv.py [--quick] [--threads 2] [--profile]
+``--keep-grid`` reruns only the end-to-end rows, keeping the grid and table of the last run
+(a busy machine spoils the end-to-end timings more often than the grid's).
+
+    python benchmarks/bench_conv.py [--quick] [--threads 2] [--profile] [--keep-grid]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import sys
 import time
@@ -40,7 +44,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
-from _common import append_notes, time_blocks, write_table  # noqa: E402
+from _common import RESULTS, append_notes, time_blocks, write_table  # noqa: E402
 from bench_kernels import MARGIN, breakeven  # noqa: E402
 from resnet_sparse import ResNet18, fold_batchnorm, randomize_batchnorm, sparse_resnet  # noqa: E402
 
@@ -151,13 +155,15 @@ def max_pool_figure() -> dict[str, float]:
     return {"nchw ms": t["nchw"] * 1e3, "channels-last ms": t["last"] * 1e3}
 
 
-def layer_profile(size: int, d: float, runs: int = 20) -> dict[str, float]:
+def layer_profile(size: int, d: float, runs: int = 30) -> dict[str, float]:
     """Milliseconds per forward spent in each kind of layer of the compressed model (forward
-    hooks around every leaf module; "CompressedConv 3x3 csr": the sparse kernel's layers)."""
+    hooks around every leaf module; "CompressedConv 3x3 csr": the sparse kernel's layers):
+    each layer's least time over ``runs`` forwards, summed per kind, and the least whole
+    forward (a busy machine only adds time)."""
     torch.manual_seed(0)
     fast = sprig.compress(sparse_resnet(d))
-    spent: dict[str, float] = {}
-    start: dict[int, float] = {}
+    best: dict[nn.Module, float] = {}
+    start: dict[nn.Module, float] = {}
 
     def name(m: nn.Module) -> str:
         if not hasattr(m, "kernel_size"):
@@ -168,26 +174,29 @@ def layer_profile(size: int, d: float, runs: int = 20) -> dict[str, float]:
         return f"{type(m).__name__} {k}x{k}{how}"
 
     def before(m: nn.Module, _: object) -> None:
-        start[id(m)] = time.perf_counter()
+        start[m] = time.perf_counter()
 
     def after(m: nn.Module, _: object, __: object) -> None:
-        key = name(m)
-        spent[key] = spent.get(key, 0.0) + time.perf_counter() - start[id(m)]
+        best[m] = min(best.get(m, float("inf")), time.perf_counter() - start[m])
 
     for m in fast.modules():
         if not list(m.children()):
             m.register_forward_pre_hook(before)
             m.register_forward_hook(after)
     x = torch.randn(1, 3, size, size)
+    total = float("inf")
     with torch.inference_mode():
         for _ in range(3):
             fast(x)
-        spent.clear()
-        t0 = time.perf_counter()
+        best.clear()
         for _ in range(runs):
+            t0 = time.perf_counter()
             fast(x)
-        total = (time.perf_counter() - t0) / runs
-    out = {k: v / runs * 1e3 for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}
+            total = min(total, time.perf_counter() - t0)
+    spent: dict[str, float] = {}
+    for m, t in best.items():
+        spent[name(m)] = spent.get(name(m), 0.0) + t
+    out = {k: v * 1e3 for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}
     return {"total (hooks included)": total * 1e3, **out}
 
 
@@ -206,8 +215,10 @@ def profile() -> Path:
         md,
         {
             "what": "ms per forward in each kind of layer of the compressed ResNet-18 "
-            "(examples/resnet_sparse.py, stem dense), batch 1, 1 thread, mean of 20 forwards "
-            "timed by forward hooks; csr/dense: the dispatcher's choice",
+            "(examples/resnet_sparse.py, stem dense), batch 1, 1 thread, timed by forward "
+            "hooks: each layer's least time over 30 forwards, summed per kind, and the least "
+            "whole forward (so the kinds may sum to less than the total); csr/dense: the "
+            "dispatcher's choice",
             "load average before": load_before,
             "load average after": extra["loadavg_after"],
         },
@@ -220,17 +231,29 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small grid, for a smoke test")
     ap.add_argument("--threads", type=int, default=1, help="also run end to end on N threads")
     ap.add_argument("--profile", action="store_true", help="only the per-layer profile")
+    ap.add_argument(
+        "--keep-grid",
+        action="store_true",
+        help="end to end only: keep the grid and break-even table of results/conv.json",
+    )
     args = ap.parse_args()
     if args.profile:
         print(profile().read_text())
         return
     torch.set_num_threads(1)
     load_before = os.getloadavg()
-    channels = [64, 256] if args.quick else [64, 128, 256, 512]
-    sizes = [8, 28] if args.quick else [2, 4, 8, 16, 28, 56]  # 2: layer 4 at 64x64
-    densities = [0.3, 0.2, 0.1, 0.05]
-    grid_rows, table = grid(channels, sizes, [3, 1], densities)
-    write_table_module(table)
+    grid_load = load_before  # the load average before the grid was measured
+    if args.keep_grid:  # the table module already holds these break-evens
+        kept = json.loads((RESULTS / "conv.json").read_text())
+        grid_rows = kept["grid"]
+        table = [ConvBreakEven(**r) for r in kept["breakeven"]]
+        grid_load = kept.get("grid_loadavg_before", kept["loadavg_before"])
+    else:
+        channels = [64, 256] if args.quick else [64, 128, 256, 512]
+        sizes = [8, 28] if args.quick else [2, 4, 8, 16, 28, 56]  # 2: layer 4 at 64x64
+        densities = [0.3, 0.2, 0.1, 0.05]
+        grid_rows, table = grid(channels, sizes, [3, 1], densities)
+        write_table_module(table)
     set_conv_dispatch_table(table)
 
     rows = []
@@ -262,6 +285,8 @@ def main() -> None:
         "breakeven": [r.__dict__ for r in table],
         "loadavg_before": load_before,
         "loadavg_after": load_after,
+        "grid_loadavg_before": grid_load,
+        "grid_kept": args.keep_grid,
         "timing": "best of interleaved blocks of consecutive calls (_common.time_blocks)",
         "goal": ">= 3x dense at density 0.1, >= 5x at 0.05 (batch 1, 64x64 and 224x224)",
     }
@@ -295,6 +320,9 @@ def main() -> None:
             "dense and compressed models alike",
             "load average before": load_before,
             "load average after": load_after,
+            "grid": f"kept from the previous run (load average before it: {grid_load})"
+            if args.keep_grid
+            else "measured in this run",
         },
     )
     print(md.read_text())

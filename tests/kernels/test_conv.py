@@ -1,5 +1,6 @@
 """The direct sparse convolution against its reference and torch's dense convolution."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,10 +18,22 @@ CASES = [
     (2, (7, 7), (2, 2), 3, (1, 1), 1, (33, 32)),
     (2, (3, 1), (1, 2), (0, 2), (1, 1), 1, (6, 11)),
     (2, (3, 3), (1, 1), "valid", (1, 1), 1, (3, 3)),  # one output position
-    (2, (3, 3), (1, 1), 1, (1, 1), 2, (3, 4)),  # a 16-float wide run (fixed-width loop)
-    (2, (3, 3), (1, 1), 1, (1, 1), 1, (4, 8)),  # a 38-float wide run (fixed-width loop)
-    (2, (3, 3), (1, 1), 1, (1, 1), 1, (6, 7)),  # a 52-float wide run (fixed-width loop)
-    (2, (3, 3), (1, 1), 1, (1, 1), 1, (7, 8)),  # a 68-float wide run (fixed-width loop)
+    # wide runs of n positions about the compiled loop's widths (16-float vectors, 64- and
+    # 256-float blocks; the last <= 32 go vector by vector): n = 16, 17, 38, 52, 64, 33, 68,
+    # 96, 97, 255, 256, 257, 506
+    (2, (3, 3), (1, 1), 1, (1, 1), 2, (3, 4)),
+    (2, (3, 3), (1, 1), 1, (1, 1), 1, (1, 17)),
+    (2, (3, 3), (1, 1), 1, (1, 1), 1, (4, 8)),
+    (2, (3, 3), (1, 1), 1, (1, 1), 1, (6, 7)),
+    (2, (3, 3), (1, 1), 1, (1, 1), 3, (2, 31)),
+    (2, (3, 3), (1, 1), 1, (1, 1), 1, (1, 33)),
+    (2, (3, 3), (1, 1), 1, (1, 1), 1, (7, 8)),
+    (2, (3, 3), (1, 1), 1, (1, 1), 1, (1, 96)),
+    (2, (3, 3), (2, 2), 1, (1, 1), 2, (2, 194)),  # stride 2: n = 97 over the phase planes
+    (2, (3, 3), (1, 1), 1, (1, 1), 1, (1, 255)),
+    (2, (3, 3), (1, 1), 1, (1, 1), 2, (1, 256)),
+    (2, (3, 3), (1, 1), 1, (1, 1), 1, (1, 257)),
+    (2, (3, 3), (1, 1), "same", (2, 2), 1, (2, 251)),  # dilation 2: n = 255 + 251
     (2, (1, 1), (2, 2), 1, (1, 1), 2, (9, 8)),
     (2, (1, 1), (1, 1), 0, (1, 1), 1, (5, 6)),
     (1, (3,), (2,), 1, (1,), 2, (11,)),
@@ -80,12 +93,29 @@ def test_float64_and_threads(monkeypatch):
         torch.set_num_threads(threads)
 
 
-def test_short_last_row_tile(monkeypatch):
+def test_short_last_tile(monkeypatch):
     # row tiles of 7 rows of a 9-float pitch: the last tile is one row of 7 outputs, which
-    # takes the fixed-width loop (and the padded input) although the plane is large
-    monkeypatch.setattr(conv_module, "TILE_FLOATS", 64)
+    # goes as one vector (reading past the input's end, into its slack)
+    monkeypatch.setattr(conv_module, "TILE_POSITIONS", 63)
     conv, x, bias, dense, _ = _case(2, (3, 3), (1, 1), 1, (1, 1), 2, (15, 7), 0.5)
     torch.testing.assert_close(conv(x, bias), dense, rtol=1e-5, atol=1e-5)
+
+
+def test_int64_offsets(monkeypatch):
+    # past INT32_OFFSETS floats of flat input the offsets are int64 (a second compiled loop)
+    monkeypatch.setattr(conv_module, "INT32_OFFSETS", 10)
+    conv, x, bias, dense, _ = _case(2, (3, 3), (2, 2), 1, (1, 1), 2, (9, 40), 0.5)
+    torch.testing.assert_close(conv(x, bias), dense, rtol=1e-5, atol=1e-5)
+    assert next(iter(conv._plans.values())).off.dtype == np.int64
+
+
+@pytest.mark.parametrize("spatial", [(3, 4), (7, 8)])
+def test_infinite_bias_stays_infinite(spatial):
+    # the second set of sums starts at zero, not at bias * 0 (NaN for an infinite bias)
+    conv, x, bias, dense, _ = _case(2, (3, 3), (1, 1), 1, (1, 1), 1, spatial, 0.5)
+    bias[0] = float("inf")
+    y = conv(x, bias)
+    assert torch.isinf(y[:, 0]).all() and not torch.isnan(y).any()
 
 
 def test_padding_rules_and_bad_inputs():

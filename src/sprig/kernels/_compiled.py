@@ -14,6 +14,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from ._lanes import LANES, vadd, vfma, vload, vsplat, vstore, vzeros
 from ._threads import configure_numba
 
 configure_numba()  # before the first parallel call
@@ -128,36 +129,123 @@ def sparse_input_grad(
                 gvt[q] += xv * gy[n, tcol[q]]
 
 
-# planes whose wide output run is at most this many floats take _conv_small's fixed-width loop;
-# the input must then have that many readable floats past its end (SparseConv pads them)
-CONV_SMALL = 80  # ResNet's 8x8 planes: runs of 78
+# output positions per block of _conv_block (four vectors) and of _conv_wide (sixteen); the
+# input must have CONV_BLOCK readable floats past its end, as the last block may run past the
+# last position (a wide block never does)
+CONV_BLOCK = 4 * LANES
+CONV_WIDE = 16 * LANES
 
 
 @_inline
-def _conv_small(crow: Any, off: Any, val: Any, xb: Any, acc: Any, t0: int, o: int, v: int) -> None:
-    # acc[:v] += the nonzeros of o over a run of v positions, v a constant at each call site:
-    # with a known trip count LLVM turns the loop into whole vectors, where a run-time n of 6,
-    # 22 or 78 (ResNet's 2x2, 4x4, 8x8 planes) runs all or part in the scalar remainder loop.
-    # Unsigned indices drop numba's negative-index wraparound branch, which otherwise blocks
-    # vectorizing (slices instead cost more than the multiply-adds at this width).
-    k = crow[o]
-    k1 = crow[o + 1]
-    while k + 4 <= k1:
-        w0, w1, w2, w3 = val[k], val[k + 1], val[k + 2], val[k + 3]
-        a0 = np.uint64(off[k] + t0)
-        a1 = np.uint64(off[k + 1] + t0)
-        a2 = np.uint64(off[k + 2] + t0)
-        a3 = np.uint64(off[k + 3] + t0)
-        for i in range(v):
-            u = np.uint64(i)
-            acc[i] += w0 * xb[a0 + u] + w1 * xb[a1 + u] + w2 * xb[a2 + u] + w3 * xb[a3 + u]
-        k += 4
-    while k < k1:
-        w0 = val[k]
-        a0 = np.uint64(off[k] + t0)
-        for i in range(v):
-            acc[i] += w0 * xb[a0 + np.uint64(i)]
-        k += 1
+def _conv_block(
+    off: Any, val: Any, xb: Any, q0: int, acc: Any, p: int, k0: int, k1: int, bo: Any
+) -> None:
+    # acc[p : p + CONV_BLOCK] = bo + the sum over k in k0..k1 of val[k] * xb[off[k] + q0 :]
+    # with the sums in registers throughout. Two nonzeros a pass into two sets of four vectors:
+    # eight independent chains, as a multiply-add takes four cycles and two issue per cycle.
+    # Unsigned indices drop numba's negative-index wraparound code from the loop.
+    a0 = vsplat(bo)
+    a1, a2, a3 = a0, a0, a0
+    b0 = vzeros(a0)
+    b1, b2, b3 = b0, b0, b0
+    k = np.uint64(k0)
+    end = np.uint64(k1)
+    one = np.uint64(1)
+    while k + one < end:
+        w, q = val[k], off[k] + q0
+        v, r = val[k + one], off[k + one] + q0
+        a0 = vfma(a0, w, vload(xb, q))
+        a1 = vfma(a1, w, vload(xb, q + LANES))
+        a2 = vfma(a2, w, vload(xb, q + 2 * LANES))
+        a3 = vfma(a3, w, vload(xb, q + 3 * LANES))
+        b0 = vfma(b0, v, vload(xb, r))
+        b1 = vfma(b1, v, vload(xb, r + LANES))
+        b2 = vfma(b2, v, vload(xb, r + 2 * LANES))
+        b3 = vfma(b3, v, vload(xb, r + 3 * LANES))
+        k += np.uint64(2)
+    if k < end:
+        w, q = val[k], off[k] + q0
+        a0 = vfma(a0, w, vload(xb, q))
+        a1 = vfma(a1, w, vload(xb, q + LANES))
+        a2 = vfma(a2, w, vload(xb, q + 2 * LANES))
+        a3 = vfma(a3, w, vload(xb, q + 3 * LANES))
+    vstore(acc, p, vadd(a0, b0))
+    vstore(acc, p + LANES, vadd(a1, b1))
+    vstore(acc, p + 2 * LANES, vadd(a2, b2))
+    vstore(acc, p + 3 * LANES, vadd(a3, b3))
+
+
+@_inline
+def _conv_lanes(
+    off: Any, val: Any, xb: Any, q0: int, acc: Any, p: int, k0: int, k1: int, bo: Any
+) -> None:
+    # _conv_block for one vector of positions (small planes: 2x2 and 4x4 outputs), four
+    # nonzeros a pass into four chains
+    a0 = vsplat(bo)
+    a1 = vzeros(a0)
+    a2, a3 = a1, a1
+    k = np.uint64(k0)
+    end = np.uint64(k1)
+    one = np.uint64(1)
+    while k + np.uint64(3) < end:
+        a0 = vfma(a0, val[k], vload(xb, off[k] + q0))
+        a1 = vfma(a1, val[k + one], vload(xb, off[k + one] + q0))
+        a2 = vfma(a2, val[k + np.uint64(2)], vload(xb, off[k + np.uint64(2)] + q0))
+        a3 = vfma(a3, val[k + np.uint64(3)], vload(xb, off[k + np.uint64(3)] + q0))
+        k += np.uint64(4)
+    while k < end:
+        a0 = vfma(a0, val[k], vload(xb, off[k] + q0))
+        k += one
+    vstore(acc, p, vadd(vadd(a0, a1), vadd(a2, a3)))
+
+
+@_inline
+def _conv_wide(
+    off: Any, val: Any, xb: Any, q0: int, acc: Any, p: int, k0: int, k1: int, bo: Any
+) -> None:
+    # _conv_block over CONV_WIDE positions: sixteen chains already, so one nonzero a pass. Each
+    # nonzero reads one 1 KB run of x; on large planes, whose input does not fit L1 (ResNet's
+    # 64 x 58 x 58 floats), that measured faster than four 256-byte runs (x streams from L2)
+    a0 = vsplat(bo)
+    a1, a2, a3, a4, a5, a6, a7 = a0, a0, a0, a0, a0, a0, a0
+    a8, a9, a10, a11, a12, a13, a14, a15 = a0, a0, a0, a0, a0, a0, a0, a0
+    k = np.uint64(k0)
+    end = np.uint64(k1)
+    while k < end:
+        w, q = val[k], off[k] + q0
+        a0 = vfma(a0, w, vload(xb, q))
+        a1 = vfma(a1, w, vload(xb, q + LANES))
+        a2 = vfma(a2, w, vload(xb, q + 2 * LANES))
+        a3 = vfma(a3, w, vload(xb, q + 3 * LANES))
+        a4 = vfma(a4, w, vload(xb, q + 4 * LANES))
+        a5 = vfma(a5, w, vload(xb, q + 5 * LANES))
+        a6 = vfma(a6, w, vload(xb, q + 6 * LANES))
+        a7 = vfma(a7, w, vload(xb, q + 7 * LANES))
+        a8 = vfma(a8, w, vload(xb, q + 8 * LANES))
+        a9 = vfma(a9, w, vload(xb, q + 9 * LANES))
+        a10 = vfma(a10, w, vload(xb, q + 10 * LANES))
+        a11 = vfma(a11, w, vload(xb, q + 11 * LANES))
+        a12 = vfma(a12, w, vload(xb, q + 12 * LANES))
+        a13 = vfma(a13, w, vload(xb, q + 13 * LANES))
+        a14 = vfma(a14, w, vload(xb, q + 14 * LANES))
+        a15 = vfma(a15, w, vload(xb, q + 15 * LANES))
+        k += np.uint64(1)
+    vstore(acc, p, a0)
+    vstore(acc, p + LANES, a1)
+    vstore(acc, p + 2 * LANES, a2)
+    vstore(acc, p + 3 * LANES, a3)
+    vstore(acc, p + 4 * LANES, a4)
+    vstore(acc, p + 5 * LANES, a5)
+    vstore(acc, p + 6 * LANES, a6)
+    vstore(acc, p + 7 * LANES, a7)
+    vstore(acc, p + 8 * LANES, a8)
+    vstore(acc, p + 9 * LANES, a9)
+    vstore(acc, p + 10 * LANES, a10)
+    vstore(acc, p + 11 * LANES, a11)
+    vstore(acc, p + 12 * LANES, a12)
+    vstore(acc, p + 13 * LANES, a13)
+    vstore(acc, p + 14 * LANES, a14)
+    vstore(acc, p + 15 * LANES, a15)
 
 
 @_inline
@@ -165,14 +253,14 @@ def _conv_range(
     crow: Any, off: Any, val: Any, x: Any, bias: Any, y: Any, wq: int, tile: int, o0: int, o1: int
 ) -> None:
     # Direct sparse convolution over output channels o0..o1 (see _conv). x: (B, L) flat padded
-    # (and, for strides > 1, polyphase) input; y: (B, O, Ho, Wo). Output rows are computed
-    # "wide": position i = oy * wq + ox over the input's row pitch wq, so that every nonzero adds
-    # w * x[off + i] over one contiguous run of i (the columns ox >= Wo are thrown away). Row
-    # tiles of ``tile`` rows keep the accumulator in L1. Four nonzeros per pass: one load and
-    # store of the accumulator per four multiply-adds (the store port is the limit otherwise).
-    # Runs of at most CONV_SMALL positions take _conv_small (x padded past its end).
+    # (and, for strides > 1, polyphase) input with CONV_BLOCK floats of slack at its end;
+    # y: (B, O, Ho, Wo). Output rows are computed "wide": position i = oy * wq + ox over the
+    # input's row pitch wq, so that every nonzero adds w * x[off + i] over one contiguous run
+    # of i (the columns ox >= Wo are thrown away). Row tiles of ``tile`` rows run every output
+    # channel before the next tile; within one, each block of positions keeps its sums in
+    # registers over all the channel's nonzeros (wide blocks, then blocks, then vectors).
     n_out, ho, wo = y.shape[1], y.shape[2], y.shape[3]
-    acc = np.empty(tile * wq + CONV_SMALL, dtype=y.dtype)
+    acc = np.empty(tile * wq + CONV_BLOCK, dtype=y.dtype)  # a block may run past n
     for b in range(x.shape[0]):
         xb = x[b]
         for r0 in range(0, ho, tile):
@@ -180,44 +268,17 @@ def _conv_range(
             t0 = r0 * wq
             n = (r1 - 1 - r0) * wq + wo
             for o in range(o0, min(o1, n_out)):
-                bo = bias[o]
-                for i in range(max(n, CONV_SMALL)):
-                    acc[i] = bo
-                k = crow[o]
-                k1 = crow[o + 1]
-                if n <= 8:
-                    _conv_small(crow, off, val, xb, acc, t0, o, 8)
-                    k = k1
-                elif n <= 16:
-                    _conv_small(crow, off, val, xb, acc, t0, o, 16)
-                    k = k1
-                elif n <= 32:
-                    _conv_small(crow, off, val, xb, acc, t0, o, 32)
-                    k = k1
-                elif n <= 48:
-                    _conv_small(crow, off, val, xb, acc, t0, o, 48)
-                    k = k1
-                elif n <= 64:  # a 1x1 convolution's 8x8 plane: exactly 64
-                    _conv_small(crow, off, val, xb, acc, t0, o, 64)
-                    k = k1
-                elif n <= CONV_SMALL:
-                    _conv_small(crow, off, val, xb, acc, t0, o, CONV_SMALL)
-                    k = k1
-                while k + 4 <= k1:
-                    w0, w1, w2, w3 = val[k], val[k + 1], val[k + 2], val[k + 3]
-                    x0 = xb[off[k] + t0 : off[k] + t0 + n]
-                    x1 = xb[off[k + 1] + t0 : off[k + 1] + t0 + n]
-                    x2 = xb[off[k + 2] + t0 : off[k + 2] + t0 + n]
-                    x3 = xb[off[k + 3] + t0 : off[k + 3] + t0 + n]
-                    for i in range(n):
-                        acc[i] += w0 * x0[i] + w1 * x1[i] + w2 * x2[i] + w3 * x3[i]
-                    k += 4
-                while k < k1:
-                    w0 = val[k]
-                    x0 = xb[off[k] + t0 : off[k] + t0 + n]
-                    for i in range(n):
-                        acc[i] += w0 * x0[i]
-                    k += 1
+                k0, k1, bo = crow[o], crow[o + 1], bias[o]
+                p = 0
+                while n - p >= CONV_WIDE:
+                    _conv_wide(off, val, xb, t0 + p, acc, p, k0, k1, bo)
+                    p += CONV_WIDE
+                while n - p > 2 * LANES:  # the last at most two vectors go one by one
+                    _conv_block(off, val, xb, t0 + p, acc, p, k0, k1, bo)
+                    p += CONV_BLOCK
+                while p < n:
+                    _conv_lanes(off, val, xb, t0 + p, acc, p, k0, k1, bo)
+                    p += LANES
                 yo = y[b, o]
                 for r in range(r1 - r0):
                     for c in range(wo):

@@ -22,7 +22,7 @@ break-even densities the dispatcher reads (``_conv_breakeven``). The slow refere
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -32,11 +32,27 @@ from torch import Tensor
 from ._csr import check_csr_parts
 from ._threads import MIN_NNZ_PER_THREAD, row_parts, run_parts
 
-# accumulator floats per row tile (16 KB of float32): the tile stays in L1 while every
-# nonzero of an output channel adds to it (224x224 ResNet planes are 56 x 58 = 3248 wide)
-TILE_FLOATS = 4096
+# output positions per row tile (whole rows, at least one): every output channel runs over one
+# tile before the next, so the stretch of each input plane the tile reads stays in L2 for all
+# of them (ResNet's 56x56 planes at 224x224 inputs are one tile of 3248)
+TILE_POSITIONS = 4096
+
+# flat inputs up to this many floats take int32 offsets (int64 past it)
+INT32_OFFSETS = 2**31 - 1
 
 Pairs = list[tuple[int, int]]
+
+
+class _Plan(NamedTuple):
+    """What one input size needs: output and phase-plane sizes, offsets, thread cuts, pads."""
+
+    ho: int
+    wo: int
+    hq: int
+    wq: int
+    off: Any  # (nnz,) int32 or int64: each nonzero's start in the flat input
+    bounds: Any  # output-channel cuts, one part per thread
+    pads: list[int]  # F.pad's (left, right, top, bottom)
 
 
 def conv_padding(
@@ -166,10 +182,10 @@ class SparseConv:
         self._tap = (col64 // (kh * kw), (col64 // kw) % kh, col64 % kw)
         self._val = values.detach().contiguous().numpy()
         self._zeros = np.zeros(self.out_channels, dtype=self._val.dtype)
-        self._plans: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        self._plans: dict[tuple[int, ...], _Plan] = {}
 
-    def _plan(self, h: int, w: int, batch: int, threads: int) -> tuple[Any, ...]:
-        """Per input size: output size, phase plane size, offsets, tile rows, thread cuts."""
+    def _plan(self, h: int, w: int, batch: int, threads: int) -> _Plan:
+        """Per input size: output size, phase plane size, offsets, thread cuts, paddings."""
         key = (h, w, batch, threads)
         plan = self._plans.get(key)
         if plan is not None:
@@ -188,7 +204,6 @@ class SparseConv:
         py, qy = (ky * dy) % sy, (ky * dy) // sy
         px, qx = (kx * dx) % sx, (kx * dx) // sx
         off = ((py * sx + px) * self.in_channels + c) * (hq * wq) + qy * wq + qx
-        tile = max(1, TILE_FLOATS // wq)
         # a part must be worth waking a thread: MIN_NNZ_PER_THREAD multiply-adds
         per_nnz = batch * ho * wq
         bounds = row_parts(self._crow, threads, max(1, -(-MIN_NNZ_PER_THREAD // per_nnz)))
@@ -196,15 +211,42 @@ class SparseConv:
         pads += [self._padding[0][0], self._padding[0][1] + hq * sy - hp]
         from . import _compiled as nb
 
-        # a row tile whose wide run is at most CONV_SMALL floats (the last tile is the shortest)
-        # takes the compiled loop's fixed-width path, which reads past the input's end
-        tail = nb.CONV_SMALL if ((ho - 1) % tile) * wq + wo <= nb.CONV_SMALL else 0
-        off = np.ascontiguousarray(off, dtype=np.int64)
-        plan = (ho, wo, hq, wq, off, tile, bounds, pads, tail)
+        # int32 offsets where the flat input allows (8 bytes a nonzero with its value, not 12:
+        # in a whole network the nonzeros stream from L3 at every call)
+        size = sy * sx * self.in_channels * hq * wq + nb.CONV_BLOCK
+        off = np.ascontiguousarray(off, dtype=np.int32 if size <= INT32_OFFSETS else np.int64)
+        plan = _Plan(ho, wo, hq, wq, off, bounds, pads)
         if len(self._plans) > 16:
             self._plans.clear()
         self._plans[key] = plan
         return plan
+
+    def _flat_input(self, x4: Tensor, hq: int, wq: int, pads: list[int]) -> Any:
+        """``x4`` (B, C, H, W) zero-padded, subsampled and split into polyphase planes, flat:
+        (B, sy * sx * C * hq * wq + CONV_BLOCK), the last floats zero (the compiled loop's
+        blocks read up to CONV_BLOCK past the last position)."""
+        from . import _compiled as nb
+
+        batch = x4.shape[0]
+        (sy, sx), (s0, s1) = self._stride, self._sub
+        size = sy * sx * self.in_channels * hq * wq
+        if sy == sx == 1:  # the input straight into the zeroed buffer: one copy
+            # (in numpy: a few microseconds less per call than torch's indexing). Padded row
+            # j * s0 is input row j * s0 - top: rows from j = ceil(top / s0) are the input's
+            # rows from j * s0 - top on, every s0-th (likewise columns).
+            flat = np.zeros((batch, size + nb.CONV_BLOCK), dtype=self._val.dtype)
+            planes = flat[:, :size].reshape(batch, self.in_channels, hq, wq)
+            j, i = -(-pads[2] // s0), -(-pads[0] // s1)
+            src = x4.numpy()[:, :, j * s0 - pads[2] :: s0, i * s1 - pads[0] :: s1]
+            planes[:, :, j : j + src.shape[2], i : i + src.shape[3]] = src
+            return flat
+        xp = F.pad(x4, pads)[..., ::s0, ::s1]  # strides > 1: polyphase planes
+        buf = x4.new_empty(batch, size + nb.CONV_BLOCK)
+        buf[:, size:] = 0
+        # (B, C, hq, sy, wq, sx) -> (B, sy, sx, C, hq, wq)
+        phases = xp.reshape(batch, self.in_channels, hq, sy, wq, sx).permute(0, 3, 5, 1, 2, 4)
+        buf[:, :size].view(batch, sy, sx, self.in_channels, hq, wq).copy_(phases)
+        return buf.numpy()
 
     def __call__(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
         """The convolution of a dense CPU input ``(B, in, *spatial)``, no gradient."""
@@ -230,24 +272,14 @@ class SparseConv:
         batch = x.shape[0]
         x4 = x.detach().reshape(batch, self.in_channels, *([1] * (2 - d)), *x.shape[2:])
         h, w = x4.shape[2], x4.shape[3]
-        ho, wo, hq, wq, off, tile, bounds, pads, tail = self._plan(
-            h, w, max(batch, 1), torch.get_num_threads()
-        )
+        ho, wo, hq, wq, off, bounds, pads = self._plan(h, w, max(batch, 1), torch.get_num_threads())
         if batch == 0:  # nothing to convolve (the plan above still checks the sizes)
             return x.new_zeros(0, self.out_channels, *((ho, wo) if d == 2 else (wo,)))
-        xp = F.pad(x4, pads) if any(pads) else x4
-        if self._sub[0] > 1 or self._sub[1] > 1:
-            xp = xp[..., :: self._sub[0], :: self._sub[1]]
-        sy, sx = self._stride
-        if sy > 1 or sx > 1:  # (B, C, hq, sy, wq, sx) -> (B, sy, sx, C, hq, wq)
-            xp = xp.reshape(batch, self.in_channels, hq, sy, wq, sx).permute(0, 3, 5, 1, 2, 4)
-        xn = xp.contiguous().reshape(batch, -1).numpy()
-        if tail:
-            xn = np.concatenate([xn, np.zeros((batch, tail), dtype=xn.dtype)], axis=1)
+        xn = self._flat_input(x4, hq, wq, pads)
         y = torch.empty(batch, self.out_channels, ho, wo, dtype=self.dtype)
         yn = y.numpy()
         b = self._zeros if bias is None else bias.detach().to(self.dtype).contiguous().numpy()
-        args = (self._crow, off, self._val, xn, b, yn, wq, tile)
+        args = (self._crow, off, self._val, xn, b, yn, wq, max(1, TILE_POSITIONS // wq))
         run_parts(
             lambda parts: nb.sparse_conv_parallel(*args, parts),
             lambda: nb.sparse_conv(*args),
