@@ -156,7 +156,9 @@ def minimize(
             confirmation).
         recheck: a change that passes is kept only when it is also right on new sequences
             (as many again, another seed), which the changes after it are then checked on: a
-            change is never kept on the sequences it was picked on (see :func:`prune_weights`).
+            change is never kept on the sequences it was picked on. When the graph it was made
+            from errs on the new sequences too, the changes kept since the last graph right on
+            them are undone (see :func:`prune_weights`).
 
     Returns:
         A new :class:`Graph` (``meta["minimized"]`` records the counts before), or a copy of
@@ -192,17 +194,28 @@ def minimize(
 
     if not right(graph):
         return copy.deepcopy(graph)
-    rounds = 0  # kept changes so far: with recheck, the index of the sequences checked on
+    kept = [graph]  # the graphs kept so far, the current one last
+    rounds = 0  # with recheck: the index of the sequences changes are checked on
 
-    def keep(g: Graph) -> bool:
+    def keep(g: Graph) -> Graph | None:
+        """The graph to go on from when the change that made ``g`` is kept (``g``, or an earlier
+        graph when the recheck shows that a change kept before errs), else None."""
         nonlocal rounds
         if not right(g, rounds):
-            return False
-        if recheck:
-            if not right(g, rounds + 1):
-                return False
+            return None
+        if recheck and not right(g, rounds + 1):
+            if right(kept[-1], rounds + 1):
+                return None  # the change errs on the new sequences
+            # the graph it was made from errs there too: a change kept earlier errs where
+            # the sequences it was checked on did not look; go back past it
+            while len(kept) > 1 and not right(kept[-1], rounds + 1):
+                kept.pop()
             rounds += 1
-        return True
+            return kept[-1]
+        if recheck:
+            rounds += 1
+        kept.append(g)
+        return g
 
     best, changed = graph, True
     while changed:
@@ -211,16 +224,16 @@ def minimize(
         for nid in _pass_throughs(best):
             (inc,) = [e for e in best.edges if e.dst == nid]
             folded = _fold_pass_through(best, nid, trace[inc.src].flatten())
-            if folded is not None and keep(folded):
-                best, changed = folded, True
+            if folded is not None and (went := keep(folded)) is not None:
+                best, changed = went, True
                 break
         if changed:
             continue
         means = {k: float(v.mean()) for k, v in trace.items()}
         for drop in _removals(best):
             for smaller in (_without(best, drop), _without(best, drop, means)):
-                if keep(smaller):
-                    best, changed = smaller, True
+                if (went := keep(smaller)) is not None:
+                    best, changed = went, True
                     break
             if changed:
                 break
@@ -295,7 +308,9 @@ def prune_weights(
     after it are checked on those. Many removals tried on the same sequences select the ones
     whose rare errors happen to miss them (a switcher network pruned so erred once in 50,000
     validation sequences); checked on sequences it was not picked on, such a removal is
-    caught, and each later set of sequences checks every removal kept before it again.
+    caught, and each later set of sequences checks every removal kept before it again: when
+    the network a removal was made from errs on the new sequences too, the removals kept since
+    the last network right on them are undone.
 
     Returns:
         The pruned copy (``model`` itself when it is not perfect to begin with).
@@ -308,6 +323,8 @@ def prune_weights(
     finetunes = 0
     best = model
     tried: set[tuple[Slot, ...]] = set()
+    # with recheck: (network, candidates tried) before each kept removal, to go back to
+    history: list[tuple[BonsaiRNN, set[tuple[Slot, ...]]]] = []
 
     def candidates(net: BonsaiRNN) -> list[tuple[Slot, ...]]:
         params = {n: p.detach() for n, p in net.named_parameters()}
@@ -355,8 +372,17 @@ def prune_weights(
                     task, sequences, length, sub_seed(seed, "prune", rounds + 1), confirm_sequences
                 )
                 if not fresh(trial).perfect:
-                    continue
+                    if fresh(best).perfect:
+                        continue  # the removal errs on the new sequences
+                    # the network it was made from errs there too: a removal kept earlier
+                    # errs where the sequences it was checked on did not look; go back to the
+                    # last network right on the new sequences, that removal not tried again
+                    while history and not fresh(best).perfect:
+                        best, tried = history.pop()
+                    check, rounds, changed = fresh, rounds + 1, True
+                    break
                 check, rounds = fresh, rounds + 1
+                history.append((best, set(tried)))
             best, changed = trial, True
             break
     return best
