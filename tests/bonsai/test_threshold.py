@@ -44,7 +44,7 @@ def test_grow_config_validation():
         GrowConfig(activation="relu")
     with pytest.raises(ValueError, match="intensity"):
         GrowConfig(intensity=-1.0)
-    with pytest.raises(ValueError, match="strength must be >= 0"):
+    with pytest.raises(ValueError, match="group_l1 must be >= 0"):
         GrowConfig(group_l1=-0.1)
     c = GrowConfig()
     assert [c.multiplier(s) for s in (0, 499, 500, 999, 1000, 5000)] == [1, 1, 0.8, 0.8, 0.6, 0.6]

@@ -131,7 +131,8 @@ class GrowConfig:
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         BonsaiRegularizer(self.intensity, self.threshold, self.steepness, self.l1)  # checks
-        GroupLasso(self.group_l1)  # checks
+        if not self.group_l1 >= 0:
+            raise ValueError(f"group_l1 must be >= 0 (0: no group lasso), got {self.group_l1!r}")
         self.schedule = tuple((int(s), float(m)) for s, m in self.schedule)
         if any(m < 0 for _, m in self.schedule):
             raise ValueError(f"schedule multipliers must be >= 0, got {self.schedule}")
