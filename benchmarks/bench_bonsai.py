@@ -340,6 +340,27 @@ on this HEAD (niced, load ~4) gave 16/11/106 at the clip threshold, not the 12/7
 below for the same seed and preset: the runs below are not reproduced by this HEAD. Cells [[8,
 8]] with regularizer intensity 0.1 (seed 0) did not learn the task (0% of sequences right).
 
+Switcher exploration on this HEAD (issue 15; niced, single-threaded, load average 2-7, not
+timed; seed 4 unless said). The preset: seeds 3, 4 and 6 learn the task (16/11/106, 18/12/145,
+17/11/169 at the clip threshold), seeds 0 and 5 do not (0% of sequences right), seed 1 reaches
+97.9%. Greedy pruning past the clip threshold (prune_finetunes) of seed 4 with 20 fine-tunings:
+15/10/91 (677 s); seed 6 with 6 fine-tunings and prune_recheck: 17/11/166. GrowConfig.group_l1
+0.003 (a group lasso on each neuron's outgoing weights): 15/9/102 at the clip threshold, then
+13/7/76 with 6 fine-tunings and prune_recheck (379 s of pruning at load ~5), right on the 50,000
+validation sequences. Nothing here reaches 50 edges: the mode counter is spread over 6-10 states
+that all read each other, and greedy removal stops at 76-91 edges. With group_l1 0.003,
+prune_finetunes 6 and prune_recheck, seed 1 gave 17/12/112 (121 edges at the clip threshold) at
+99.998% of validation sequences, in 636 s at load ~1, and seed 6 was not learnt (99.968%, not
+clipped). group_l1 0.01 (seed 4) and 0.003 (seed 3), intensity 0.1, cells [[8, 8]] and [[12, 6]]
+(seed 4) did not learn the task; clipping the smallest 13% of the remaining weights at once,
+even with 300 steps of fine-tuning, broke both seed-4 networks. Errors of 1 sequence in 50,000
+to 500,000 are below what these checks see: on 500,000 more fresh sequences, seed 4's
+clip-threshold network (preset) erred on 1, seed 3's on 4, the 13/7/76 graph on 5 (and on at
+least 1 as pruned with the rollback) and seed 6's pruned graph on 10, all right on their 50,000
+validation sequences; only the group_l1 network at the clip threshold was right on all 500,000.
+prune_recheck (each kept change also checked on new sequences, and undone when a later recheck
+shows it errs) lowers the selection of lucky changes but cannot see errors this rare either.
+
 Conditions of the delay-2 and 1to111 rows: the earlier 2-thread runs under load average 10-15
 (wall several times an idle machine's). Quick single-threaded re-check of seed 0 with the
 confirmation step: delay-2 3/2/3 in 7 s, 1to111 3/2/6 in 8 s, both 100%.

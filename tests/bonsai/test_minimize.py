@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sprig.bonsai import Edge, Graph, Node, extract_graph, minimize, score
+from sprig.bonsai import Edge, Graph, Node, StepTask, extract_graph, minimize, score
 from sprig.bonsai._minimize import prune_weights
 
 from .conftest import delay1_net
@@ -83,3 +83,26 @@ def test_minimize_replaces_a_constant_state_by_its_value():
     assert m.counts() == {"neurons": 2, "states": 1, "edges": 2}
     assert m.node("out").bias == pytest.approx(0.0)
     assert _right(m)
+
+
+def test_recheck_keeps_no_removal_on_the_sequences_it_was_picked_on():
+    # y[n] = x[n-1] with x = +1 rare: each of delay1_net's two weights is needed only when a
+    # +1 comes, so a check of 5 sequences often has none and passes its removal. The seeds are
+    # ones where that happens: without recheck the removal is kept and the result is wrong.
+    # With it, the removal fails the new sequences; at prune_weights' second seed the new
+    # sequences have no +1 either, the removal is kept, and the next recheck, which finds a
+    # +1, undoes it (without that rollback the result was wrong there too).
+    task = StepTask("rare-delay", 1, 1, lambda s, x: (x, s), -torch.ones(1), p_one=0.004)
+    net = delay1_net()
+    assert score(net, task, 2_000, 40, seed=1).perfect
+    kw = {"sequences": 5, "confirm_sequences": 0}
+    for seed in (10, 2):
+        lucky = prune_weights(net, task, finetune_steps=0, seed=seed, **kw)
+        assert not score(lucky, task, 2_000, 40, seed=1).perfect
+        checked = prune_weights(net, task, finetune_steps=0, seed=seed, recheck=True, **kw)
+        assert score(checked, task, 2_000, 40, seed=1).perfect
+    g = extract_graph(net, task="rare-delay")
+    assert not score(minimize(g, task, seed=2, **kw).evaluate, task, 2_000, 40, seed=1).perfect
+    kept = minimize(g, task, seed=2, recheck=True, **kw)
+    assert kept.counts() == g.counts()
+    assert score(kept.evaluate, task, 2_000, 40, seed=1).perfect

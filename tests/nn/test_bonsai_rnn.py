@@ -54,3 +54,17 @@ def test_bad_input():
         BonsaiRNN(1, 2, cells=[(3, 1)], final_layer=False)
     with pytest.raises(ValueError, match=r"\(batch, time, 2\)"):
         BonsaiRNN(2, 1)(torch.ones(4, 2))
+
+
+def test_outgoing_weights_group_the_kernels_by_what_they_read():
+    net = BonsaiRNN(2, 1, cells=[(3, 4), (2, 1)], seed=0)
+    groups = net.outgoing_weights()
+    c0, c1 = net.cells
+    # cell 0: rows read in0, in1, then its states s0..s3; cell 1: rows read y0.0..y0.2 and its
+    # state; the final layer's rows read y1.0, y1.1
+    assert [tuple(g.shape) for g in groups] == [(6, 7), (4, 3), (2, 1)]
+    torch.testing.assert_close(groups[0][2 + 1, :3], c0.kernel_out[2 + 1])  # read from s0.1
+    torch.testing.assert_close(groups[0][2 + 1, 3:], c0.kernel_rec[2 + 1])
+    torch.testing.assert_close(groups[2][1, 0], net.final.weight[0, 1])  # read from y1.1
+    sum(g.sum() for g in groups).backward()  # the gradient reaches the parameters
+    assert all(float(p.grad.abs().sum()) > 0 for p in net.regularized_weights())

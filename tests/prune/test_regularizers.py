@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from sprig.prune import L1, BonsaiRegularizer
+from sprig.prune import L1, BonsaiRegularizer, GroupLasso
 
 
 def test_bonsai_formula_and_defaults():
@@ -55,3 +55,21 @@ def test_l1_value_and_gradcheck_on_several_tensors():
     assert float(L1()([])) == 0.0
     a.requires_grad_()
     assert torch.autograd.gradcheck(lambda v: L1(0.7)([v, v.sum(0) * 3]), (a,))
+
+
+def test_group_lasso_value_gradient_and_bad_input():
+    a = torch.tensor([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    b = torch.tensor([[-2.0]], dtype=torch.float64)
+    assert float(GroupLasso(0.1)([a, b])) == pytest.approx(0.1 * (6.0 / 3 + 2.0))
+    assert float(GroupLasso()([])) == 0.0
+    # the gradient of a row is strength * row / ||row|| / rows: the same pull on a small row
+    # as on a large one (unlike L2), towards zero along the row
+    x = torch.tensor([[3.0, 4.0], [0.03, 0.04]], dtype=torch.float64, requires_grad=True)
+    GroupLasso(1.0)([x]).backward()
+    torch.testing.assert_close(x.grad, torch.tensor([[0.3, 0.4], [0.3, 0.4]], dtype=torch.float64))
+    y = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: GroupLasso(0.7)([v, v.t()]), (y,))
+    with pytest.raises(ValueError, match="2-D"):
+        GroupLasso()([torch.ones(3)])
+    with pytest.raises(ValueError, match="strength"):
+        GroupLasso(-1.0)

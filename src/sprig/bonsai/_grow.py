@@ -19,7 +19,7 @@ from torch import nn
 from .._checks import check_int, make_generator, sub_seed
 from ..nn import BonsaiRNN
 from ..nn._ameo import AMEO_CLASSES
-from ..prune import BonsaiRegularizer
+from ..prune import BonsaiRegularizer, GroupLasso
 from ._tasks import Task, get_task
 
 
@@ -61,10 +61,18 @@ class GrowConfig:
             small, a bad seed).
         final_layer: whether a final linear layer maps the last cell's outputs to the task's
             outputs (None: only when their widths differ; see :class:`sprig.nn.BonsaiRNN`).
+        group_l1: strength of a group lasso (:class:`sprig.prune.GroupLasso`) on each
+            neuron's outgoing weights (:meth:`sprig.nn.BonsaiRNN.outgoing_weights`), scheduled
+            like ``intensity``: it removes whole neurons and states while training, where the
+            bonsai regularizer removes single weights (0: none, the post's recipe).
         prune_finetunes: after the clip threshold, greedy pruning with at most this many
             fine-tunings (:func:`sprig.bonsai.prune_weights`), then of the graph
             (:func:`sprig.bonsai.minimize`), every change checked on fresh sequences (0: the
             post's plain threshold).
+        prune_recheck: with ``prune_finetunes``, each change the pruning keeps must also be
+            right on new fresh sequences, which the changes after it are checked on (the
+            ``recheck`` of :func:`sprig.bonsai.prune_weights` and :func:`sprig.bonsai.minimize`):
+            no change is kept on the sequences it was picked on.
     """
 
     cells: Sequence[Sequence[int]] = ((8, 8),)
@@ -89,6 +97,8 @@ class GrowConfig:
     early_stop: int = 0
     patience: int = 0
     prune_finetunes: int = 0
+    prune_recheck: bool = False
+    group_l1: float = 0.0
     final_layer: bool | None = None
 
     def __post_init__(self) -> None:
@@ -121,6 +131,8 @@ class GrowConfig:
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         BonsaiRegularizer(self.intensity, self.threshold, self.steepness, self.l1)  # checks
+        if not self.group_l1 >= 0:
+            raise ValueError(f"group_l1 must be >= 0 (0: no group lasso), got {self.group_l1!r}")
         self.schedule = tuple((int(s), float(m)) for s, m in self.schedule)
         if any(m < 0 for _, m in self.schedule):
             raise ValueError(f"schedule multipliers must be >= 0, got {self.schedule}")
@@ -243,13 +255,14 @@ def grow(
     gen = make_generator(sub_seed(config.seed, "batches"))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     reg = BonsaiRegularizer(config.intensity, config.threshold, config.steepness, config.l1)
+    group = GroupLasso(config.group_l1)
     losses: list[float] = []
     model.train()
     old_threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        _train(task, config, model, opt, reg, gen, losses, on_step, on_check, deadline)
+        _train(task, config, model, opt, reg, group, gen, losses, on_step, on_check, deadline)
     finally:
         torch.set_num_threads(old_threads)
     model.eval()
@@ -262,6 +275,7 @@ def _train(
     model: BonsaiRNN,
     opt: torch.optim.Optimizer,
     reg: BonsaiRegularizer,
+    group: GroupLasso,
     gen: torch.Generator,
     losses: list[float],
     on_step: Callable[[int, float], None] | None,
@@ -276,13 +290,16 @@ def _train(
         if deadline is not None and time.perf_counter() > deadline:
             break
         m = config.multiplier(step)
-        for group in opt.param_groups:
-            group["lr"] = config.lr * m
+        for param_group in opt.param_groups:
+            param_group["lr"] = config.lr * m
         reg.intensity = config.intensity * m
+        group.strength = config.group_l1 * m
         length = lengths[stage]
         x, y = task.batch(config.batch_size, length, gen)  # fresh batch every step
         opt.zero_grad(set_to_none=True)
         loss = mse(model(x), y) + reg(model.regularized_weights())
+        if config.group_l1:
+            loss = loss + group(model.outgoing_weights())
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))

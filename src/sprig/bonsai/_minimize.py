@@ -140,6 +140,7 @@ def minimize(
     length: int = 40,
     seed: int = 0,
     confirm_sequences: int = 50_000,
+    recheck: bool = False,
 ) -> Graph:
     """The smallest graph greedy folding and edge removal reach that stays right on fresh
     sequences (see the module's docstring).
@@ -153,6 +154,11 @@ def minimize(
         seed: seed of the check sequences (the confirmation's is derived from it).
         confirm_sequences: other fresh sequences every kept change must also get right (0: no
             confirmation).
+        recheck: a change that passes is kept only when it is also right on new sequences
+            (as many again, another seed), which the changes after it are then checked on: a
+            change is never kept on the sequences it was picked on. When the graph it was made
+            from errs on the new sequences too, the changes kept since the last graph right on
+            them are undone (see :func:`prune_weights`).
 
     Returns:
         A new :class:`Graph` (``meta["minimized"]`` records the counts before), or a copy of
@@ -174,10 +180,11 @@ def minimize(
     gen_seed = sub_seed(seed, "minimize")
     x, _ = task.batch(min(sequences, 1_000), length, torch.Generator().manual_seed(gen_seed))
 
-    confirm_seed = sub_seed(seed, "confirm")
-
-    def right(g: Graph) -> bool:
-        for n, s in ((sequences, gen_seed), (confirm_sequences, confirm_seed)):
+    def right(g: Graph, rounds: int = 0) -> bool:
+        seeds = (gen_seed, sub_seed(seed, "confirm"))
+        if rounds:
+            seeds = (sub_seed(seed, "minimize", rounds), sub_seed(seed, "confirm", rounds))
+        for n, s in zip((sequences, confirm_sequences), seeds, strict=True):
             if (
                 n
                 and not score(g.evaluate, task, n, length, seed=s, stop_at_first_error=True).perfect
@@ -187,6 +194,29 @@ def minimize(
 
     if not right(graph):
         return copy.deepcopy(graph)
+    kept = [graph]  # the graphs kept so far, the current one last
+    rounds = 0  # with recheck: the index of the sequences changes are checked on
+
+    def keep(g: Graph) -> Graph | None:
+        """The graph to go on from when the change that made ``g`` is kept (``g``, or an earlier
+        graph when the recheck shows that a change kept before errs), else None."""
+        nonlocal rounds
+        if not right(g, rounds):
+            return None
+        if recheck and not right(g, rounds + 1):
+            if right(kept[-1], rounds + 1):
+                return None  # the change errs on the new sequences
+            # the graph it was made from errs there too: a change kept earlier errs where
+            # the sequences it was checked on did not look; go back past it
+            while len(kept) > 1 and not right(kept[-1], rounds + 1):
+                kept.pop()
+            rounds += 1
+            return kept[-1]
+        if recheck:
+            rounds += 1
+        kept.append(g)
+        return g
+
     best, changed = graph, True
     while changed:
         changed = False
@@ -194,16 +224,16 @@ def minimize(
         for nid in _pass_throughs(best):
             (inc,) = [e for e in best.edges if e.dst == nid]
             folded = _fold_pass_through(best, nid, trace[inc.src].flatten())
-            if folded is not None and right(folded):
-                best, changed = folded, True
+            if folded is not None and (went := keep(folded)) is not None:
+                best, changed = went, True
                 break
         if changed:
             continue
         means = {k: float(v.mean()) for k, v in trace.items()}
         for drop in _removals(best):
             for smaller in (_without(best, drop), _without(best, drop, means)):
-                if right(smaller):
-                    best, changed = smaller, True
+                if (went := keep(smaller)) is not None:
+                    best, changed = went, True
                     break
             if changed:
                 break
@@ -258,6 +288,7 @@ def prune_weights(
     finetune_steps: int = 200,
     max_finetunes: int = 20,
     finetune_length: int | None = None,
+    recheck: bool = False,
 ) -> BonsaiRNN:
     """Greedy pruning of a perfect (clipped) network with fine-tuning: whole neurons first (all
     their outgoing weights, the least total magnitude first), then single weights (smallest
@@ -272,6 +303,15 @@ def prune_weights(
     (or a neuron) that the others can make up for, once they are fine-tuned, is only found
     by trying it.
 
+    With ``recheck``, a removal that passes is kept only when the network is also perfect on
+    new sequences (``sequences`` and ``confirm_sequences`` of another seed), and the removals
+    after it are checked on those. Many removals tried on the same sequences select the ones
+    whose rare errors happen to miss them (a switcher network pruned so erred once in 50,000
+    validation sequences); checked on sequences it was not picked on, such a removal is
+    caught, and each later set of sequences checks every removal kept before it again: when
+    the network a removal was made from errs on the new sequences too, the removals kept since
+    the last network right on them are undone.
+
     Returns:
         The pruned copy (``model`` itself when it is not perfect to begin with).
     """
@@ -279,9 +319,12 @@ def prune_weights(
     check = _checker(task, sequences, length, sub_seed(seed, "prune"), confirm_sequences)
     if not check(model).perfect:
         return model
+    rounds = 0  # removals kept: with recheck, the index of the sequences checked on
     finetunes = 0
     best = model
     tried: set[tuple[Slot, ...]] = set()
+    # with recheck: (network, candidates tried) before each kept removal, to go back to
+    history: list[tuple[BonsaiRNN, set[tuple[Slot, ...]]]] = []
 
     def candidates(net: BonsaiRNN) -> list[tuple[Slot, ...]]:
         params = {n: p.detach() for n, p in net.named_parameters()}
@@ -324,6 +367,22 @@ def prune_weights(
                 )
                 if not check(trial).perfect:
                     continue
+            if recheck:
+                fresh = _checker(
+                    task, sequences, length, sub_seed(seed, "prune", rounds + 1), confirm_sequences
+                )
+                if not fresh(trial).perfect:
+                    if fresh(best).perfect:
+                        continue  # the removal errs on the new sequences
+                    # the network it was made from errs there too: a removal kept earlier
+                    # errs where the sequences it was checked on did not look; go back to the
+                    # last network right on the new sequences, that removal not tried again
+                    while history and not fresh(best).perfect:
+                        best, tried = history.pop()
+                    check, rounds, changed = fresh, rounds + 1, True
+                    break
+                check, rounds = fresh, rounds + 1
+                history.append((best, set(tried)))
             best, changed = trial, True
             break
     return best

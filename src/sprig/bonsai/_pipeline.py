@@ -164,6 +164,7 @@ def grow_once(
                 finetune_steps=config.finetune_steps,
                 max_finetunes=config.prune_finetunes,
                 finetune_length=config.length,  # the length the network was grown on
+                recheck=config.prune_recheck,
             ),
             found.threshold,
             True,
@@ -176,7 +177,12 @@ def grow_once(
     )
     if config.prune_finetunes and found.perfect:
         graph = minimize(
-            graph, task, check_sequences, seed=config.seed + 1, confirm_sequences=confirm
+            graph,
+            task,
+            check_sequences,
+            seed=config.seed + 1,
+            confirm_sequences=confirm,
+            recheck=config.prune_recheck,
         )
         graph.meta["clipped"] = clipped  # the counts at the clip threshold alone
     val = score(graph.evaluate, task, validation_sequences, validation_length, seed=config.seed + 2)

@@ -214,6 +214,19 @@ class BonsaiRNN(nn.Module):
             out.append(self.final.weight)
         return out
 
+    def outgoing_weights(self) -> list[Tensor]:
+        """The same weights grouped by what they read: each row holds every weight that reads
+        one input or one neuron's value (a cell's ``(in + state, out + state)`` kernels side by
+        side, the final weight transposed), for a penalty on whole rows
+        (:class:`sprig.prune.GroupLasso`): a row at zero is a neuron nothing reads."""
+        out: list[Tensor] = []
+        for cell in self.cells:
+            assert isinstance(cell, BonsaiCell)
+            out.append(torch.cat([cell.kernel_out, cell.kernel_rec], dim=1))
+        if self.final is not None:
+            out.append(self.final.weight.t())  # (last width, out)
+        return out
+
     def config(self) -> dict[str, Any]:
         return {
             "in_features": self.in_features,

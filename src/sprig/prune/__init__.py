@@ -28,7 +28,7 @@ from ._pruners import (
     make_pruner,
     prune,
 )
-from ._regularizers import L1, BonsaiRegularizer
+from ._regularizers import L1, BonsaiRegularizer, GroupLasso
 from ._schedules import SCHEDULES, GradualPruning, OneShot, Polynomial, Schedule
 from ._sparsegpt import sparsegpt
 
@@ -40,6 +40,7 @@ __all__ = [
     "SCOPES",
     "BlockPruner",
     "BonsaiRegularizer",
+    "GroupLasso",
     "CalibratedPruner",
     "GradualPruning",
     "MagnitudePruner",
