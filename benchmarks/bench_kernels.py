@@ -316,11 +316,16 @@ def _previous_results() -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-BUSY_CASES = [(2048, 0.05), (8192, 0.05)]  # MKL's mv, then sprig's MatVec (>= MATVEC_MIN_NNZ)
+# (N, density, batch): MKL's mv, then sprig's MatVec (>= MATVEC_MIN_NNZ). A batch of 32
+# (MKL's batched product, 1024^2 at 0.1) did not collapse on two threads here with 3
+# spinners (2.8x dense with the check off, 2.1x with a one-thread switch; load 2.2-3.9)
+BUSY_CASES = [(2048, 0.05, 1), (8192, 0.05, 1)]
 
 
-def _busy_runs(n: int, d: float, check: bool, runs: int = 5) -> list[tuple[float, float]]:
-    """Per run: (dense, compressed) seconds per call at batch 1, as ``sprig bench`` times them."""
+def _busy_runs(
+    n: int, d: float, batch: int, check: bool, runs: int = 5
+) -> list[tuple[float, float]]:
+    """Per run: (dense, compressed) seconds per call, as ``sprig bench`` times them."""
     saved = threads.BUSY_LOAD_PER_CORE
     threads.BUSY_LOAD_PER_CORE = saved if check else float("inf")
     threads._busy = (-1e9, False)  # look at the load again now
@@ -328,7 +333,7 @@ def _busy_runs(n: int, d: float, check: bool, runs: int = 5) -> list[tuple[float
         layer = sprig.SparseLinear(n, n, density=d, seed=0)
         fast = sprig.compress(layer)
         w, b = layer.weight.detach().clone(), layer.bias.detach().clone()
-        x = torch.randn(1, n)
+        x = torch.randn(batch, n)
         out = []
         with torch.inference_mode():
             for _ in range(runs):
@@ -340,20 +345,23 @@ def _busy_runs(n: int, d: float, check: bool, runs: int = 5) -> list[tuple[float
         threads.BUSY_LOAD_PER_CORE = saved
 
 
-def busy_machine(spinners: int = 2) -> Path:
-    """The busy-machine table: ``spinners`` processes spin while batch-1 layers are timed."""
+def busy_machine(spinners: int = 3) -> Path:
+    """The busy-machine table: ``spinners`` processes spin while layers are timed."""
     torch.set_num_threads(os.cpu_count() or 1)  # a user's default: all cores
     load_before = os.getloadavg()
     procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(spinners)]
     rows = []
     try:
-        time.sleep(20)  # the 1-minute load average must see them (as it would on a busy machine)
-        for n, d in BUSY_CASES:
+        # the 1-minute load average must see them, as it would on a busy machine
+        deadline = time.monotonic() + 120
+        while os.getloadavg()[0] < (os.cpu_count() or 1) and time.monotonic() < deadline:
+            time.sleep(2)
+        for n, d, batch in BUSY_CASES:
             for check in (True, False):
-                times = _busy_runs(n, d, check)
+                times = _busy_runs(n, d, batch, check)
                 r = [dense / own for dense, own in times]
                 rows.append(
-                    [n, d, "on" if check else "off", min(r), statistics.median(r),
+                    [n, d, batch, "on" if check else "off", min(r), statistics.median(r),
                      " ".join(f"{v:.2f}" for v in r),
                      statistics.median(t[0] for t in times) * 1e3,
                      statistics.median(t[1] for t in times) * 1e3]
@@ -365,7 +373,7 @@ def busy_machine(spinners: int = 2) -> Path:
             p.wait()
     load_after = os.getloadavg()
     cols = [
-        "N", "density", "busy check", "worst x dense", "median x dense", "runs x dense",
+        "N", "density", "batch", "busy check", "worst x dense", "median x dense", "runs x dense",
         "dense ms (median)", "sprig ms (median)",
     ]  # fmt: skip
     extra = {
@@ -378,7 +386,7 @@ def busy_machine(spinners: int = 2) -> Path:
     md = write_table("kernels_busy", cols, rows, extra)
     with md.open("a") as fh:
         fh.write(
-            f"\n{spinners} spinning processes, {torch.get_num_threads()} torch threads, batch 1. "
+            f"\n{spinners} spinning processes, {torch.get_num_threads()} torch threads. "
             f"Load average (1, 5, 15 min) before: {load_before}, after: {load_after} (other "
             "jobs share this machine too). x dense = dense time / compressed time.\n"
         )

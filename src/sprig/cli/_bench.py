@@ -63,7 +63,7 @@ def run_bench(
     )
     from sprig.kernels._threads import machine_busy
 
-    if machine_busy():
+    if batch == 1 and machine_busy():
         load = os.getloadavg()[0]
         echo(
             f"  the machine is busy (load average {load:.1f} on {os.cpu_count()} cores): "
