@@ -84,3 +84,62 @@ def test_float64_into_float32_rnns_is_refused_alike():
         for model in (rnn, sprig.compress(rnn)):
             with pytest.raises(ValueError, match=r"input dtype torch.float64 does not match"):
                 model(x)
+
+
+def _tiny_gpt2():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=50, n_positions=16)
+    return transformers.GPT2LMHeadModel(cfg).eval()
+
+
+def test_tied_lm_head_is_named_and_round_trips(tmp_path):
+    """lm_head shares the token embedding: masking it zeroes embedding entries (named in a
+    warning), and the saved file loads back into a fresh model (a tied name is no stranger)."""
+    import warnings as w
+
+    from sprig.masks import TiedWeightWarning
+
+    model = _tiny_gpt2()
+    tied = r"lm_head\.weight is also transformer\.wte\.weight"
+    with pytest.warns(TiedWeightWarning, match=tied), w.catch_warnings():
+        w.simplefilter("ignore", sprig.masks.LeftAloneWarning)
+        sprig.sparsify(model, density=0.5, seed=0)
+    sprig.save(model, tmp_path / "gpt2.safetensors")
+    fresh = _tiny_gpt2()
+    sprig.load_state(fresh, tmp_path / "gpt2.safetensors")
+    x = torch.randint(0, 50, (1, 6))
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x).logits, model(x).logits)
+    assert fresh.lm_head.weight is fresh.transformer.wte.weight
+
+
+def test_untied_model_gets_no_tied_warning():
+    import warnings as w
+
+    from sprig.masks import TiedWeightWarning
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    with w.catch_warnings():
+        w.simplefilter("error", TiedWeightWarning)
+        sprig.sparsify(net, density=0.5)
+
+
+def test_file_summary_counts_compressed_layers(tmp_path):
+    """`sprig summary FILE` of a user's compressed model lists its layers (it printed an empty
+    table: only mask tensors were counted)."""
+    import warnings as w
+
+    from sprig.io._model import file_summary
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))
+    sprig.sparsify(net, density=0.3, seed=1)
+    with w.catch_warnings():
+        w.simplefilter("ignore", sprig.masks.LeftAloneWarning)
+        comp = sprig.compress(net)
+    sprig.save(comp, tmp_path / "c.safetensors")
+    got = [
+        (r.tensor, r.shape, r.nnz, r.numel) for r in file_summary(tmp_path / "c.safetensors").rows
+    ]
+    want = [(r.tensor, r.shape, r.nnz, r.numel) for r in sprig.summary(comp).rows]
+    assert got == want and len(got) == 2

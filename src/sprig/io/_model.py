@@ -8,6 +8,7 @@ file never executes code.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -231,7 +232,7 @@ def load_state_dict(
         strict: whether keys must match exactly (after adding the masks).
     """
     modules = dict(model.named_modules())
-    params = dict(model.named_parameters())
+    params = dict(model.named_parameters(remove_duplicate=False))  # tied weights: every name
     patterns = _check_patterns(patterns, params, state_dict)
     new_masks: dict[str, Tensor] = {}
     for key, value in state_dict.items():
@@ -373,6 +374,27 @@ def file_summary(path: str | os.PathLike[str]) -> Summary:
         rows.append(
             SummaryRow(qual, tuple(mask.shape), int(mask.count_nonzero()), mask.numel(), label)
         )
+    # compressed layers (values, crow, col): each rebuilt alone from its recorded class and
+    # config, as load does, to count what it stores
+    records = manifest.get("modules") or {}
+    for name, spec in sorted(records.items() if isinstance(records, dict) else []):
+        try:
+            cls = MODULES.get(spec["class"])
+            if not issubclass(cls, StoresWeights):
+                continue
+            prefix = name + "."
+            module = _build(cls, spec["config"], tensors, prefix)
+            own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            module.load_state_dict(own)
+        except Exception as err:  # a config edited by hand: any error is the file's
+            raise SprigFileError(
+                f"cannot read {name} ({spec.get('class')}) for its summary: "
+                f"{type(err).__name__}: {err}"
+            ) from None
+        assert isinstance(module, StoresWeights)
+        for weight, shape, nnz, pattern in module.stored_weights():
+            numel = math.prod(shape)
+            rows.append(SummaryRow(f"{prefix}{weight}", tuple(shape), nnz, numel, pattern))
     return Summary(tuple(rows))
 
 

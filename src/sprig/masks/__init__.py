@@ -26,6 +26,7 @@ from ._sparsify import (
     LeftAloneWarning,
     Summary,
     SummaryRow,
+    TiedWeightWarning,
     bake,
     density,
     is_sparse,
@@ -36,6 +37,7 @@ from ._sparsify import (
     sparsify,
     summary,
     warn_left_alone,
+    warn_tied,
 )
 from ._storage import (
     CompressedLayer,
@@ -59,6 +61,7 @@ __all__ = [
     "sample_positions",
     "TRANSPOSED_LINEAR",
     "LeftAloneWarning",
+    "TiedWeightWarning",
     "MASK_SUFFIX",
     "PATTERNS",
     "MaskedParameter",
@@ -91,5 +94,6 @@ __all__ = [
     "sparsify",
     "summary",
     "warn_left_alone",
+    "warn_tied",
     "wants_dense_grad",
 ]

@@ -133,6 +133,34 @@ def warn_left_alone(action: str, items: Sequence[tuple[str, str]], stacklevel: i
     )
 
 
+class TiedWeightWarning(UserWarning):
+    """A masked weight is the same tensor as another module's weight, which its mask changes."""
+
+
+def warn_tied(action: str, model: nn.Module, quals: Sequence[str], stacklevel: int = 3) -> None:
+    """One :class:`TiedWeightWarning` naming each weight in ``quals`` (masked by ``action``)
+    that is also another module's parameter, such as ``lm_head.weight`` tied to a token
+    embedding: its mask zeroes the same entries there."""
+    names: dict[int, list[str]] = {}
+    for qual, param in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(param), []).append(qual)
+    params = dict(model.named_parameters(remove_duplicate=False))
+    lines = []
+    for qual in quals:
+        others = [o for o in names.get(id(params.get(qual)), []) if o != qual]
+        if qual in params and others:
+            lines.append(f"  {qual} is also {', '.join(others)}")
+    if lines:
+        warnings.warn(
+            f"{action} masked weights that other modules share (tied weights); their masks "
+            "zero the same entries there:\n" + "\n".join(lines) + "\nExclude them (exclude="
+            "['lm_head']) to keep the shared tensor whole, or untie the weights first "
+            "(Hugging Face: tie_word_embeddings=False).",
+            TiedWeightWarning,
+            stacklevel=stacklevel,
+        )
+
+
 def sparsify(
     model: nn.Module,
     density: float | None = None,
@@ -219,6 +247,7 @@ def sparsify(
     for module, name, mask in masks:
         apply_mask(module, name, mask, pattern=str(spec))
     warn_left_alone("sparsify", [(q, why) for q, _, _, why in skipped])
+    warn_tied("sparsify", model, [q for q, _, _ in targets])
     return model
 
 

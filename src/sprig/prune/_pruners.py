@@ -48,6 +48,7 @@ from ..masks import (
     selected,
     sparsifiable_parameters,
     warn_left_alone,
+    warn_tied,
 )
 
 SCOPES = ("layer", "global")
@@ -208,6 +209,7 @@ class Pruner:
                 (q, w) for q, w in fixed_stored_weights(model) if selected(q, q, None, exclude)
             ]
             warn_left_alone(f"{self.name} pruning", skipped)
+        warn_tied(f"{self.name} pruning", model, list(new))
         return model
 
     def _compressed_keep(
