@@ -143,3 +143,14 @@ def test_file_summary_counts_compressed_layers(tmp_path):
     ]
     want = [(r.tensor, r.shape, r.nnz, r.numel) for r in sprig.summary(comp).rows]
     assert got == want and len(got) == 2
+
+
+def test_global_pruning_that_empties_a_layer_warns():
+    from sprig.prune import prune
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 2))
+    prune(net, 0.5)
+    with pytest.warns(UserWarning, match=r"left no weights in 2\.weight.*scope='layer'"):
+        prune(net, 0.2, scope="global")
+    assert int(sprig.masks.get_mask(net[2], "weight").sum()) == 0

@@ -104,3 +104,27 @@ def test_fanin_gives_every_output_the_same_number_of_inputs():
     assert conv.reshape(4, -1).sum(1).tolist() == [3] * 4
     scores = torch.arange(20.0).reshape(2, 10)
     assert make_mask((2, 10), 0.2, "fanin", scores=scores)[0].nonzero().flatten().tolist() == [8, 9]
+
+
+def test_keep_top_is_the_stable_sort_mask():
+    """The selection (kthvalue) gives the mask a stable descending sort gives: ties to the
+    lower index, -0.0 equal to 0.0, NaN as the largest (masks must not change with versions)."""
+    from sprig.masks._patterns import _keep_top
+
+    def by_sort(scores, k):
+        keep = torch.zeros(scores.numel(), dtype=torch.bool)
+        keep[torch.sort(scores, descending=True, stable=True).indices[: max(k, 0)]] = True
+        return keep
+
+    g = torch.Generator().manual_seed(0)
+    for trial in range(300):
+        n = int(torch.randint(1, 40, (1,), generator=g))
+        if trial % 3 == 0:
+            s = torch.randint(0, 3, (n,), generator=g).float()  # many ties
+        else:
+            s = torch.randn(n, generator=g)
+            s[torch.rand(n, generator=g) < 0.2] = -0.0
+        if trial % 25 == 0:
+            s[n // 2] = float("nan")
+        for k in range(n + 2):
+            assert torch.equal(_keep_top(s, k), by_sort(s, k)), (s, k)

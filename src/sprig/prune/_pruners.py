@@ -24,6 +24,7 @@ Scopes: ``"layer"`` gives every layer the same density; ``"global"`` ranks all w
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -210,6 +211,18 @@ class Pruner:
             ]
             warn_left_alone(f"{self.name} pruning", skipped)
         warn_tied(f"{self.name} pruning", model, list(new))
+        empty = [q for q, m in new.items() if m.numel() > 0 and not bool(m.any())]
+        if empty:
+            # global scope can take every weight of a small layer (an output layer of a net
+            # whose hidden layers hold larger magnitudes): its output is then a constant
+            warnings.warn(
+                f"{self.name} pruning left no weights in {', '.join(empty)}: "
+                f"{'its' if len(empty) == 1 else 'their'} outputs no longer depend on the "
+                "input. Prune with scope='layer', a higher density, or exclude "
+                f"{'it' if len(empty) == 1 else 'them'} (exclude=[...]).",
+                UserWarning,
+                stacklevel=2,
+            )
         return model
 
     def _compressed_keep(
