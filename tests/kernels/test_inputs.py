@@ -1,5 +1,6 @@
 """Sparse inputs (torch COO/CSR, scipy.sparse) and chunked streaming with bounded memory."""
 
+import gc
 import os
 
 import numpy as np
@@ -76,6 +77,9 @@ def _peak_growth(fn) -> int:
         with open("/proc/self/status") as fh:
             return next(int(line.split()[1]) * 1024 for line in fh if line.startswith(field))
 
+    # garbage of earlier tests freed during fn would lower the RSS below `before` and hide the
+    # growth (a full-suite run measured 0): collect it first
+    gc.collect()
     with open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")  # reset the peak (VmHWM) to the current RSS
     before = status("VmRSS")

@@ -89,10 +89,11 @@ def _keep_top(scores: Tensor, k: int) -> Tensor:
     """Bool mask of the k highest entries of a 1-D score vector (ties: lower index wins)."""
     flat = scores.flatten()
     n = flat.numel()
-    if k <= 0 or k >= n or bool(torch.isnan(flat).any()):
+    if flat.is_meta or k <= 0 or k >= n or bool(torch.isnan(flat).any()):
         keep = torch.zeros(n, dtype=torch.bool)
         if k > 0:
-            # stable descending sort makes tie-breaking deterministic (NaN counts as largest)
+            # stable descending sort makes tie-breaking deterministic (NaN counts as largest;
+            # on the meta device, where load probes a config, only the shapes matter)
             keep[torch.sort(flat, descending=True, stable=True).indices[:k]] = True
         return keep
     # the same mask as that sort, without sorting: the k-th largest value by selection, all
