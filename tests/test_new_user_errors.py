@@ -154,3 +154,12 @@ def test_global_pruning_that_empties_a_layer_warns():
     with pytest.warns(UserWarning, match=r"left no weights in 2\.weight.*scope='layer'"):
         prune(net, 0.2, scope="global")
     assert int(sprig.masks.get_mask(net[2], "weight").sum()) == 0
+
+
+def test_a_torch_save_file_is_named_as_one(tmp_path):
+    from sprig.io import SprigFileError
+
+    path = tmp_path / "model.pt"
+    torch.save(nn.Linear(2, 2).state_dict(), path)
+    with pytest.raises(SprigFileError, match="torch.save/pickle file.*never unpickles"):
+        sprig.load(path)

@@ -141,3 +141,15 @@ def test_bench_says_when_a_busy_machine_runs_kernels_on_one_thread(monkeypatch):
     result = CliRunner().invoke(app, ["bench", "--size", "300", "--rounds", "2"])
     assert result.exit_code == 0, result.output
     assert "the machine is busy" in result.output and "one thread" in result.output
+
+
+@pytest.mark.parametrize("args", [["--density", "0"], ["--size", "-5"]])
+def test_bench_bad_values_are_bad_usage(args):
+    """README: exit 2 for bad usage, also for a value found wrong after parsing."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "from sprig.cli import main; main()", "bench", *args],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("usage error: ") and proc.stderr.count("\n") == 1

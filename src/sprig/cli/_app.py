@@ -337,8 +337,13 @@ def bench(
 
 def main() -> None:
     """Entry point: typer handles usage errors (exit 2); a failed job is one line (exit 1)."""
+    from ._run import UsageError
+
     try:
         app()
+    except UsageError as exc:  # a bad option value found after parsing: bad usage too
+        typer.echo(f"usage error: {exc}", err=True)
+        sys.exit(2)
     except Exception as exc:  # the CLI is the one place that turns any error into a line
         from ._folders import remove_empty_outputs
 

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from .._checks import check_density
 from .._timing import time_interleaved
+from ._run import UsageError
 
 
 def run_bench(
@@ -27,9 +28,12 @@ def run_bench(
     import sprig
     from sprig.kernels import choose
 
-    check_density(density)
+    try:
+        check_density(density)
+    except ValueError as err:
+        raise UsageError(f"--density: {err}") from None
     if size < 1 or batch < 1 or rounds < 1:
-        raise ValueError(
+        raise UsageError(
             f"size, batch and rounds must be >= 1, got {size}, {batch}, {rounds}; "
             "e.g. sprig bench --size 4096 --batch 1 --density 0.05"
         )

@@ -184,6 +184,14 @@ def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str
             meta = fh.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
+        with path.open("rb") as fh:
+            head = fh.read(2)
+        if head in (b"PK", b"\x80\x02", b"\x80\x04"):  # torch.save's zip, or a pickle
+            raise SprigFileError(
+                f"{path} is a torch.save/pickle file, not a sprig (safetensors) file: sprig "
+                "never unpickles (that can run code). Load it with torch.load in code you "
+                "trust, then sprig.save the model"
+            ) from None
         raise SprigFileError(
             f"{path} is not a readable sprig file (corrupt or truncated?): {err}"
         ) from None
