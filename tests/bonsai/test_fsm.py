@@ -10,6 +10,7 @@ from sprig.bonsai import (
     Graph,
     Node,
     StepTask,
+    counterexample,
     extract_fsm,
     extract_graph,
     get_task,
@@ -255,3 +256,39 @@ def test_json_export(tmp_path):
     err = FSMError("no machine")
     data = json.loads(save_graph(g, tmp_path / "h.json", err).read_text())
     assert data["state_machine"] == {"error": "no machine"}
+
+
+def task_targets(task, x):
+    """The task's step function run on one sequence ``x (T, in)``: its targets ``(T, out)``."""
+    state, ys = task.initial_state.float()[None], []
+    for x_t in x:
+        state, y = task.step(state, x_t[None])
+        ys.append(y[0])
+    return torch.stack(ys)
+
+
+def test_counterexample_none_when_the_machines_agree():
+    assert counterexample(extract_fsm(parity_graph()), parity_task()) is None
+    assert counterexample(extract_fsm(delay2_graph()), "delay-2") is None
+    assert counterexample(extract_fsm(one_to_111_graph()), "1to111") is None
+
+
+@pytest.mark.parametrize("graph, task", [(delay2_graph, "delay-1"), (parity_graph, "1to111")])
+def test_counterexample_is_shortest_and_real(graph, task):
+    machine, task = extract_fsm(graph()), get_task(task)
+    x = counterexample(machine, task)
+    assert x is not None
+    assert not torch.equal(machine.run(x)[-1], task_targets(task, x)[-1])  # differs at the end
+    assert torch.equal(machine.run(x)[:-1], task_targets(task, x)[:-1])  # and not before
+    # no shorter input differs: every input of length < len(x) agrees
+    import itertools
+
+    for n in range(1, len(x)):
+        for bits in itertools.product([-1.0, 1.0], repeat=n * task.in_features):
+            short = torch.tensor(bits).reshape(n, task.in_features)
+            assert torch.equal(machine.run(short), task_targets(task, short))
+
+
+def test_counterexample_bad_input():
+    with pytest.raises(ValueError, match="inputs"):
+        counterexample(extract_fsm(parity_graph()), "switcher")

@@ -89,8 +89,9 @@ def test_bad_options_fail_before_work_and_leave_no_folder(tmp_path, args, messag
         text=True,
         cwd=tmp_path,
     )
-    assert proc.returncode == 1, proc.stderr
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2, proc.stderr  # bad usage (README)
+    assert proc.stderr.startswith("usage error: ") and message in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing new, nothing gone
     assert (tmp_path / "full" / "graph.json").read_text() == "{}"
 
@@ -153,3 +154,26 @@ def test_bench_bad_values_are_bad_usage(args):
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("usage error: ") and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nosuchtask"], "valid names are"),
+        (["delay-1", "--cells", "0x0"], "cells must be"),
+        (["delay-1", "--cells", "4"], "not OUTxSTATE"),
+        (["delay-1", "--input", ""], "no time steps"),
+        (["delay-1", "--input", "1 0 a"], "input step 3 is 'a'"),
+    ],
+)
+def test_bonsai_bad_values_are_bad_usage(args, message, tmp_path):
+    """Every sprig bonsai option is checked before anything runs: exit 2, one line, no folder."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "from sprig.cli import main; main()", "bonsai", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("usage error: ") and message in proc.stderr
+    assert not (tmp_path / "runs").exists()

@@ -3,6 +3,7 @@ computational graph, export it and watch it run (Primozic 2023, "Growing Bonsai 
 RNNs")."""
 
 from .._formats import GRAPH_FORMAT_VERSION as FORMAT_VERSION  # this package's files
+from ._compile import CompileError, compile_machine, state_neuron
 from ._export import (
     graph_from_dict,
     graph_to_dict,
@@ -11,7 +12,14 @@ from ._export import (
     to_dot,
     to_python,
 )
-from ._fsm import FSMError, StateMachine, TaskMachine, extract_fsm, task_machine
+from ._fsm import (
+    FSMError,
+    StateMachine,
+    TaskMachine,
+    counterexample,
+    extract_fsm,
+    task_machine,
+)
 from ._graph import Edge, Graph, Node, extract_graph
 from ._grow import PRESETS, Check, GrowConfig, finetune, grow, make_model, preset_config
 from ._minimize import minimize
@@ -38,6 +46,7 @@ __all__ = [
     "Attempt",
     "BonsaiResult",
     "Check",
+    "CompileError",
     "Progress",
     "RECIPE",
     "SIZES",
@@ -56,6 +65,8 @@ __all__ = [
     "TaskMachine",
     "ThresholdResult",
     "clip",
+    "compile_machine",
+    "counterexample",
     "extract_fsm",
     "extract_graph",
     "finetune",
@@ -80,6 +91,7 @@ __all__ = [
     "quantize",
     "quantize_search",
     "score",
+    "state_neuron",
     "threshold_search",
     "to_dot",
     "to_python",

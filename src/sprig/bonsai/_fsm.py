@@ -454,3 +454,58 @@ def task_machine(task: str | Task, max_states: int = 1024) -> TaskMachine | None
         tuple(tuple(block[t] for t in transitions[first[b]]) for b in range(count)),
         tuple(tuple(outputs[first[b]]) for b in range(count)),
     )
+
+
+def counterexample(machine: StateMachine, task: str | Task) -> Tensor | None:
+    """The shortest input on which ``machine`` and ``task``'s own machine
+    (:func:`task_machine`) give a different output, or None when there is none: then the
+    graph the machine came from is right on *every* sequence of any length, not only on the
+    ones sampled (where the task's target is known).
+
+    A breadth-first search over pairs of states from the two initial states: each pair is
+    visited once, so this is exact and takes at most ``states x task states x 2**in`` steps.
+
+    Raises:
+        ValueError: the task has no step function (or too many states), or other widths.
+
+    Example:
+        >>> from sprig.bonsai import Graph, Node, Edge
+        >>> g = Graph(1, 1, "ameo", {}, [Node("in0", "input", index=0),
+        ...     Node("s", "state", initial=-1.0, source="y"),
+        ...     Node("y", "neuron", 0.0, "identity", output=0)], [Edge("in0", "y", 1.0)])
+        >>> counterexample(extract_fsm(g), "delay-1").tolist()  # y[n] = x[n], not x[n-1]
+        [[1.0]]
+    """
+    task = get_task(task)
+    if (machine.in_features, machine.out_features) != (task.in_features, task.out_features):
+        raise ValueError(
+            f"the machine has {machine.in_features} inputs and {machine.out_features} outputs, "
+            f"task {task.name!r} {task.in_features} and {task.out_features}"
+        )
+    theirs = task_machine(task)
+    if theirs is None:
+        raise ValueError(
+            f"task {task.name!r} has no step function (or too many states) to compare with: "
+            "give a StepTask, or a SampledTask its step"
+        )
+    n_sym = 2**task.in_features
+    parent: dict[tuple[int, int], tuple[tuple[int, int], int] | None] = {(0, 0): None}
+    queue = [(0, 0)]
+    for pair in queue:  # the queue grows while it is read: breadth first
+        a, b = pair
+        for sym in range(n_sym):
+            want = theirs.outputs[b][sym]
+            if want >= 0 and machine.outputs[a][sym] != want:
+                symbols = [sym]
+                at: tuple[int, int] = pair
+                while parent[at] is not None:
+                    at, s = parent[at]  # type: ignore[misc]
+                    symbols.append(s)
+                return sym_to_inputs(torch.tensor(symbols[::-1]), task.in_features).float()
+            if want < 0:
+                continue  # an input the task never yields here: what follows is unknown
+            nxt = (machine.transitions[a][sym], theirs.transitions[b][sym])
+            if nxt not in parent:
+                parent[nxt] = (pair, sym)
+                queue.append(nxt)
+    return None

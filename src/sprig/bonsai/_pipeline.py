@@ -15,6 +15,8 @@ import torch
 
 from .._checks import check_int
 from ..nn import BonsaiRNN
+from ._compile import CompileError, compile_machine
+from ._fsm import FSMError, extract_fsm
 from ._graph import Graph, extract_graph
 from ._grow import Check, GrowConfig, grow
 from ._minimize import minimize, prune_weights
@@ -186,10 +188,23 @@ def grow_once(
         )
         graph.meta["clipped"] = clipped  # the counts at the clip threshold alone
     val = score(graph.evaluate, task, validation_sequences, validation_length, seed=config.seed + 2)
+    pruned = found.model
+    if config.compile_machine and val.perfect:
+        compiled = _compiled(graph, task, config, check_sequences, confirm, validation_length)
+        if compiled is not None:
+            cval = score(
+                compiled[1].evaluate,
+                task,
+                validation_sequences,
+                validation_length,
+                seed=config.seed + 2,
+            )
+            if cval.perfect:
+                pruned, graph, val = compiled[0], compiled[1], cval
     return BonsaiResult(
         task,
         model,
-        found.model,
+        pruned,
         found.threshold,
         found.perfect,
         graph,
@@ -197,6 +212,42 @@ def grow_once(
         losses,
         time.perf_counter() - start,
     )
+
+
+def _compiled(
+    graph: Graph,
+    task: Task,
+    config: GrowConfig,
+    check_sequences: int,
+    confirm_sequences: int,
+    length: int,
+) -> tuple[BonsaiRNN, Graph] | None:
+    """The network compiled from ``graph``'s minimal machine and its minimised graph, when
+    that graph has fewer edges than ``graph`` (None too when no machine or network is found:
+    ``config.compile_machine``)."""
+    try:
+        machine = extract_fsm(graph, seed=config.seed)
+        net = compile_machine(machine, seed=config.seed)
+    except (FSMError, CompileError):
+        return None
+    compiled = extract_graph(
+        net, task=task.name, seed=config.seed, compiled_states=machine.num_states
+    )
+    compiled = minimize(
+        compiled,
+        task,
+        check_sequences,
+        length,
+        seed=config.seed + 1,
+        confirm_sequences=confirm_sequences,
+        recheck=config.prune_recheck,
+    )
+    if compiled.counts()["edges"] >= graph.counts()["edges"]:
+        return None
+    compiled.meta["grown"] = graph.counts()  # what the grown network was pruned to
+    if "clipped" in graph.meta:
+        compiled.meta["clipped"] = graph.meta["clipped"]
+    return net, compiled
 
 
 # what the forked workers of grow_seeds run: set before the pool starts, inherited by fork, so

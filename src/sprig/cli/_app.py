@@ -260,6 +260,14 @@ def bonsai(
     quantize: Annotated[
         bool, typer.Option(help="Also round values to the coarsest step that stays perfect.")
     ] = False,
+    compile_machine: Annotated[
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile",
+            help="Also compile the graph's state machine into a network and keep it when "
+            "smaller (default: the built-in's preset; off for your own task).",
+        ),
+    ] = None,
 ) -> None:
     """Grow a bonsai RNN on TASK, prune it to a graph, validate it, and write graph.json,
     graph.dot, graph.py, graph.html and the state machine fsm.dot into a run folder.
@@ -286,6 +294,7 @@ def bonsai(
         seeds=seeds,
         budget=budget,
         jobs=jobs,
+        compile_machine=compile_machine,
     )
 
 

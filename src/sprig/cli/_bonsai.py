@@ -13,6 +13,7 @@ import torch
 
 from .._words import plural
 from ..bonsai import (
+    RECIPE,
     TASKS,
     BonsaiResult,
     FSMError,
@@ -22,6 +23,7 @@ from ..bonsai import (
     StateMachine,
     Task,
     best_result,
+    counterexample,
     extract_fsm,
     get_task,
     grow_bonsai,
@@ -30,12 +32,13 @@ from ..bonsai import (
     parse_inputs,
     preset_config,
     save_graph,
+    task_machine,
     to_dot,
     to_python,
     write_html,
 )
 from ..io import write_text_atomic
-from ._folders import output_folder
+from ._folders import UsageError, output_folder
 
 
 def parse_cells(text: str) -> list[tuple[int, int]]:
@@ -65,23 +68,22 @@ def _import_from_cwd(task_name: str) -> None:
             sys.path.insert(0, cwd)
 
 
-def run_bonsai(
+def _options(
     task_name: str,
-    out: Path | None,
     cells: str | None,
     steps: int | None,
     seed: int,
     inputs: str | None,
     validation_sequences: int,
     check_sequences: int,
-    echo: Callable[[str], None],
-    quantize: bool = False,
-    seeds: int | None = None,
-    budget: float = 180.0,
-    jobs: int | None = None,
-) -> None:
-    """Grow, prune, validate and export; without --cells/--steps on a user's task, the
-    automatic search (built-in tasks use their presets)."""
+    seeds: int | None,
+    budget: float,
+    jobs: int | None,
+    compile_machine: bool | None,
+) -> tuple[Task, bool, dict[str, Any], list[list[float]] | None, SearchConfig | None]:
+    """The task, whether it is a built-in, the GrowConfig overrides, the viewer's input steps
+    and the search (None: one recipe), from the options; ValueError or TypeError names a bad
+    one."""
     if seeds is not None and seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
     if jobs is not None and jobs < 1:
@@ -104,7 +106,44 @@ def run_bonsai(
         if value < 1:
             raise ValueError(f"{option} must be at least 1, got {value}")
     searching = not builtin and not overrides
-    search = SearchConfig(seeds=seeds or 3, seed=seed, budget_s=budget) if searching else None
+    if compile_machine is not None:  # else the preset's (built-ins) or GrowConfig's choice
+        overrides["compile_machine"] = compile_machine
+    search = None
+    if searching:
+        recipe = {**RECIPE, **overrides}
+        search = SearchConfig(seeds=seeds or 3, seed=seed, budget_s=budget, recipe=recipe)
+    elif builtin:
+        preset_config(task.name, **overrides)  # checks the cells and steps now, not mid-run
+    else:
+        GrowConfig(**overrides)
+    return task, builtin, overrides, steps_in, search
+
+
+def run_bonsai(
+    task_name: str,
+    out: Path | None,
+    cells: str | None,
+    steps: int | None,
+    seed: int,
+    inputs: str | None,
+    validation_sequences: int,
+    check_sequences: int,
+    echo: Callable[[str], None],
+    quantize: bool = False,
+    seeds: int | None = None,
+    budget: float = 180.0,
+    jobs: int | None = None,
+    compile_machine: bool | None = None,
+) -> None:
+    """Grow, prune, validate and export; without --cells/--steps on a user's task, the
+    automatic search (built-in tasks use their presets)."""
+    try:  # every option is checked before anything runs: a bad one is bad usage (exit 2)
+        task, builtin, overrides, steps_in, search = _options(
+            task_name, cells, steps, seed, inputs, validation_sequences, check_sequences,
+            seeds, budget, jobs, compile_machine,
+        )  # fmt: skip
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
     folder = output_folder(out, f"bonsai-{task.name}")
     common: dict[str, Any] = {
         "check_sequences": check_sequences,
@@ -155,6 +194,14 @@ def run_bonsai(
             "(minimal Mealy machine; "
             f"{machine.raw_states} state codes at tolerance {machine.tolerance:g})"
         )
+        if task_machine(task) is not None:  # the task's own machine: an exact comparison
+            wrong = counterexample(machine, task)
+            echo(
+                "the machine gives the task's targets on every input sequence (exact check)"
+                if wrong is None
+                else "the machine differs from the task's targets on input "
+                + " ".join("".join(str(int(v > 0)) for v in step) for step in wrong.tolist())
+            )
     else:
         echo(f"state machine: none ({machine})")
     s = result.score

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .._timing import time_blocks
-from ._folders import output_folder
+from ._folders import UsageError, output_folder
 
 Echo = Callable[[str], None]
 
@@ -243,7 +243,7 @@ def run_demo(out: Path | None, seed: int, echo: Echo, quick: bool = False) -> Pa
     """
     start = time.perf_counter()
     if seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {seed}")
+        raise UsageError(f"--seed must be >= 0, got {seed}")
     folder = output_folder(out, "demo")
     with _threads(1):
         sections = [_moons(folder, seed, 60 if quick else 400, echo)]

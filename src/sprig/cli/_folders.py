@@ -11,6 +11,12 @@ import tempfile
 import time
 from pathlib import Path
 
+
+class UsageError(ValueError):
+    """The command line itself is wrong (exit code 2): a bad option value, found before any
+    work is done."""
+
+
 _created: list[Path] = []
 
 
@@ -18,14 +24,14 @@ def output_folder(out: Path | None, name: str) -> Path:
     """``out``, or ``runs/<name>-<time>``, created and checked to be usable.
 
     Raises:
-        ValueError: naming ``--out`` when it is a file, a folder with files in it, or not
-            writable.
+        UsageError: naming ``--out`` when it is a file or a folder with files in it.
+        ValueError: naming ``--out`` when it is not writable.
     """
     folder = out if out is not None else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"--out {folder} is a file; give a new or empty folder")
+        raise UsageError(f"--out {folder} is a file; give a new or empty folder")
     if folder.is_dir() and any(folder.iterdir()):
-        raise ValueError(f"{folder} exists and is not empty; choose another --out")
+        raise UsageError(f"{folder} exists and is not empty; choose another --out")
     new = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from ..lottery import LotteryConfig, LotteryResult, LotteryRound, find_tickets
 from ..masks import sparsify, summary
 from ..prune import prune
 from ..training import TrainConfig, train_classifier
-from ._folders import output_folder
+from ._folders import UsageError, output_folder
 
 Echo = Callable[[str], None]
 
@@ -35,7 +35,7 @@ def set_threads(threads: int) -> None:
     threads spin-wait on each other, which on a busy machine makes steps many times slower
     (``benchmarks/results/design_measurements.md``, row ``small-threads``)."""
     if threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {threads}")
+        raise UsageError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
 
 
@@ -44,13 +44,13 @@ def parse_ints(text: str, what: str, low: int = 0, example: str = "0,1,2") -> tu
     try:
         values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
     except ValueError:
-        raise ValueError(
+        raise UsageError(
             f"{what} must be integers separated by commas, e.g. {example}; got {text!r}"
         ) from None
     if not values:
-        raise ValueError(f"{what} needs at least one value, e.g. {example}")
+        raise UsageError(f"{what} needs at least one value, e.g. {example}")
     if min(values) < low:
-        raise ValueError(f"{what} values must be >= {low}, got {text!r}")
+        raise UsageError(f"{what} values must be >= {low}, got {text!r}")
     return values
 
 
@@ -58,11 +58,11 @@ def parse_floats(text: str, what: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.replace(" ", "").split(",") if v)
     except ValueError:
-        raise ValueError(
+        raise UsageError(
             f"{what} must be numbers separated by commas, e.g. 1,0.5; got {text!r}"
         ) from None
     if not values:
-        raise ValueError(f"{what} needs at least one value")
+        raise UsageError(f"{what} needs at least one value")
     return values
 
 
@@ -138,9 +138,9 @@ def run_lottery(
     seed_list = parse_ints(seeds, "--seeds")
     sizes = (40, *parse_ints(hidden, "--hidden", low=1, example="64,64"), 10)
     if steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {steps}")
+        raise UsageError(f"--steps must be at least 1, got {steps}")
     if samples < 10:
-        raise ValueError(
+        raise UsageError(
             f"--samples must be >= 10 (MNIST-1D keeps 80% for training), got {samples}"
         )
     ctrl = tuple(c for c in controls.replace(" ", "").split(",") if c)
@@ -231,7 +231,7 @@ def run_sparse_vs_dense(
     )
     seed_list = parse_ints(seeds, "--seeds")
     if steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {steps}")
+        raise UsageError(f"--steps must be >= 1, got {steps}")
     folder = output_folder(out, "sparse-vs-dense")
     data = course_task()
     echo("sprig sparse-vs-dense: MLP 20-64-2 on the course task (2000 train, 1000 test)")

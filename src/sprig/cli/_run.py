@@ -9,10 +9,7 @@ from pathlib import Path
 import torch
 
 from ..runs import RunConfig, RunResult, default_out, load_config, resume_run, run_experiment
-
-
-class UsageError(ValueError):
-    """The command line itself is wrong (exit code 2)."""
+from ._folders import UsageError
 
 
 def _describe(result: RunResult) -> str:
