@@ -15,6 +15,7 @@ from sprig.bonsai import (
     state_neuron,
     task_machine,
 )
+from sprig.nn import BonsaiRNN
 from sprig.nn._ameo import ameo
 
 from .conftest import delay1_net
@@ -119,25 +120,8 @@ def test_bad_arguments(kwargs):
         compile_machine(machine_of(get_task("delay-1")), **kwargs)
 
 
-def test_grow_once_keeps_the_smaller_graph(monkeypatch):
-    # a grown graph that is right but bigger than needed: delay-1 with a second, useless path
-    import sprig.bonsai._pipeline as pipeline
-
-    net = delay1_net()
-    monkeypatch.setattr(pipeline, "grow", lambda *a, **k: (net, [0.0]))
-    config = GrowConfig(cells=[(1, 1)], steps=1, compile_machine=True)
-    r = grow_once("delay-1", config, check_sequences=200, validation_sequences=500)
-    assert r.score.perfect
-    # the hand-built delay-1 (2 edges) is as small as its compiled twin: it is kept
-    assert "grown" not in r.graph.meta
-    assert r.graph.counts()["edges"] == 2
-
-
-def test_grow_once_replaces_a_bigger_grown_graph(monkeypatch):
-    # delay-1 grown the long way: the state copies x, then two cells copy it on (4 edges)
-    import sprig.bonsai._pipeline as pipeline
-    from sprig.nn import BonsaiRNN
-
+def chain_delay1() -> BonsaiRNN:
+    """delay-1 grown the long way: the state copies x, then two cells copy it on (4 edges)."""
     net = BonsaiRNN(1, 1, cells=[(1, 1), (1, 0), (1, 0)], activation="ameo", seed=0)
     with torch.no_grad():
         for p in net.parameters():
@@ -147,11 +131,56 @@ def test_grow_once_replaces_a_bigger_grown_graph(monkeypatch):
         net.cells[0].initial_state.fill_(-1.0)
         net.cells[1].kernel_out.fill_(3.0)
         net.cells[2].kernel_out.fill_(3.0)
+    return net
+
+
+def grown_as(monkeypatch, net):
+    """grow_once's training replaced by ``net``; returns the list of compile_machine calls."""
+    import sprig.bonsai._pipeline as pipeline
+
     monkeypatch.setattr(pipeline, "grow", lambda *a, **k: (net, [0.0]))
+    calls = []
+    real = pipeline.compile_machine
+
+    def spy(machine, **kwargs):
+        calls.append(machine.num_states)
+        return real(machine, **kwargs)
+
+    monkeypatch.setattr(pipeline, "compile_machine", spy)
+    return calls
+
+
+def test_grow_once_keeps_a_grown_graph_as_small_as_the_compiled_one(monkeypatch):
+    calls = grown_as(monkeypatch, delay1_net())
     config = GrowConfig(cells=[(1, 1)], steps=1, compile_machine=True)
     r = grow_once("delay-1", config, check_sequences=200, validation_sequences=500)
+    assert calls == [2]  # the grown graph's 2-state machine was compiled
+    assert r.score.perfect and "grown" not in r.graph.meta
+    assert r.graph.counts()["edges"] == 2  # the hand-built delay-1 (2 edges) is kept
+
+
+def test_grow_once_replaces_a_bigger_grown_graph(monkeypatch):
+    calls = grown_as(monkeypatch, chain_delay1())
+    config = GrowConfig(cells=[(1, 1)], steps=1, compile_machine=True)
+    r = grow_once("delay-1", config, check_sequences=200, validation_sequences=500)
+    assert calls == [2]
+    # without prune_finetunes the grown graph is not minimised; the compiled one always is
     assert r.graph.meta["grown"] == {"neurons": 4, "states": 1, "edges": 4}
-    assert r.graph.counts()["edges"] < 4
+    assert r.graph.counts()["edges"] < 4 and r.graph.meta["exact_check"] == "passed"
     assert r.score.perfect and r.pruned.activation == "ameo"
     off = grow_once("delay-1", GrowConfig(cells=[(1, 1)], steps=1), 200, 500)
     assert off.graph.counts()["edges"] == 4  # without compile_machine: the grown graph
+
+
+def test_a_minimised_grown_graph_competes_on_equal_terms(monkeypatch):
+    calls = grown_as(monkeypatch, chain_delay1())
+    config = GrowConfig(cells=[(1, 1)], steps=1, compile_machine=True, prune_finetunes=1)
+    r = grow_once("delay-1", config, check_sequences=200, validation_sequences=500)
+    assert calls == [2]
+    # minimize folds the copies away: 2 edges, which the compiled graph does not beat
+    assert "grown" not in r.graph.meta and r.graph.counts()["edges"] == 2
+
+
+def test_compile_machine_must_be_a_bool():
+    with pytest.raises(TypeError, match="compile_machine must be True or False"):
+        GrowConfig(compile_machine="yes")

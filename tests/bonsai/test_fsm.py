@@ -292,3 +292,23 @@ def test_counterexample_is_shortest_and_real(graph, task):
 def test_counterexample_bad_input():
     with pytest.raises(ValueError, match="inputs"):
         counterexample(extract_fsm(parity_graph()), "switcher")
+
+
+def test_counterexample_skips_what_the_task_never_yields():
+    # parentheses' machine marks inputs it never yields (a ")" at depth 0) as unknown: a
+    # machine may do anything there, and after them
+    from sprig.bonsai import StateMachine, task_machine
+
+    tm = task_machine("parentheses")
+    unknown = sum(o < 0 for row in tm.outputs for o in row)
+    assert unknown > 0
+    n = len(tm.transitions)
+    for fill in (0, 1):
+        outputs = tuple(tuple(fill if o < 0 else o for o in row) for row in tm.outputs)
+        m = StateMachine(1, 1, tm.transitions, outputs, n, ((0.0,),) * n, ("s",), 0.01)
+        assert counterexample(m, "parentheses") is None
+    # a known output changed is found
+    bad = [list(row) for row in tm.outputs]
+    bad[0][0] = 1 - bad[0][0]
+    m = StateMachine(1, 1, tm.transitions, tuple(map(tuple, bad)), n, ((0.0,),) * n, ("s",), 0.01)
+    assert counterexample(m, "parentheses").tolist() == [[-1.0]]

@@ -148,3 +148,21 @@ def test_view_several_graphs_gives_a_picker(tmp_path):
     views = json.loads(data)["views"]
     assert [v["graph"]["meta"]["task"] for v in views] == ["first", "second"]
     assert all(v["inputs"] == [[1.0], [-1.0]] for v in views)
+
+
+def test_compile_says_what_it_kept(tmp_path, monkeypatch):
+    import sprig.bonsai._pipeline as pipeline
+
+    from ..bonsai.test_compile import chain_delay1
+
+    monkeypatch.setattr(pipeline, "grow", lambda *a, **k: (chain_delay1(), [0.0]))
+    args = ["bonsai", "delay-1", "--steps", "1", "--compile", "--out", str(tmp_path / "run")]
+    args += ["--validation-sequences", "300", "--check-sequences", "200"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "compiled from the grown graph's 2-state machine (grown graph 4/1/4" in result.output
+    assert "on every input sequence (exact check)" in result.output
+    meta = json.loads((tmp_path / "run" / "graph.json").read_text())["meta"]
+    assert meta["grown"]["edges"] == 4 and meta["exact_check"] == "passed"
+    plain = CliRunner().invoke(app, [*args[:4], "--no-compile", "--out", str(tmp_path / "b")])
+    assert plain.exit_code == 0 and "compiled from" not in plain.output

@@ -52,3 +52,15 @@ def test_micrograd_style_calls_point_to_sizes_and_densities():
         sprig.sparsify(torch.nn.Linear(4, 4), sparsity=0.9)
     with pytest.raises(TypeError, match="needs densities="):
         sprig.SparseMLP([2, 16, 1])
+
+
+@pytest.mark.parametrize("storage", ["masked", "compressed"])
+def test_a_wrong_input_width_names_the_layer_and_the_width(storage):
+    mlp = sprig.nn.SparseMLP([4, 8, 2], densities=0.5, storage=storage)
+    with pytest.raises(ValueError, match=r"input shape \(3, 5\).*must be.* 4"):
+        mlp(torch.randn(3, 5))
+    assert mlp(torch.randn(3, 4)).shape == (3, 2)  # the right width still runs
+    layer = sprig.nn.SparseLinear(4, 2, density=0.5, storage=storage)
+    with pytest.raises(ValueError, match=r"input shape \(5,\)"):
+        layer(torch.randn(5))
+    assert layer(torch.randn(4)).shape == (2,)

@@ -1,13 +1,13 @@
 """Compiling a finite-state machine into a bonsai network: :func:`extract_fsm` the other way.
 
 Greedy pruning keeps the encoding the grown network happened to learn. On switcher, the mode
-counter is spread over 6-10 states that all read each other, and pruning stops at 67-91 edges
-(``benchmarks/results/bonsai.md``), while the minimal machine has 4 states. Small networks do not
-learn the task by gradient descent (none of 24 runs of cells (4, 2) to (8, 4) did, with or
-without the regularizer), and gradient descent on the machine's own table did not find exact
-counter neurons either (0 of 30 starts). :func:`compile_machine` builds the network from the
-minimal machine instead, the classic construction of automata in recurrent networks (Omlin and
-Giles 1996), with the smallest neurons it can find:
+counter stays spread over 7-12 states that all read each other, and greedy pruning stopped at
+67-91 edges (``benchmarks/results/bonsai.md``), while the minimal machine has 4 states. Small
+networks do not learn the task by gradient descent (none of 24 runs of cells (4, 2) to (8, 4)
+did, with or without the regularizer), and gradient descent on the machine's own table did not
+find exact counter neurons either (0 of 30 starts). :func:`compile_machine` builds the network
+from the minimal machine instead, the classic construction of automata in recurrent networks
+(Omlin and Giles 1996), with the smallest neurons it can find:
 
 * **states**: the machine's states get codes of ``k = ceil(log2 S)`` bits of +-1 (the initial
   state all -1). Each bit is one state neuron, found by exhaustive search over its inputs (fewest
@@ -117,20 +117,24 @@ def _assignments(states: int, bits: int, limit: int) -> list[Tensor]:
     return tables
 
 
+def _table_rows(machine: StateMachine, code: Tensor) -> Tensor:
+    """Every (state, input symbol) pair as a row ``concat(input bits, state code)``, state by
+    state: ``(states * symbols, in + bits)``, the layout of ``concat(x_t, s_{t-1})``."""
+    n_sym = 2**machine.in_features
+    x = sym_to_inputs(torch.arange(n_sym), machine.in_features).to(code.dtype)
+    return torch.cat([torch.cat([x, c.expand(n_sym, -1)], 1) for c in code])
+
+
 def _state_part(
     machine: StateMachine, max_fan_in: int, max_assignments: int
 ) -> tuple[Tensor, list[tuple[tuple[int, ...], tuple[float, ...], float]]]:
     """The code table and one exact neuron per code bit, fewest inputs in total."""
-    n_sym = 2**machine.in_features
-    x = sym_to_inputs(torch.arange(n_sym), machine.in_features).double()  # (symbols, in)
+    nxt = torch.tensor(machine.transitions).reshape(-1)  # (states * symbols,): the row order
     lowest = max(0, math.ceil(math.log2(machine.num_states)))
     for bits in (lowest, lowest + 1):
         best: tuple[int, Tensor, list] | None = None
         for code in _assignments(machine.num_states, bits, max_assignments):
-            rows = torch.cat(
-                [torch.cat([x, code[q].expand(n_sym, -1)], 1) for q in range(len(code))]
-            )
-            nxt = torch.tensor(machine.transitions).reshape(-1)  # (states * symbols,)
+            rows = _table_rows(machine, code.double())
             neurons = []
             for bit in range(bits):
                 found = state_neuron(rows, code[nxt, bit], max_fan_in)
@@ -244,13 +248,9 @@ def compile_machine(
         check_int(value, name, 1)
     code, neurons = _state_part(machine, max_fan_in, max_assignments)
     n_in, n_out, bits = machine.in_features, machine.out_features, code.shape[1]
-    n_sym = 2**n_in
-    x = sym_to_inputs(torch.arange(n_sym), n_in).float()
-    rows = torch.cat(
-        [torch.cat([x, code[q].float().expand(n_sym, -1)], 1) for q in range(len(code))]
-    )
-    symbols = torch.tensor(machine.outputs).reshape(-1, 1)  # (states * symbols, 1)
-    target = torch.where((symbols >> torch.arange(n_out)) & 1 == 1, 1.0, -1.0)
+    rows = _table_rows(machine, code.float())
+    symbols = torch.tensor(machine.outputs).reshape(-1)  # (states * symbols,)
+    target = sym_to_inputs(symbols, n_out).float()  # output symbols -> +-1 bits, same coding
     w, b, v, c = _output_part(rows, target, max_outputs, starts, steps, seed)
     net = BonsaiRNN(
         n_in, n_out, cells=[(w.shape[1], bits)], activation="ameo", final_layer=True, seed=seed

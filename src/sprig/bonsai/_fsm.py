@@ -458,9 +458,12 @@ def task_machine(task: str | Task, max_states: int = 1024) -> TaskMachine | None
 
 def counterexample(machine: StateMachine, task: str | Task) -> Tensor | None:
     """The shortest input on which ``machine`` and ``task``'s own machine
-    (:func:`task_machine`) give a different output, or None when there is none: then the
-    graph the machine came from is right on *every* sequence of any length, not only on the
-    ones sampled (where the task's target is known).
+    (:func:`task_machine`) give a different output, or None when there is none: the machine is
+    then right on *every* input sequence of any length (where the task's target is known), not
+    only on the ones sampled. So is the graph it came from when the graph's states take exact
+    codes (a compiled graph, :func:`sprig.bonsai.compile_machine`); a grown graph's codes are
+    merged within a tolerance and checked on samples (:func:`extract_fsm`), so drift the
+    samples miss stays possible.
 
     A breadth-first search over pairs of states from the two initial states: each pair is
     visited once, so this is exact and takes at most ``states x task states x 2**in`` steps.
@@ -485,8 +488,8 @@ def counterexample(machine: StateMachine, task: str | Task) -> Tensor | None:
     theirs = task_machine(task)
     if theirs is None:
         raise ValueError(
-            f"task {task.name!r} has no step function (or too many states) to compare with: "
-            "give a StepTask, or a SampledTask its step"
+            f"task {task.name!r} has no machine to compare with: no step function, more than "
+            f"{MAX_INPUTS} inputs, or too many states; give a StepTask, or a SampledTask its step"
         )
     n_sym = 2**task.in_features
     parent: dict[tuple[int, int], tuple[tuple[int, int], int] | None] = {(0, 0): None}

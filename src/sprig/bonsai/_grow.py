@@ -74,11 +74,13 @@ class GrowConfig:
             ``recheck`` of :func:`sprig.bonsai.prune_weights` and :func:`sprig.bonsai.minimize`):
             no change is kept on the sequences it was picked on.
         compile_machine: after the grown graph is validated, extract its minimal state
-            machine, compile that into a network (:func:`sprig.bonsai.compile_machine`),
-            minimise its graph and validate it the same way; the compiled graph replaces the
-            grown one when it is right on every validation sequence and has fewer edges (the
-            grown graph's counts stay in ``graph.meta["grown"]``). Not the post's recipe: a
-            construction from the machine the grown network found.
+            machine, compile that into a network (:func:`sprig.bonsai.compile_machine`) and
+            minimise its graph (:func:`sprig.bonsai.minimize`, always: it is small); the
+            compiled graph replaces the grown one when it has fewer edges, is right on every
+            validation sequence and, where the task has a step function, gives the task's
+            targets on every input (:func:`sprig.bonsai.counterexample`). The grown graph's
+            counts stay in ``graph.meta["grown"]``. Not the post's recipe: a construction from
+            the machine the grown network found.
     """
 
     cells: Sequence[Sequence[int]] = ((8, 8),)
@@ -138,6 +140,8 @@ class GrowConfig:
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         BonsaiRegularizer(self.intensity, self.threshold, self.steepness, self.l1)  # checks
+        if not isinstance(self.compile_machine, bool):
+            raise TypeError(f"compile_machine must be True or False, got {self.compile_machine!r}")
         if not self.group_l1 >= 0:
             raise ValueError(f"group_l1 must be >= 0 (0: no group lasso), got {self.group_l1!r}")
         self.schedule = tuple((int(s), float(m)) for s, m in self.schedule)
@@ -188,9 +192,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The mode is a counter mod 4, and it drifted the same way: the interpolated Ameo's
     # trained network erred only late in a sequence, after 13+ mode changes (rare within 20
-    # steps). Leaky Ameo on length-40 sequences: 3 of 5 seeds at 100% (was 1 of 5). Pruning
-    # the grown network stops at 67-145 edges (the mode spread over 7-12 states); its minimal
-    # machine (4 states) compiled into a network gives 5/2/15-16 (compile_machine).
+    # steps). Leaky Ameo on length-40 sequences: 2-3 of 5 seeds learn it. The grown graphs
+    # keep the mode spread over 11-12 states (106-145 edges at the clip threshold; greedy
+    # pruning reached 76-91); their minimal machine (4 states) compiled into a network gives
+    # 5/2/15-16 (compile_machine; benchmarks/results/bonsai.md).
     "switcher": {
         "cells": ((12, 12),),
         "activation": "leaky_ameo",

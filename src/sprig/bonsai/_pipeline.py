@@ -16,7 +16,7 @@ import torch
 from .._checks import check_int
 from ..nn import BonsaiRNN
 from ._compile import CompileError, compile_machine
-from ._fsm import FSMError, extract_fsm
+from ._fsm import FSMError, counterexample, extract_fsm
 from ._graph import Graph, extract_graph
 from ._grow import Check, GrowConfig, grow
 from ._minimize import minimize, prune_weights
@@ -33,10 +33,12 @@ class BonsaiResult:
         task: the task.
         model: the trained network.
         pruned: the clipped network (pruned further with ``config.prune_finetunes``, and the graph
-            then minimised by :func:`minimize`: it may be smaller than this network's).
-        threshold: the clip threshold found.
+            then minimised by :func:`minimize`: it may be smaller than this network's); with
+            ``config.compile_machine``, the compiled network when its graph was kept.
+        threshold: the clip threshold found (of the grown network).
         perfect: whether the clipped network was perfect on the threshold check sequences.
-        graph: the pruned network as a graph (dead code removed).
+        graph: the pruned network as a graph (dead code removed), or the compiled one
+            (``meta["grown"]`` then holds the grown graph's counts).
         score: the graph's validation score on fresh sequences.
         losses: the training loss of every step.
         seconds: wall time of the whole run (of the whole search, for a searched result).
@@ -190,7 +192,7 @@ def grow_once(
     val = score(graph.evaluate, task, validation_sequences, validation_length, seed=config.seed + 2)
     pruned = found.model
     if config.compile_machine and val.perfect:
-        compiled = _compiled(graph, task, config, check_sequences, confirm, validation_length)
+        compiled = _compiled(graph, task, config, check_sequences, confirm)
         if compiled is not None:
             cval = score(
                 compiled[1].evaluate,
@@ -220,11 +222,12 @@ def _compiled(
     config: GrowConfig,
     check_sequences: int,
     confirm_sequences: int,
-    length: int,
 ) -> tuple[BonsaiRNN, Graph] | None:
-    """The network compiled from ``graph``'s minimal machine and its minimised graph, when
-    that graph has fewer edges than ``graph`` (None too when no machine or network is found:
-    ``config.compile_machine``)."""
+    """``config.compile_machine``: the network compiled from ``graph``'s minimal machine and
+    its graph, minimised (it is small, so this takes seconds), when that graph has fewer edges
+    than ``graph``. None when no machine or network is found, when the compiled graph is not
+    smaller, or when its machine differs from the task's own (:func:`counterexample`, where the
+    task has a step function: the minimisation must not have broken the exact codes)."""
     try:
         machine = extract_fsm(graph, seed=config.seed)
         net = compile_machine(machine, seed=config.seed)
@@ -237,14 +240,21 @@ def _compiled(
         compiled,
         task,
         check_sequences,
-        length,
         seed=config.seed + 1,
         confirm_sequences=confirm_sequences,
         recheck=config.prune_recheck,
     )
     if compiled.counts()["edges"] >= graph.counts()["edges"]:
         return None
+    try:
+        if counterexample(extract_fsm(compiled, seed=config.seed), task) is not None:
+            return None
+    except FSMError:
+        return None
+    except ValueError:
+        pass  # the task has no machine of its own: the validation decides alone
     compiled.meta["grown"] = graph.counts()  # what the grown network was pruned to
+    compiled.meta["exact_check"] = "passed"
     if "clipped" in graph.meta:
         compiled.meta["clipped"] = graph.meta["clipped"]
     return net, compiled

@@ -32,7 +32,6 @@ from ..bonsai import (
     parse_inputs,
     preset_config,
     save_graph,
-    task_machine,
     to_dot,
     to_python,
     write_html,
@@ -167,6 +166,13 @@ def run_bonsai(
     if steps_in is None:  # a sample of the task: its targets are known, the page shows them
         x, y = task.batch(1, 24, torch.Generator().manual_seed(kept))
         steps_in, targets = x[0].tolist(), y[0].tolist()
+    wrong = None
+    if isinstance(machine, StateMachine):
+        try:  # the task's own machine (from its step function): an exact comparison
+            wrong = counterexample(machine, task)
+            g.meta["exact_check"] = "passed" if wrong is None else "failed"
+        except ValueError:  # no step function, or too many task states: no exact check
+            pass
     save_graph(g, folder / "graph.json", machine)
     write_text_atomic(folder / "graph.dot", to_dot(g))
     write_text_atomic(folder / "graph.py", to_python(g))
@@ -176,8 +182,15 @@ def run_bonsai(
         write_text_atomic(folder / "fsm.dot", machine.to_dot())
         written += ", fsm.dot"
     c = g.counts()
+    if "grown" in g.meta:
+        grown = g.meta["grown"]
+        echo(
+            f"compiled from the grown graph's {g.meta['compiled_states']}-state machine (grown "
+            f"graph {grown['neurons']}/{grown['states']}/{grown['edges']} neurons/states/edges)"
+        )
     echo(
-        f"clip threshold {result.threshold:g}"
+        ("grown network's clip threshold " if "grown" in g.meta else "clip threshold ")
+        + f"{result.threshold:g}"
         + (
             ""
             if result.perfect
@@ -194,14 +207,11 @@ def run_bonsai(
             "(minimal Mealy machine; "
             f"{machine.raw_states} state codes at tolerance {machine.tolerance:g})"
         )
-        if task_machine(task) is not None:  # the task's own machine: an exact comparison
-            wrong = counterexample(machine, task)
-            echo(
-                "the machine gives the task's targets on every input sequence (exact check)"
-                if wrong is None
-                else "the machine differs from the task's targets on input "
-                + " ".join("".join(str(int(v > 0)) for v in step) for step in wrong.tolist())
-            )
+        if wrong is not None:
+            bits = " ".join("".join(str(int(v > 0)) for v in step) for step in wrong.tolist())
+            echo(f"warning: the machine differs from the task's targets on input {bits}")
+        elif "exact_check" in g.meta:
+            echo("the machine gives the task's targets on every input sequence (exact check)")
     else:
         echo(f"state machine: none ({machine})")
     s = result.score
@@ -312,7 +322,7 @@ def _search(
             f"{c['neurons']}/{c['states']}/{c['edges']} (neurons/states/edges), validation "
             f"{a.accuracy:.4%}, {a.seconds:.0f} s"
         )
-    echo(f"kept cells {list(result.pruned.cell_sizes)}, seed {result.graph.meta.get('seed')}")
+    echo(f"kept cells {list(result.model.cell_sizes)}, seed {result.graph.meta.get('seed')}")
     return result
 
 

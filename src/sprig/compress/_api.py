@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from .._checks import check_module
+from .._stack import user_stacklevel
 from ..kernels import warm_up
 from ..masks import is_sparse, masked_parameters, warn_left_alone
 from ..masks._layouts import class_path
@@ -200,7 +201,7 @@ def compress(model: nn.Module, **options: Any) -> nn.Module:
         warnings.warn(
             f"{type(model).__name__} has no sprig masks, so there is nothing to compress; "
             "mask it first (sprig.sparsify) — returning an unchanged copy",
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
         return copy.deepcopy(model)
 

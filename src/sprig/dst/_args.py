@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._stack import user_stacklevel
+
 SIGNATURES = {
     "after_backward": "after_backward(step, model, optimizer)",
     "after_step": "after_step(step, model, optimizer)",
@@ -65,7 +67,7 @@ def warn_unswappable(
         warnings.warn(
             f"{cls}: floor(fraction={fraction} x nnz) is 0 for {', '.join(small)}, so "
             "these layers are never rewired; raise fraction or their density to swap them",
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -76,5 +78,5 @@ def warn_late_end(cls: str, t_end: int, steps: int) -> None:
             f"{cls}: t_end={t_end} is beyond the run's {steps} steps, so the update fraction "
             f"never decays to its end; pass t_end <= {steps} (the RigL paper stops updates at "
             f"75% of training: t_end={int(0.75 * steps)})",
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )

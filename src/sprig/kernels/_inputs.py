@@ -26,9 +26,18 @@ def is_sparse_input(x: Any) -> bool:
     return type(x).__module__.startswith("scipy.sparse")
 
 
-def check_layer_input(x: Any, what: str) -> None:
-    """Raise a TypeError naming the fix unless ``x`` is one of the inputs sprig layers take."""
+def check_layer_input(x: Any, what: str, in_features: int | None = None) -> None:
+    """Raise a TypeError naming the fix unless ``x`` is one of the inputs sprig layers take,
+    and (given ``in_features``) a ValueError unless its last dimension is ``in_features``:
+    torch's own "mat1 and mat2 shapes cannot be multiplied (3x5 and 4x8)" names neither the
+    layer nor which number is wrong."""
     if isinstance(x, Tensor) or is_sparse_input(x):
+        shape = tuple(x.shape)
+        if in_features is not None and (not shape or shape[-1] != in_features):
+            raise ValueError(
+                f"{what}: input shape {shape} does not fit: the last dim must be "
+                f"in_features = {in_features}"
+            )
         return
     kind = f"{type(x).__module__}.{type(x).__name__}"
     raise TypeError(

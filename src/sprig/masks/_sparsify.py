@@ -12,6 +12,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from .._checks import check_density, check_module, reject_keywords, sub_seed
+from .._stack import user_stacklevel
 from ._distributions import DISTRIBUTIONS, layer_counts
 from ._layouts import is_transposed_linear, layer_mask, linear_shape
 from ._mechanism import apply_mask, get_mask, mask_pattern, masked_parameters, remove_mask
@@ -121,7 +122,7 @@ def _why(module: nn.Module) -> str:
     )
 
 
-def warn_left_alone(action: str, items: Sequence[tuple[str, str]], stacklevel: int = 3) -> None:
+def warn_left_alone(action: str, items: Sequence[tuple[str, str]]) -> None:
     """One :class:`LeftAloneWarning` naming every ``(weight, reason)`` that ``action`` skipped."""
     if not items:
         return
@@ -129,7 +130,7 @@ def warn_left_alone(action: str, items: Sequence[tuple[str, str]], stacklevel: i
     warnings.warn(
         f"{action} left {len(items)} weight tensor(s) as they were:\n{lines}",
         LeftAloneWarning,
-        stacklevel=stacklevel,
+        stacklevel=user_stacklevel(),
     )
 
 
@@ -137,7 +138,7 @@ class TiedWeightWarning(UserWarning):
     """A masked weight is the same tensor as another module's weight, which its mask changes."""
 
 
-def warn_tied(action: str, model: nn.Module, quals: Sequence[str], stacklevel: int = 3) -> None:
+def warn_tied(action: str, model: nn.Module, quals: Sequence[str]) -> None:
     """One :class:`TiedWeightWarning` naming each weight in ``quals`` (masked by ``action``)
     that is also another module's parameter, such as ``lm_head.weight`` tied to a token
     embedding: its mask zeroes the same entries there."""
@@ -157,7 +158,7 @@ def warn_tied(action: str, model: nn.Module, quals: Sequence[str], stacklevel: i
             "['lm_head']) to keep the shared tensor whole, or untie the weights first "
             "(Hugging Face: tie_word_embeddings=False).",
             TiedWeightWarning,
-            stacklevel=stacklevel,
+            stacklevel=user_stacklevel(),
         )
 
 

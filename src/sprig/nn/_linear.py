@@ -177,7 +177,7 @@ class SparseLinear(nn.Linear):
 
     def forward(self, input: Any, chunk_size: int | None = None) -> Tensor:
         """``input W^T + b``; sparse inputs (torch COO/CSR, scipy) and ``chunk_size`` streaming."""
-        check_layer_input(input, type(self).__name__)
+        check_layer_input(input, type(self).__name__, self.in_features)
         if chunk_size is not None or is_sparse_input(input):
             w = self.weight
             return apply_rows(input, self._forward, self.in_features, w.dtype, w.device, chunk_size)

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from .._checks import check_density, make_generator, sub_seed
 from .._registry import Registry
+from .._stack import user_stacklevel
 from ..masks import (
     CompressedWeight,
     ParameterRef,
@@ -221,7 +222,7 @@ class Pruner:
                 "input. Prune with scope='layer', a higher density, or exclude "
                 f"{'it' if len(empty) == 1 else 'them'} (exclude=[...]).",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         return model
 
