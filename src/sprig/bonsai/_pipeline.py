@@ -180,14 +180,7 @@ def grow_once(
         seed=config.seed,
     )
     if config.prune_finetunes and found.perfect:
-        graph = minimize(
-            graph,
-            task,
-            check_sequences,
-            seed=config.seed + 1,
-            confirm_sequences=confirm,
-            recheck=config.prune_recheck,
-        )
+        graph = _minimized(graph, task, config, check_sequences, confirm)
         graph.meta["clipped"] = clipped  # the counts at the clip threshold alone
     val = score(graph.evaluate, task, validation_sequences, validation_length, seed=config.seed + 2)
     pruned = found.model
@@ -216,6 +209,21 @@ def grow_once(
     )
 
 
+def _minimized(
+    graph: Graph, task: Task, config: GrowConfig, check_sequences: int, confirm_sequences: int
+) -> Graph:
+    """:func:`minimize` as every run does it: the grown graph (``config.prune_finetunes``) and
+    the compiled one alike."""
+    return minimize(
+        graph,
+        task,
+        check_sequences,
+        seed=config.seed + 1,
+        confirm_sequences=confirm_sequences,
+        recheck=config.prune_recheck,
+    )
+
+
 def _compiled(
     graph: Graph,
     task: Task,
@@ -236,14 +244,7 @@ def _compiled(
     compiled = extract_graph(
         net, task=task.name, seed=config.seed, compiled_states=machine.num_states
     )
-    compiled = minimize(
-        compiled,
-        task,
-        check_sequences,
-        seed=config.seed + 1,
-        confirm_sequences=confirm_sequences,
-        recheck=config.prune_recheck,
-    )
+    compiled = _minimized(compiled, task, config, check_sequences, confirm_sequences)
     if compiled.counts()["edges"] >= graph.counts()["edges"]:
         return None
     try:
