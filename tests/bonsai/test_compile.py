@@ -1,3 +1,5 @@
+import functools
+
 import pytest
 import torch
 
@@ -35,24 +37,28 @@ def machine_of(task) -> StateMachine:
 
 
 def brute_force_fits(inputs, target, fan_in):
-    """Slow reference: every input subset of ``fan_in``, weights and biases on the grid."""
+    """Slow reference: every input subset of ``fan_in``, every weight vector and bias on the
+    grid, ameo itself (not the search's regions of exact +-1) compared with the target."""
     import itertools
 
     grid = [v / 2 for v in range(-8, 9) if v]
+    products = list(itertools.product(grid, repeat=fan_in))  # [()] for no inputs
+    weights = torch.tensor(products, dtype=torch.float64).reshape(len(products), fan_in)
     for sub in itertools.combinations(range(inputs.shape[1]), fan_in):
-        for w in itertools.product(grid, repeat=fan_in):
-            for b in [v / 2 for v in range(-8, 9)]:
-                z = inputs[:, list(sub)].double() @ torch.tensor(w, dtype=torch.float64) + b
-                if torch.equal(ameo(z), target.double()):
-                    return True
+        z = weights @ inputs[:, list(sub)].double().T  # (candidates, rows)
+        for b in [v / 2 for v in range(-8, 9)]:
+            if bool((ameo(z + b) == target.double()).all(1).any()):
+                return True
     return False
 
 
 def test_state_neuron_is_exact_and_smallest():
     x = torch.tensor([[a, b, c] for a in (-1.0, 1.0) for b in (-1.0, 1.0) for c in (-1.0, 1.0)])
     gen = torch.Generator().manual_seed(0)
-    for _ in range(12):
-        target = torch.where(torch.rand(8, generator=gen) < 0.5, -1.0, 1.0)
+    targets = [torch.where(torch.rand(8, generator=gen) < 0.5, -1.0, 1.0) for _ in range(5)]
+    # and one that no neuron fits (found by enumerating the 256 functions)
+    targets.append(torch.tensor([-1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0, -1.0]))
+    for target in targets:
         found = state_neuron(x, target)
         if found is None:
             assert not any(brute_force_fits(x, target, f) for f in range(4))
@@ -70,11 +76,17 @@ def test_state_neuron_none_within_the_fan_in():
     assert state_neuron(x, xor, max_fan_in=2) is not None
 
 
-@pytest.mark.parametrize("name", ["switcher", "delay-2", "1to111", "parity"])
-def test_compiled_network_runs_the_machine(name):
-    task = three_ones_task() if name == "parity" else get_task(name)
+@functools.cache
+def compiled(name: str) -> tuple:
+    """A task, its machine and the network compiled from it (each compiled once per session)."""
+    task = three_ones_task() if name == "three-ones" else get_task(name)
     machine = machine_of(task)
-    net = compile_machine(machine)
+    return task, machine, compile_machine(machine)
+
+
+@pytest.mark.parametrize("name", ["switcher", "delay-2", "1to111", "three-ones"])
+def test_compiled_network_runs_the_machine(name):
+    task, machine, net = compiled(name)
     assert net.cells[0].state_features == max(0, (machine.num_states - 1).bit_length())
     x, y = task.batch(2000, 60, torch.Generator().manual_seed(3))  # longer than grown on
     with torch.no_grad():
@@ -86,8 +98,8 @@ def test_compiled_network_runs_the_machine(name):
 
 
 def test_switcher_compiles_to_a_two_bit_mode():
-    task = get_task("switcher")
-    g = extract_graph(compile_machine(machine_of(task)))
+    task, _, net = compiled("switcher")
+    g = extract_graph(net)
     c = g.counts()
     # 2 state neurons of 3 inputs (change, both mode bits), 2 output neurons of at most 5
     # inputs, the final layer: at most 6 + 10 + 2 edges

@@ -166,14 +166,22 @@ def test_bench_bad_values_are_bad_usage(args):
         (["delay-1", "--input", "1 0 a"], "input step 3 is 'a'"),
     ],
 )
-def test_bonsai_bad_values_are_bad_usage(args, message, tmp_path):
-    """Every sprig bonsai option is checked before anything runs: exit 2, one line, no folder."""
+def test_bonsai_bad_values_are_bad_usage(args, message, tmp_path, monkeypatch):
+    """Every sprig bonsai option is checked before anything runs: a UsageError, no folder."""
+    from sprig.cli._folders import UsageError
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["bonsai", *args])
+    assert isinstance(result.exception, UsageError) and message in str(result.exception)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_usage_error_exits_2_with_one_line(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-c", "from sprig.cli import main; main()", "bonsai", *args],
+        [sys.executable, "-c", "from sprig.cli import main; main()", "bonsai", "nosuchtask"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
     )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith("usage error: ") and message in proc.stderr
-    assert not (tmp_path / "runs").exists()
+    assert proc.stderr.startswith("usage error: ") and proc.stderr.count("\n") == 1
