@@ -91,6 +91,12 @@ class CSRModule(CompressedModule):
     def _cached(self, name: str, make: Callable[[], T], with_values: bool = True) -> T:
         """``make()``, kept until ``crow``, ``col`` (and, ``with_values``, ``values``) are
         replaced or changed in place; the buffers are validated once before the first make."""
+        if torch.compiler.is_compiling():
+            # eager under torch.compile: Dynamo would trace the cache's Python (version checks,
+            # dict look-ups, the one-time validation), break the graph on each .item() and
+            # recompile per cache name until its limit. Not a decorator: torch.compiler.disable
+            # costs about 0.9 us per call, 2% of a batch-1 forward of a compressed MLP
+            return _cached_eager(self, name, make, with_values)
         # _buffers, not self.crow: nn.Module's __getattr__ is slow per name, and forwards of
         # tens of microseconds run this (rows module-getattr and dense-path-trim of
         # benchmarks/results/design_measurements.md)
@@ -251,3 +257,8 @@ class CSRModule(CompressedModule):
         self.col = (flat - row * cols).to(self.col.dtype)
         self.nnz = int(flat.numel())
         self._invalidate()
+
+
+#: :meth:`CSRModule._cached` run eagerly, outside a torch.compile graph (inside it,
+#: ``torch.compiler.is_compiling()`` is False again, so the cache's own body runs)
+_cached_eager = torch.compiler.disable(CSRModule._cached)

@@ -228,13 +228,7 @@ class CompressedLinear(CSRModule):
         """The differentiable forward: gradients of the values only at the nonzeros."""
         if x.dim() == 0 or x.shape[-1] != self.in_features or x.dtype != v.dtype:
             check_linear_args(x, self.weight_csr(), bias, "CompressedLinear")  # raises
-        if not bool(torch.isfinite(v).all()):
-            bad = int((~torch.isfinite(v)).sum())
-            raise ValueError(
-                f"CompressedLinear: {bad} of {v.numel()} values are not finite (nan/inf), "
-                "usually after an optimizer step that diverged; lower the learning rate or "
-                "clip gradients (torch.nn.utils.clip_grad_norm_) and restart from a checkpoint"
-            )
+        _check_finite(v)
         s = self.structure()
         batch = x.numel() // self.in_features
         # CSR unless told "dense": the train table measures masked layers, whose CSR step also
@@ -428,3 +422,14 @@ def compressed_linear(
         with torch.no_grad():
             layer.bias.uniform_(-bound, bound, generator=gen)
     return layer.to(device) if device is not None else layer
+
+
+@torch.compiler.disable  # a Python check on a value: eager under torch.compile, not traced
+def _check_finite(v: Tensor) -> None:
+    if not bool(torch.isfinite(v).all()):
+        bad = int((~torch.isfinite(v)).sum())
+        raise ValueError(
+            f"CompressedLinear: {bad} of {v.numel()} values are not finite (nan/inf), "
+            "usually after an optimizer step that diverged; lower the learning rate or "
+            "clip gradients (torch.nn.utils.clip_grad_norm_) and restart from a checkpoint"
+        )

@@ -213,8 +213,11 @@ def choose(
     if backend == "dense":
         return Plan("dense")
     dev = device.type if isinstance(device, torch.device) else torch.device(device).type
-    # layers call this on every forward: plans are cached (keyed on the table's version)
-    return _plan(density, shape, batch, dtype, dev, mode, backend, block, _version)
+    # layers call this on every forward: plans are cached (keyed on the table's version).
+    # torch.compile would trace through the cache (and warn that it does) into the table
+    # look-up's Python; the plan is a Python decision, so it runs outside the graph instead
+    plan = _plan_eager if torch.compiler.is_compiling() else _plan
+    return plan(density, shape, batch, dtype, dev, mode, backend, block, _version)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -326,3 +329,8 @@ def _conv_plan(
     if density > worst + 1.0 / (channels[0] * channels[1] * taps):
         return Plan("dense")
     return Plan("csr")
+
+
+#: :func:`_plan` for torch.compile: run eagerly, outside the traced graph (a graph break at a
+#: Python decision, instead of Dynamo tracing the table look-up and warning about the cache)
+_plan_eager = torch.compiler.disable(_plan)
