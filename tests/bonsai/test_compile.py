@@ -196,3 +196,11 @@ def test_a_minimised_grown_graph_competes_on_equal_terms(monkeypatch):
 def test_compile_machine_must_be_a_bool():
     with pytest.raises(TypeError, match="compile_machine must be True or False"):
         GrowConfig(compile_machine="yes")
+
+
+def test_a_graph_instead_of_its_machine_is_named():
+    from .test_fsm import parity_graph
+
+    for call in (compile_machine, lambda g: counterexample(g, "delay-1")):
+        with pytest.raises(TypeError, match=r"got Graph \(a graph: call extract_fsm"):
+            call(parity_graph())

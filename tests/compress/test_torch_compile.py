@@ -10,13 +10,21 @@ import torch
 import sprig
 
 
+@pytest.fixture
+def dynamo():
+    """Dynamo's caches cleared before and after: no compiled frame of another test is reused,
+    and none is left for later tests."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
 @pytest.mark.parametrize("compressed", [False, True], ids=["masked", "compressed"])
-def test_torch_compile_is_quiet_and_equal(compressed, caplog):
+def test_torch_compile_is_quiet_and_equal(compressed, caplog, dynamo):
     torch.manual_seed(0)
     model = sprig.nn.SparseMLP([16, 32, 4], densities=0.3)
     if compressed:
         model = sprig.compress(model)
-    torch._dynamo.reset()
     compiled = torch.compile(model, backend="eager")  # Dynamo's tracing without inductor
     x = torch.randn(8, 16)
     with warnings.catch_warnings(record=True) as seen, caplog.at_level(logging.WARNING):

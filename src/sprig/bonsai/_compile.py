@@ -34,7 +34,7 @@ from torch import Tensor
 from .._checks import check_int
 from ..nn import BonsaiCell, BonsaiRNN
 from ..nn._ameo import ameo
-from ._fsm import StateMachine, sym_to_inputs
+from ._fsm import StateMachine, _check_machine, sym_to_inputs
 
 #: Weights a compiled state neuron may use: +-0.5 to +-4 in steps of 0.5 (every pre-activation
 #: is then a multiple of 0.5, computed exactly in floating point).
@@ -238,6 +238,7 @@ def compile_machine(
         >>> net.cells[0].state_features
         1
     """
+    _check_machine(machine, "compile_machine")
     for name, value in (
         ("max_fan_in", max_fan_in),
         ("max_assignments", max_assignments),

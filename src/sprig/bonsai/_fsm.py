@@ -456,6 +456,16 @@ def task_machine(task: str | Task, max_states: int = 1024) -> TaskMachine | None
     )
 
 
+def _check_machine(machine: object, what: str) -> None:
+    """A TypeError naming the fix unless ``machine`` is a :class:`StateMachine`."""
+    if not isinstance(machine, StateMachine):
+        hint = " (a graph: call extract_fsm(graph) first)" if isinstance(machine, Graph) else ""
+        raise TypeError(
+            f"{what} takes the StateMachine that extract_fsm returns, got "
+            f"{type(machine).__name__}{hint}"
+        )
+
+
 def counterexample(machine: StateMachine, task: str | Task) -> Tensor | None:
     """The shortest input on which ``machine`` and ``task``'s own machine
     (:func:`task_machine`) give a different output, or None when there is none: the machine is
@@ -479,6 +489,7 @@ def counterexample(machine: StateMachine, task: str | Task) -> Tensor | None:
         >>> counterexample(extract_fsm(g), "delay-1").tolist()  # y[n] = x[n], not x[n-1]
         [[1.0]]
     """
+    _check_machine(machine, "counterexample")
     task = get_task(task)
     if (machine.in_features, machine.out_features) != (task.in_features, task.out_features):
         raise ValueError(
