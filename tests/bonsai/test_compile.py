@@ -168,6 +168,7 @@ def test_grow_once_keeps_a_grown_graph_as_small_as_the_compiled_one(monkeypatch)
     r = grow_once("delay-1", config, check_sequences=200, validation_sequences=500)
     assert calls == [2]  # the grown graph's 2-state machine was compiled
     assert r.score.perfect and "grown" not in r.graph.meta
+    assert "not fewer than 2" in r.graph.meta["compile_machine"]  # why, not silently
     assert r.graph.counts()["edges"] == 2  # the hand-built delay-1 (2 edges) is kept
 
 
@@ -204,3 +205,17 @@ def test_a_graph_instead_of_its_machine_is_named():
     for call in (compile_machine, lambda g: counterexample(g, "delay-1")):
         with pytest.raises(TypeError, match=r"got Graph \(a graph: call extract_fsm"):
             call(parity_graph())
+
+
+@pytest.mark.parametrize(
+    "inputs, target, match",
+    [
+        (torch.ones(4, 2), torch.ones(3), "shapes"),
+        (torch.ones(4), torch.ones(4), "shapes"),
+        (torch.zeros(4, 2), torch.ones(4), "inputs must be -1 or \\+1"),
+        (torch.ones(4, 2), torch.full((4,), 0.5), "target must be -1 or \\+1"),
+    ],
+)
+def test_state_neuron_bad_input(inputs, target, match):
+    with pytest.raises(ValueError, match=match):
+        state_neuron(inputs, target)

@@ -73,6 +73,15 @@ def state_neuron(
         >>> state_neuron(x, torch.tensor([-1.0, 1.0, 1.0, -1.0]))[0]
         (0, 1)
     """
+    if inputs.dim() != 2 or target.shape != (inputs.shape[0],):
+        raise ValueError(
+            f"state_neuron takes inputs (rows, n) and a target (rows,), got shapes "
+            f"{tuple(inputs.shape)} and {tuple(target.shape)}"
+        )
+    for what, t in (("inputs", inputs), ("target", target)):
+        if bool(((t != 1) & (t != -1)).any()):
+            raise ValueError(f"state_neuron: every value of {what} must be -1 or +1")
+    check_int(max_fan_in, "max_fan_in", 0)
     inputs, target = inputs.double(), target.double()
     grid = torch.tensor(WEIGHTS, dtype=torch.float64)
     biases = torch.tensor(BIASES, dtype=torch.float64)

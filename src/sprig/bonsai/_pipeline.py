@@ -184,9 +184,13 @@ def grow_once(
         graph.meta["clipped"] = clipped  # the counts at the clip threshold alone
     val = score(graph.evaluate, task, validation_sequences, validation_length, seed=config.seed + 2)
     pruned = found.model
-    if config.compile_machine and val.perfect:
+    if config.compile_machine and not val.perfect:
+        graph.meta["compile_machine"] = "not compiled: the grown graph is not perfect"
+    elif config.compile_machine:
         compiled = _compiled(graph, task, config, check_sequences, confirm)
-        if compiled is not None:
+        if isinstance(compiled, str):
+            graph.meta["compile_machine"] = compiled
+        else:
             cval = score(
                 compiled[1].evaluate,
                 task,
@@ -196,6 +200,10 @@ def grow_once(
             )
             if cval.perfect:
                 pruned, graph, val = compiled[0], compiled[1], cval
+            else:
+                graph.meta["compile_machine"] = (
+                    "kept the grown graph: the compiled one erred on the validation"
+                )
     return BonsaiResult(
         task,
         model,
@@ -230,28 +238,29 @@ def _compiled(
     config: GrowConfig,
     check_sequences: int,
     confirm_sequences: int,
-) -> tuple[BonsaiRNN, Graph] | None:
+) -> tuple[BonsaiRNN, Graph] | str:
     """``config.compile_machine``: the network compiled from ``graph``'s minimal machine and
     its graph, minimised (it is small, so this takes seconds), when that graph has fewer edges
-    than ``graph``. None when no machine or network is found, when the compiled graph is not
-    smaller, or when its machine differs from the task's own (:func:`counterexample`, where the
-    task has a step function: the minimisation must not have broken the exact codes)."""
+    than ``graph`` and its machine equals the task's own (:func:`counterexample`, where the task
+    has a step function: the minimisation must not have broken the exact codes); otherwise why
+    not, for ``graph.meta["compile_machine"]`` (nothing is skipped silently)."""
     try:
         machine = extract_fsm(graph, seed=config.seed)
         net = compile_machine(machine, seed=config.seed)
-    except (FSMError, CompileError):
-        return None
+    except (FSMError, CompileError) as err:
+        return f"not compiled: {err}"
     compiled = extract_graph(
         net, task=task.name, seed=config.seed, compiled_states=machine.num_states
     )
     compiled = _minimized(compiled, task, config, check_sequences, confirm_sequences)
-    if compiled.counts()["edges"] >= graph.counts()["edges"]:
-        return None
+    mine, theirs = compiled.counts()["edges"], graph.counts()["edges"]
+    if mine >= theirs:
+        return f"kept the grown graph: the compiled one has {mine} edges, not fewer than {theirs}"
     try:
         if counterexample(extract_fsm(compiled, seed=config.seed), task) is not None:
-            return None
-    except FSMError:
-        return None
+            return "kept the grown graph: the compiled one differs from the task's machine"
+    except FSMError as err:
+        return f"kept the grown graph: the compiled one has no machine ({err})"
     except ValueError:
         pass  # the task has no machine of its own: the validation decides alone
     compiled.meta["grown"] = graph.counts()  # what the grown network was pruned to

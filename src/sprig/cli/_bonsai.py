@@ -182,6 +182,8 @@ def run_bonsai(
         write_text_atomic(folder / "fsm.dot", machine.to_dot())
         written += ", fsm.dot"
     c = g.counts()
+    if "compile_machine" in g.meta:  # asked for, not kept: say why
+        echo(f"compile_machine: {g.meta['compile_machine']}")
     if "grown" in g.meta:
         grown = g.meta["grown"]
         echo(
